@@ -1,0 +1,45 @@
+"""The one exception tree of batch-indexer.
+
+::
+
+    IndexerError                  anything this library raises on purpose
+    ├── ConfigError               bad settings, a missing or corrupt model file
+    ├── SourceError               a source cannot be crawled at all (missing folder)
+    ├── BackendError              the embedding backend failed (API, local model)
+    ├── StateError                the index directory or ledger is unusable, or locked
+    │   └── LockedError           another run holds the index's writer lock
+    └── IndexMismatch             the index was built with another model or dimension
+
+Per-document problems (an unreadable file, a corrupt PDF) are not raised: they are
+recorded as skips and reported, and the run goes on.
+"""
+
+from __future__ import annotations
+
+
+class IndexerError(Exception):
+    """Base class of every error batch-indexer raises on purpose."""
+
+
+class ConfigError(IndexerError):
+    """Settings are invalid, or a configured model is missing or corrupt."""
+
+
+class SourceError(IndexerError):
+    """A source as a whole cannot be crawled (for example, the folder does not exist)."""
+
+
+class BackendError(IndexerError):
+    """The embedding backend failed in a way the run cannot work around."""
+
+
+class StateError(IndexerError):
+    """The index directory, its ledger or its store cannot be used."""
+
+
+class LockedError(StateError):
+    """Another run holds the index's single-writer lock."""
+
+
+class IndexMismatch(IndexerError):
+    """The index was built with a different model or dimension than requested."""

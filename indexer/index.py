@@ -1,0 +1,181 @@
+"""The :class:`Index` facade: one index directory, its config, ledger, store and backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from indexer import config as configfile
+from indexer.backend import Backend
+from indexer.errors import ConfigError, IndexMismatch, SourceError
+from indexer.ledger import Ledger
+from indexer.progress import Progress, Silent
+from indexer.records import SearchHit, Skip
+from indexer.report import IndexStatus, SyncReport
+
+if TYPE_CHECKING:
+    from indexer.store import Store
+
+DEFAULT_DIR = ".indexer"
+ENV_DIR = "INDEXER_DIR"
+
+
+def default_path() -> Path:
+    """``$INDEXER_DIR`` if set, else ``./.indexer``."""
+    return Path(os.environ.get(ENV_DIR) or DEFAULT_DIR)
+
+
+class Index:
+    """A local semantic search index kept in one directory.
+
+    >>> index = Index(".indexer")              # doctest: +SKIP
+    >>> index.sync(["docs"])                   # doctest: +SKIP
+    >>> index.search("how do I cancel a batch?", k=3)   # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path | None = None, *, backend: str | None = None,
+                 progress: Progress | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self.progress: Progress = progress or Silent()
+        self.config = configfile.read(self.path)
+        self._backend_choice = backend
+        self._ledger: Ledger | None = None
+        self._backend: Backend | None = None
+
+    # -- public API ----------------------------------------------------------------
+
+    def sync(self, paths: Sequence[str | Path] = (), include: Sequence[str] = (),
+             exclude: Sequence[str] = ()) -> SyncReport:
+        """Crawl ``paths`` (added to the index's sources) or every configured source, and
+        bring the store up to date: embed what changed, drop what was deleted."""
+        from connectors.filesystem import FilesystemSource
+        from indexer.pipeline import Pipeline, SyncOptions
+
+        self._remember(paths, include, exclude)
+        wanted = {Path(p).resolve().as_posix() for p in paths}
+        sources = [
+            FilesystemSource(Path(s.path), include=s.include, exclude=s.exclude)
+            for s in self.config.sources if not wanted or s.path in wanted
+        ]
+        if not sources:
+            raise SourceError("no source to sync: give a folder, e.g. `indexer sync ./docs`")
+        for source in sources:
+            if not source.root.exists():
+                raise SourceError(f"source {source.root} does not exist; check the path")
+        ledger = self._open_ledger()
+        with ledger.lock("sync"):
+            from indexer.chunker import ChunkerSettings
+
+            options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens),
+                                  max_attempts=self.config.max_attempts)
+            pipeline = Pipeline(ledger, self._open_backend, self._store, self.path / "batches",
+                                options, self.progress)
+            return pipeline.sync(sources)
+
+    def search(self, query: str, k: int = 5, where: str | None = None) -> list[SearchHit]:
+        """The ``k`` passages closest in meaning to ``query``, best first."""
+        if not query.strip():
+            raise ConfigError("the search query is empty")
+        if not (self.path / "state.db").exists():
+            raise SourceError(f"no index at {self.path}; build one with `indexer sync FOLDER`")
+        backend = self._open_backend()
+        vector = backend.embed_query([query])[0]
+        return self._store(backend).search(vector, k, where)
+
+    def status(self) -> IndexStatus:
+        """What the index holds, without loading the model."""
+        if not (self.path / "state.db").exists():
+            raise SourceError(f"no index at {self.path}; build one with `indexer sync FOLDER`")
+        ledger = self._open_ledger()
+        meta, counts = ledger.meta(), ledger.counts()
+        return IndexStatus(
+            path=str(self.path),
+            backend=meta.get("backend", "?"),
+            model=meta.get("model", "?"),
+            dimensions=int(meta.get("dimensions", 0)),
+            sources=tuple(s.path for s in self.config.sources),
+            documents=counts.get("documents_indexed", 0),
+            pending_documents=counts.get("documents_pending", 0),
+            skipped_documents=counts.get("documents_skipped", 0),
+            passages=counts.get("chunks_embedded", 0),
+            chunks_pending=counts.get("chunks_pending", 0) + counts.get("chunks_queued", 0),
+            chunks_failed=counts.get("chunks_failed", 0),
+            jobs_open=counts.get("jobs_open", 0),
+            problems=tuple(Skip(uri, reason) for uri, reason in ledger.skips()),
+        )
+
+    def close(self) -> None:
+        """Release the ledger connection."""
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------------
+
+    def _remember(self, paths: Sequence[str | Path], include: Sequence[str],
+                  exclude: Sequence[str]) -> None:
+        config = self.config
+        for path in paths:
+            config = config.with_source(configfile.SourceConfig(
+                Path(path).resolve().as_posix(), tuple(include), tuple(exclude)))
+        if config != self.config or not (self.path / configfile.FILENAME).exists():
+            self.path.mkdir(parents=True, exist_ok=True)
+            configfile.write(self.path, config)
+            self.config = config
+
+    def _open_ledger(self) -> Ledger:
+        if self._ledger is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._ledger = Ledger(self.path / "state.db")
+        return self._ledger
+
+    def _open_backend(self) -> Backend:
+        if self._backend is not None:
+            return self._backend
+        ledger = self._open_ledger()
+        meta = ledger.meta()
+        choice = meta.get("backend") or self._backend_choice or self.config.backend
+        if self._backend_choice and meta.get("backend") not in (None, self._backend_choice):
+            raise IndexMismatch(
+                f"this index was built with the {meta['backend']} backend, not "
+                f"{self._backend_choice}; use another index directory (--index) for it")
+        if choice == "auto":
+            choice = "openai" if os.environ.get("OPENAI_API_KEY") else "local"
+        backend = _make_backend(choice, self.config.model_dir)
+        if meta and (meta.get("model"), meta.get("dimensions")) != (
+                backend.model, str(backend.dimensions)):
+            raise IndexMismatch(
+                f"this index holds vectors of {meta.get('model')} ({meta.get('dimensions')} "
+                f"dimensions) but the backend now embeds with {backend.model} "
+                f"({backend.dimensions}); keep the original model or index into a new directory")
+        if not meta:
+            ledger.set_meta({"backend": choice, "model": backend.model,
+                             "dimensions": str(backend.dimensions)})
+        self._backend = backend
+        return backend
+
+    def _store(self, backend: Backend) -> Store:
+        from indexer.store import Store
+
+        return Store(self.path / "lancedb", backend.model, backend.dimensions)
+
+
+def _make_backend(choice: str, model_dir: str | None) -> Backend:
+    if choice == "local":
+        from indexer.localbackend import LocalBackend
+        from indexer.localmodel import LocalModel
+
+        return LocalBackend(LocalModel.load(Path(model_dir) if model_dir else None))
+    if choice == "openai":
+        raise ConfigError(
+            "the OpenAI Batch API backend is not in this version yet; unset OPENAI_API_KEY "
+            "or pass --backend local to use the embedded model")
+    raise ConfigError(f"unknown backend {choice!r}; use 'local' or 'openai'")

@@ -1,0 +1,379 @@
+"""The SQLite ledger: the pipeline's source of truth, and the only module that touches SQLite.
+
+It records every document (fingerprint, content hash, status), every chunk of the
+live and the pending version of each document, every content key and its state
+(``pending`` → ``queued`` in a job → ``embedded`` or ``failed``), every batch job,
+the keys whose store rows must be rewritten (``dirty``), and the writer lock.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.batchfile import Request, Shard
+from indexer.errors import LockedError, StateError
+from indexer.records import Chunk, Place
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents(
+    uri TEXT PRIMARY KEY, source TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    content_hash TEXT, pending_hash TEXT, title TEXT,
+    status TEXT NOT NULL, reason TEXT, updated_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+CREATE TABLE IF NOT EXISTS chunks(
+    uri TEXT NOT NULL, version TEXT NOT NULL, ordinal INTEGER NOT NULL,
+    custom_id TEXT NOT NULL, heading TEXT NOT NULL, page INTEGER,
+    line_start INTEGER, line_end INTEGER,
+    PRIMARY KEY (uri, version, ordinal));
+CREATE INDEX IF NOT EXISTS chunks_key ON chunks(custom_id);
+CREATE TABLE IF NOT EXISTS keys(
+    custom_id TEXT PRIMARY KEY, text TEXT NOT NULL, context TEXT NOT NULL,
+    tokens INTEGER NOT NULL, state TEXT NOT NULL, job_id INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT);
+CREATE INDEX IF NOT EXISTS keys_state ON keys(state, job_id);
+CREATE TABLE IF NOT EXISTS jobs(
+    id INTEGER PRIMARY KEY, backend TEXT NOT NULL, shard TEXT NOT NULL,
+    state TEXT NOT NULL, remote_id TEXT, requests INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, error TEXT);
+CREATE TABLE IF NOT EXISTS dirty(custom_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS lock(
+    id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
+    since REAL NOT NULL, command TEXT NOT NULL);
+"""
+
+OPEN_JOB_STATES = ("planned", "submitted")
+
+
+@dataclass(frozen=True)
+class DocumentState:
+    """What the ledger knows of one document."""
+
+    uri: str
+    fingerprint: str
+    content_hash: str | None
+    pending_hash: str | None
+    status: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One batch job: a shard file and where it stands with its backend."""
+
+    id: int
+    backend: str
+    shard: Path
+    state: str
+    remote_id: str | None
+    requests: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """What the store row of one content key shows: its passage and its live places."""
+
+    custom_id: str
+    text: str
+    context: str
+    places: tuple[Place, ...]
+    pending_refs: int
+
+
+class Ledger:
+    """The SQLite ledger of one index. Every write method commits its own transaction."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot open the ledger {path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- meta and lock -------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        """All recorded index settings (model, dimensions, chunker)."""
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        """Record index settings."""
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+
+    @contextmanager
+    def lock(self, command: str) -> Iterator[None]:
+        """Hold the index's single-writer lock; a lock left by a dead process is taken over."""
+        host, pid = socket.gethostname(), os.getpid()
+        with self._tx() as db:
+            row = db.execute("SELECT pid, host, since, command FROM lock").fetchone()
+            if row and row[1] == host and row[0] != pid and _alive(row[0]):
+                raise LockedError(
+                    f"another run holds the index ({row[3]!r}, pid {row[0]} on {row[1]}, "
+                    f"since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row[2]))}); "
+                    "wait for it to finish and try again"
+                )
+            if row and row[1] != host:
+                raise LockedError(
+                    f"a run on host {row[1]} (pid {row[0]}) holds the index; "
+                    "wait for it, or remove the lock if that host is gone"
+                )
+            db.execute("INSERT OR REPLACE INTO lock VALUES (1, ?, ?, ?, ?)",
+                       (pid, host, time.time(), command))
+        try:
+            yield
+        finally:
+            self._db.execute("DELETE FROM lock WHERE pid = ? AND host = ?", (pid, host))
+
+    # -- documents -----------------------------------------------------------------
+
+    def documents(self, source: str) -> dict[str, DocumentState]:
+        """Every document recorded under ``source``, by URI."""
+        rows = self._db.execute(
+            "SELECT uri, fingerprint, content_hash, pending_hash, status, reason "
+            "FROM documents WHERE source = ?", (source,))
+        return {row[0]: DocumentState(*row) for row in rows}
+
+    def stage(self, uri: str, source: str, fingerprint: str, content_hash: str, title: str,
+              chunks: Sequence[tuple[Chunk, str]]) -> None:
+        """Record a new version of a document as pending, with its chunks and their keys."""
+        now = time.time()
+        with self._tx() as db:
+            old = [r[0] for r in db.execute(
+                "SELECT custom_id FROM chunks WHERE uri = ? AND version = 'pending'", (uri,))]
+            db.execute("DELETE FROM chunks WHERE uri = ? AND version = 'pending'", (uri,))
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, NULL, ?, ?, 'pending', NULL, ?) "
+                "ON CONFLICT(uri) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "pending_hash = excluded.pending_hash, title = excluded.title, "
+                "status = 'pending', reason = NULL, updated_at = excluded.updated_at",
+                (uri, source, fingerprint, content_hash, title, now))
+            db.executemany(
+                "INSERT INTO chunks VALUES (?, 'pending', ?, ?, ?, ?, ?, ?)",
+                [(uri, c.ordinal, key, " › ".join(c.heading_path), c.page, c.line_start,
+                  c.line_end) for c, key in chunks])
+            db.executemany(
+                "INSERT OR IGNORE INTO keys (custom_id, text, context, tokens, state) "
+                "VALUES (?, ?, ?, ?, 'pending')",
+                [(key, c.text, c.context, c.tokens) for c, key in chunks])
+            db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in old])
+
+    def touch(self, uri: str, fingerprint: str) -> None:
+        """Record a new fingerprint for a document whose content did not change."""
+        with self._tx() as db:
+            db.execute("UPDATE documents SET fingerprint = ?, reason = NULL WHERE uri = ?",
+                       (fingerprint, uri))
+
+    def record_skip(self, uri: str, source: str, fingerprint: str, reason: str) -> None:
+        """Record why a document could not be read; a live version of it stays searchable."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, NULL, NULL, NULL, 'skipped', ?, ?) "
+                "ON CONFLICT(uri) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "reason = excluded.reason, updated_at = excluded.updated_at, "
+                "status = CASE WHEN documents.content_hash IS NULL THEN 'skipped' "
+                "ELSE documents.status END",
+                (uri, source, fingerprint, reason, time.time()))
+
+    def remove(self, uris: Iterable[str]) -> None:
+        """Forget deleted documents; their keys are rewritten (or dropped) on the next flush."""
+        with self._tx() as db:
+            for uri in uris:
+                db.execute("INSERT OR IGNORE INTO dirty SELECT custom_id FROM chunks "
+                           "WHERE uri = ?", (uri,))
+                db.execute("DELETE FROM chunks WHERE uri = ?", (uri,))
+                db.execute("DELETE FROM documents WHERE uri = ?", (uri,))
+
+    def publishable(self) -> list[str]:
+        """Pending documents whose every chunk key is embedded or has failed for good."""
+        rows = self._db.execute(
+            "SELECT d.uri FROM documents d WHERE d.status = 'pending' AND NOT EXISTS ("
+            " SELECT 1 FROM chunks c JOIN keys k ON k.custom_id = c.custom_id"
+            " WHERE c.uri = d.uri AND c.version = 'pending'"
+            " AND k.state IN ('pending', 'queued'))")
+        return [r[0] for r in rows]
+
+    def publish(self, uris: Sequence[str]) -> None:
+        """Swap each document's pending version in for its live one, atomically per call."""
+        with self._tx() as db:
+            for uri in uris:
+                db.execute("INSERT OR IGNORE INTO dirty SELECT custom_id FROM chunks "
+                           "WHERE uri = ?", (uri,))
+                db.execute("DELETE FROM chunks WHERE uri = ? AND version = 'live'", (uri,))
+                db.execute("UPDATE chunks SET version = 'live' WHERE uri = ?", (uri,))
+                failed = db.execute(
+                    "SELECT count(*), min(k.error) FROM chunks c JOIN keys k USING (custom_id) "
+                    "WHERE c.uri = ? AND k.state = 'failed'", (uri,)).fetchone()
+                reason = f"{failed[0]} chunk(s) failed to embed: {failed[1]}" if failed[0] else None
+                db.execute("UPDATE documents SET status = 'indexed', content_hash = pending_hash,"
+                           " pending_hash = NULL, reason = ? WHERE uri = ?", (reason, uri))
+
+    # -- keys and jobs -------------------------------------------------------------
+
+    def has_pending(self) -> bool:
+        """True when some key waits for a job."""
+        return self._db.execute(
+            "SELECT 1 FROM keys WHERE state = 'pending' LIMIT 1").fetchone() is not None
+
+    def pending_requests(self) -> list[Request]:
+        """Keys waiting for a job, in a stable order."""
+        rows = self._db.execute(
+            "SELECT custom_id, text, context, tokens FROM keys WHERE state = 'pending' "
+            "ORDER BY rowid")
+        return [Request(key, f"{ctx}\n\n{text}" if ctx else text, tokens)
+                for key, text, ctx, tokens in rows]
+
+    def create_job(self, backend: str, shard: Shard) -> int:
+        """Record a shard as a planned job and queue its keys in it (before any remote call)."""
+        now = time.time()
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO jobs (backend, shard, state, requests, tokens, created_at, "
+                "updated_at) VALUES (?, ?, 'planned', ?, ?, ?, ?)",
+                (backend, str(shard.path), shard.requests, shard.tokens, now, now))
+            job_id = int(cursor.lastrowid or 0)
+            db.executemany("UPDATE keys SET state = 'queued', job_id = ? WHERE custom_id = ?",
+                           [(job_id, key) for key in shard.custom_ids])
+        return job_id
+
+    def set_job(self, job_id: int, state: str, remote_id: str | None = None,
+                error: str | None = None) -> None:
+        """Move a job to ``state``."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state = ?, remote_id = coalesce(?, remote_id), "
+                       "error = ?, updated_at = ? WHERE id = ?",
+                       (state, remote_id, error, time.time(), job_id))
+
+    def open_jobs(self) -> list[Job]:
+        """Jobs not yet ingested, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, backend, shard, state, remote_id, requests, tokens FROM jobs "
+            f"WHERE state IN {OPEN_JOB_STATES} ORDER BY id")
+        return [Job(r[0], r[1], Path(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+
+    def finish_job(self, job_id: int, embedded: Sequence[str],
+                   failed: Sequence[tuple[str, str, bool]], max_attempts: int) -> int:
+        """Settle a job's keys: embedded, failed (retryable ones requeued) or missing (requeued).
+
+        Returns how many keys went back to ``pending``.
+        """
+        with self._tx() as db:
+            db.executemany("UPDATE keys SET state = 'embedded', job_id = NULL, error = NULL "
+                           "WHERE custom_id = ?", [(k,) for k in embedded])
+            for key, error, retryable in failed:
+                db.execute(
+                    "UPDATE keys SET attempts = attempts + 1, error = ?, job_id = NULL, "
+                    "state = CASE WHEN ? AND attempts + 1 < ? THEN 'pending' ELSE 'failed' END "
+                    "WHERE custom_id = ? AND state = 'queued'",
+                    (error, retryable, max_attempts, key))
+            requeued = db.execute(
+                "UPDATE keys SET job_id = NULL, attempts = attempts + 1, "
+                "error = coalesce(error, 'missing from the batch output'), "
+                "state = CASE WHEN attempts + 1 < ? THEN 'pending' ELSE 'failed' END "
+                "WHERE job_id = ? AND state = 'queued'", (max_attempts, job_id)).rowcount
+            db.execute("UPDATE jobs SET state = 'ingested', updated_at = ? WHERE id = ?",
+                       (time.time(), job_id))
+            db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in embedded])
+        return requeued
+
+    # -- store rows ----------------------------------------------------------------
+
+    def dirty_keys(self) -> list[str]:
+        """Keys whose store rows must be rewritten."""
+        return [r[0] for r in self._db.execute("SELECT custom_id FROM dirty")]
+
+    def key_rows(self, keys: Sequence[str]) -> list[KeyRow]:
+        """Each key's passage, live places and count of pending references."""
+        places: dict[str, list[Place]] = {k: [] for k in keys}
+        pending = dict.fromkeys(keys, 0)
+        texts: dict[str, tuple[str, str]] = {}
+        for part in _slices(keys):
+            marks = ",".join("?" * len(part))
+            for key, text, ctx in self._db.execute(
+                    f"SELECT custom_id, text, context FROM keys WHERE custom_id IN ({marks})",
+                    part):
+                texts[key] = (text, ctx)
+            for key, version, uri, heading, page, start, end in self._db.execute(
+                    "SELECT custom_id, version, uri, heading, page, line_start, line_end "
+                    f"FROM chunks WHERE custom_id IN ({marks}) ORDER BY uri, ordinal", part):
+                if version == "live":
+                    places[key].append(Place(uri, heading, page, start, end))
+                else:
+                    pending[key] += 1
+        return [KeyRow(k, *texts.get(k, ("", "")), tuple(places[k]), pending[k]) for k in keys]
+
+    def embedded(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` that have a vector in the store."""
+        found: set[str] = set()
+        for part in _slices(keys):
+            marks = ",".join("?" * len(part))
+            found.update(r[0] for r in self._db.execute(
+                f"SELECT custom_id FROM keys WHERE state = 'embedded' AND custom_id IN ({marks})",
+                part))
+        return found
+
+    def settle_dirty(self, keys: Sequence[str], dropped: Sequence[str]) -> None:
+        """Clear ``keys`` from the dirty list and forget ``dropped`` keys entirely."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM dirty WHERE custom_id = ?", [(k,) for k in keys])
+            db.executemany("DELETE FROM keys WHERE custom_id = ? AND state != 'queued'",
+                           [(k,) for k in dropped])
+
+    # -- reporting -----------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Totals for ``status``: documents by status, keys by state, open jobs."""
+        out: dict[str, int] = {}
+        for status, n in self._db.execute("SELECT status, count(*) FROM documents GROUP BY 1"):
+            out[f"documents_{status}"] = n
+        for state, n in self._db.execute("SELECT state, count(*) FROM keys GROUP BY 1"):
+            out[f"chunks_{state}"] = n
+        out["chunks_live"] = self._db.execute(
+            "SELECT count(*) FROM chunks WHERE version = 'live'").fetchone()[0]
+        out["jobs_open"] = self._db.execute(
+            f"SELECT count(*) FROM jobs WHERE state IN {OPEN_JOB_STATES}").fetchone()[0]
+        return out
+
+    def skips(self) -> list[tuple[str, str]]:
+        """Documents with a recorded problem and the reason."""
+        return list(self._db.execute(
+            "SELECT uri, reason FROM documents WHERE reason IS NOT NULL ORDER BY uri"))
+
+
+def _slices(keys: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(keys), size):
+        yield keys[start:start + size]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

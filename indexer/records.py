@@ -1,0 +1,118 @@
+"""The small frozen values that flow between the pipeline's stages.
+
+``connectors`` produce :class:`SourceItem` (cheap to list) and :class:`Document`
+(text, loaded only when the fingerprint changed); the chunker turns a document
+into :class:`Chunk` values; the store answers queries with :class:`SearchHit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One document a connector found, before anything is read.
+
+    ``uri`` identifies the document across runs (for files: the absolute POSIX path);
+    ``size`` and ``mtime_ns`` form the cheap fingerprint that lets a re-sync skip
+    reading unchanged files.
+    """
+
+    uri: str
+    path: Path
+    size: int
+    mtime_ns: int
+    format: str
+
+    @property
+    def fingerprint(self) -> str:
+        """Cheap change detector: size and modification time."""
+        return f"{self.size}:{self.mtime_ns}"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of document text with one location: a whole file, a PDF page, an HTML section.
+
+    ``format`` tells the chunker how to read the structure of ``text``:
+    ``"markdown"``, ``"rst"``, ``"code"`` or ``"text"``. ``heading_path`` is the
+    heading context the segment starts under (HTML sections set it; Markdown and
+    reStructuredText carry their headings inside ``text``). ``line_start`` is the
+    1-based line of the segment's first line in the source file.
+    """
+
+    text: str
+    format: str = "text"
+    page: int | None = None
+    heading_path: tuple[str, ...] = ()
+    line_start: int = 1
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded document: its title and its text as ordered segments."""
+
+    uri: str
+    title: str
+    segments: tuple[Segment, ...]
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A document that could not be indexed, and why (shown to the user, kept in the ledger)."""
+
+    uri: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A token-bounded piece of a document, ready to embed.
+
+    ``text`` is the passage as it stands in the document; ``context`` the title and
+    heading breadcrumb that is embedded with it (see :attr:`embed_text`).
+    ``tokens`` counts ``embed_text`` with the index's tokenizer.
+    """
+
+    ordinal: int
+    text: str
+    context: str
+    tokens: int
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+    line_start: int | None = None
+    line_end: int | None = None
+
+    @property
+    def embed_text(self) -> str:
+        """The exact string sent to the embedding model."""
+        return f"{self.context}\n\n{self.text}" if self.context else self.text
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a stored passage occurs: one document and its location in it."""
+
+    uri: str
+    heading: str = ""
+    page: int | None = None
+    line_start: int | None = None
+    line_end: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: the passage, its score (higher is better) and every place it occurs."""
+
+    custom_id: str
+    score: float
+    text: str
+    places: tuple[Place, ...] = field(default_factory=tuple)
+
+    @property
+    def place(self) -> Place:
+        """The first place the passage occurs."""
+        return self.places[0]

@@ -1,0 +1,64 @@
+"""What a sync did and what an index holds, as values the CLI renders (or prints as JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from indexer.records import Skip
+
+
+@dataclass
+class SyncReport:
+    """The outcome of one ``sync``: document counts, embedding work, problems and time."""
+
+    new: int = 0
+    changed: int = 0
+    touched: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    chunks: int = 0
+    reused: int = 0
+    embedded: int = 0
+    failed: int = 0
+    tokens: int = 0
+    jobs: int = 0
+    in_flight: int = 0
+    published: int = 0
+    seconds: float = 0.0
+    skips: list[Skip] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing is left in flight: the store reflects the sources."""
+        return self.in_flight == 0
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view."""
+        data = asdict(self)
+        data["complete"] = self.complete
+        return data
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What an index holds: its model, documents, passages and open work."""
+
+    path: str
+    backend: str
+    model: str
+    dimensions: int
+    sources: tuple[str, ...]
+    documents: int
+    pending_documents: int
+    skipped_documents: int
+    passages: int
+    chunks_pending: int
+    chunks_failed: int
+    jobs_open: int
+    problems: tuple[Skip, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view."""
+        return asdict(self)

@@ -1,0 +1,161 @@
+"""The LanceDB search store: one row per content key, and the only module that touches LanceDB.
+
+A row holds a passage's vector, its text and heading context, and every place it
+occurs (``places``; the first one is also in flat columns for display and
+filtering). Identical text in several documents is one row with several places, so
+deleting one document never removes text another still holds. Rows whose key is
+embedded but not yet published have no places (``n_places = 0``) and are hidden
+from search until their document's new version is swapped in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+from lancedb.index import BTree
+
+from indexer.errors import IndexMismatch, StateError
+from indexer.records import Place, SearchHit
+
+TABLE = "chunks"
+_PLACE = pa.struct([
+    ("uri", pa.string()), ("heading", pa.string()), ("page", pa.int32()),
+    ("line_start", pa.int32()), ("line_end", pa.int32()),
+])
+
+
+@dataclass(frozen=True)
+class StoreRow:
+    """What the store keeps for one content key (the vector is optional on place updates)."""
+
+    custom_id: str
+    text: str
+    context: str
+    places: tuple[Place, ...]
+    vector: np.ndarray | None = None
+
+
+def schema(model: str, dimensions: int) -> pa.Schema:
+    """The table's explicit Arrow schema; the model and dimensions ride in its metadata."""
+    return pa.schema(
+        [
+            pa.field("custom_id", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), dimensions)),
+            pa.field("text", pa.string()),
+            pa.field("context", pa.string()),
+            pa.field("uri", pa.string()),
+            pa.field("heading", pa.string()),
+            pa.field("page", pa.int32()),
+            pa.field("line_start", pa.int32()),
+            pa.field("line_end", pa.int32()),
+            pa.field("places", pa.list_(_PLACE)),
+            pa.field("n_places", pa.int32()),
+        ],
+        metadata={"model": model, "dimensions": str(dimensions)},
+    )
+
+
+class Store:
+    """The search table of one index, opened for one model and dimension."""
+
+    def __init__(self, directory: Path, model: str, dimensions: int) -> None:
+        self.model, self.dimensions = model, dimensions
+        self._schema = schema(model, dimensions)
+        try:
+            self._db = lancedb.connect(str(directory))
+            if TABLE in self._db.list_tables().tables:
+                self._table = self._db.open_table(TABLE)
+                self._check(self._table.schema)
+            else:
+                self._table = self._db.create_table(TABLE, schema=self._schema)
+                self._table.create_index("custom_id", config=BTree())
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise StateError(f"cannot open the search store in {directory}: {exc}") from exc
+
+    def _check(self, existing: pa.Schema) -> None:
+        meta = {k.decode(): v.decode() for k, v in (existing.metadata or {}).items()}
+        if (meta.get("model"), meta.get("dimensions")) != (self.model, str(self.dimensions)):
+            raise IndexMismatch(
+                f"the store holds vectors of {meta.get('model')} ({meta.get('dimensions')} "
+                f"dimensions), not {self.model} ({self.dimensions}); use the index's own model "
+                "or build a new index directory"
+            )
+
+    def put(self, rows: Sequence[StoreRow]) -> None:
+        """Insert or replace rows with their vectors (idempotent: keyed by ``custom_id``)."""
+        if rows:
+            table = self._arrow(rows, with_vectors=True)
+            (self._table.merge_insert("custom_id").when_matched_update_all()
+             .when_not_matched_insert_all().execute(table))
+
+    def set_places(self, rows: Sequence[StoreRow], drop: Sequence[str]) -> None:
+        """Rewrite the places of existing rows and delete the ``drop`` keys, in one commit."""
+        if not rows and not drop:
+            return
+        builder = self._table.merge_insert("custom_id").when_matched_update_all()
+        if drop:
+            keys = ", ".join(_quote(k) for k in drop)
+            builder = builder.when_not_matched_by_source_delete(f"custom_id IN ({keys})")
+        builder.execute(self._arrow(rows, with_vectors=False))
+
+    def search(self, vector: np.ndarray, k: int, where: str | None = None) -> list[SearchHit]:
+        """The ``k`` nearest published passages by cosine similarity."""
+        condition = "n_places > 0" + (f" AND ({where})" if where else "")
+        query: Any = self._table.search(np.asarray(vector, dtype=np.float32),
+                                        vector_column_name="vector")
+        query = (query.distance_type("cosine").where(condition, prefilter=True).limit(k)
+                 .select(["custom_id", "text", "places"]))
+        try:
+            found = query.to_arrow().to_pylist()
+        except (ValueError, RuntimeError) as exc:
+            raise StateError(f"search failed: {exc}") from exc
+        return [
+            SearchHit(r["custom_id"], 1.0 - float(r["_distance"]), r["text"],
+                      tuple(Place(**p) for p in r["places"] or ()))
+            for r in found
+        ]
+
+    def count(self) -> int:
+        """Rows that search can return."""
+        return int(self._table.count_rows("n_places > 0"))
+
+    def keys(self) -> set[str]:
+        """Every key that has a row (published or not)."""
+        return set(self._table.to_arrow().column("custom_id").to_pylist())
+
+    def optimize(self) -> None:
+        """Compact small fragments left by incremental writes and prune old versions."""
+        self._table.optimize()
+
+    def _arrow(self, rows: Sequence[StoreRow], with_vectors: bool) -> pa.Table:
+        columns: dict[str, list[object]] = {name: [] for name in self._schema.names}
+        for row in rows:
+            first = row.places[0] if row.places else Place("")
+            columns["custom_id"].append(row.custom_id)
+            columns["vector"].append(row.vector)
+            columns["text"].append(row.text)
+            columns["context"].append(row.context)
+            columns["uri"].append(first.uri)
+            columns["heading"].append(first.heading)
+            columns["page"].append(first.page)
+            columns["line_start"].append(first.line_start)
+            columns["line_end"].append(first.line_end)
+            columns["places"].append([asdict(p) for p in row.places])
+            columns["n_places"].append(len(row.places))
+        schema = self._schema
+        if not with_vectors:
+            del columns["vector"]
+            schema = pa.schema([f for f in schema if f.name != "vector"])
+        else:
+            columns["vector"] = [np.asarray(v, dtype=np.float32) for v in columns["vector"]]
+        return pa.Table.from_pydict(columns, schema=schema)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

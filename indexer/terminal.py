@@ -1,0 +1,132 @@
+"""Everything drawn on the terminal: progress bars on stderr, tables and summaries on stdout."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from indexer.records import Place, SearchHit
+from indexer.report import IndexStatus, SyncReport
+
+out = Console()
+err = Console(stderr=True)
+
+
+class BarProgress:
+    """A :class:`indexer.progress.Progress` drawn as rich progress bars on stderr."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self._bars = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False,
+            disable=not (enabled and err.is_terminal),
+        )
+        self._task: TaskID | None = None
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        """Start a bar for the stage."""
+        self._bars.start()
+        self._task = self._bars.add_task(name, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        """Move the current bar."""
+        if self._task is not None:
+            self._bars.advance(self._task, n)
+
+    def end(self) -> None:
+        """Complete the current bar."""
+        if self._task is not None:
+            task = self._bars.tasks[-1]
+            self._bars.update(self._task, total=task.completed)
+            self._task = None
+
+    def close(self) -> None:
+        """Stop drawing."""
+        self._bars.stop()
+
+
+def show_report(report: SyncReport) -> None:
+    """The end-of-sync summary: files by fate, chunks embedded, skips, time."""
+    out.print(
+        f"files: {report.new} new, {report.changed} changed, {report.unchanged} unchanged, "
+        f"{report.touched} touched, {report.deleted} deleted, {report.skipped} skipped"
+    )
+    out.print(
+        f"chunks: {report.chunks} in changed files, {report.reused} already embedded, "
+        f"{report.embedded} embedded now ({report.tokens} tokens), {report.failed} failed"
+    )
+    for skip in report.skips:
+        out.print(f"  skipped {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
+    for error in report.errors:
+        out.print(f"  {error}", style="red", highlight=False)
+    if report.in_flight:
+        out.print(f"{report.in_flight} batch job(s) still in flight; run sync again later")
+    out.print(f"done in {report.seconds:.1f}s")
+
+
+def show_hits(hits: Sequence[SearchHit]) -> None:
+    """Search hits as a table on a terminal, or plain blocks when piped."""
+    if not hits:
+        out.print("no matches")
+        return
+    table = Table(show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("where")
+    table.add_column("passage")
+    for rank, hit in enumerate(hits, start=1):
+        where = "\n".join(_place(p) for p in hit.places[:3])
+        if len(hit.places) > 3:
+            where += f"\n(+{len(hit.places) - 3} more)"
+        table.add_row(str(rank), f"{hit.score:.3f}", where, _snippet(hit.text))
+    out.print(table)
+
+
+def show_status(info: IndexStatus) -> None:
+    """The index's model, contents and problems."""
+    out.print(f"index: {info.path}")
+    out.print(f"model: {info.model} ({info.dimensions} dimensions, {info.backend} backend)")
+    for source in info.sources:
+        out.print(f"source: {_short(source)}")
+    out.print(f"documents: {info.documents} indexed, {info.pending_documents} pending, "
+              f"{info.skipped_documents} skipped")
+    out.print(f"passages: {info.passages} embedded, {info.chunks_pending} waiting, "
+              f"{info.chunks_failed} failed; open jobs: {info.jobs_open}")
+    for problem in info.problems:
+        out.print(f"  {_short(problem.uri)}: {problem.reason}", style="yellow", highlight=False)
+
+
+def _place(place: Place) -> str:
+    text = _short(place.uri)
+    if place.page is not None:
+        text += f" p.{place.page}"
+    elif place.line_start is not None:
+        text += f":{place.line_start}-{place.line_end}"
+    if place.heading:
+        text += f"\n{place.heading}"
+    return text
+
+
+def _short(uri: str) -> str:
+    try:
+        relative = os.path.relpath(uri)
+    except ValueError:
+        return uri
+    return uri if relative.startswith("../..") else relative
+
+
+def _snippet(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,35 @@
+"""Shared test setup: isolate every index and the model cache from the user's own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    cache = os.environ.get("INDEXER_CACHE_DIR") or str(tmp_path_factory.mktemp("model-cache"))
+    saved = {k: os.environ.get(k) for k in ("INDEXER_CACHE_DIR", "INDEXER_DIR", "OPENAI_API_KEY")}
+    os.environ["INDEXER_CACHE_DIR"] = cache
+    os.environ.pop("INDEXER_DIR", None)
+    os.environ.pop("OPENAI_API_KEY", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture()
+def docs(tmp_path: Path) -> Path:
+    """A private copy of the example docs folder."""
+    target = tmp_path / "docs"
+    shutil.copytree(EXAMPLES / "docs", target)
+    return target

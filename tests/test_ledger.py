@@ -1,0 +1,91 @@
+"""The SQLite ledger: document versions, key states, jobs, dirty rows and the writer lock."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from indexer.batchfile import Shard
+from indexer.errors import LockedError
+from indexer.ledger import Ledger
+from indexer.records import Chunk
+
+
+def chunk(ordinal: int, text: str) -> Chunk:
+    return Chunk(ordinal, text, "Doc", 3, ("Doc",), None, ordinal + 1, ordinal + 1)
+
+
+@pytest.fixture()
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger(tmp_path / "state.db")
+
+
+def test_new_document_publishes_only_when_all_keys_are_embedded(ledger: Ledger,
+                                                                 tmp_path: Path) -> None:
+    ledger.stage("/d/a.md", "/d", "1:1", "h1", "A", [(chunk(0, "x"), "k1"), (chunk(1, "y"), "k2")])
+    assert ledger.publishable() == []
+    assert [r.custom_id for r in ledger.pending_requests()] == ["k1", "k2"]
+    job = ledger.create_job("local", Shard(tmp_path / "s.jsonl", 2, 6, 100, ("k1", "k2")))
+    assert ledger.pending_requests() == []
+    requeued = ledger.finish_job(job, ["k1"], [], max_attempts=3)
+    assert requeued == 1  # k2 was missing from the output
+    assert ledger.publishable() == []
+    job2 = ledger.create_job("local", Shard(tmp_path / "t.jsonl", 1, 3, 50, ("k2",)))
+    ledger.finish_job(job2, ["k2"], [], max_attempts=3)
+    assert ledger.publishable() == ["/d/a.md"]
+    ledger.publish(["/d/a.md"])
+    rows = {r.custom_id: r for r in ledger.key_rows(["k1", "k2"])}
+    assert [p.uri for p in rows["k1"].places] == ["/d/a.md"]
+    assert rows["k1"].pending_refs == 0
+
+
+def test_same_text_in_two_documents_is_one_key_with_two_places(ledger: Ledger) -> None:
+    ledger.stage("/d/a.md", "/d", "1:1", "ha", "A", [(chunk(0, "licence"), "k")])
+    ledger.stage("/d/b.md", "/d", "1:1", "hb", "B", [(chunk(0, "licence"), "k")])
+    assert len(ledger.pending_requests()) == 1
+    ledger.publish(["/d/a.md", "/d/b.md"])
+    (row,) = ledger.key_rows(["k"])
+    assert {p.uri for p in row.places} == {"/d/a.md", "/d/b.md"}
+    ledger.remove(["/d/a.md"])
+    (row,) = ledger.key_rows(["k"])
+    assert [p.uri for p in row.places] == ["/d/b.md"]
+    assert "k" in ledger.dirty_keys()
+
+
+def test_failed_keys_retry_until_attempts_run_out(ledger: Ledger, tmp_path: Path) -> None:
+    ledger.stage("/d/a.md", "/d", "1:1", "h", "A", [(chunk(0, "x"), "k")])
+    for attempt in range(3):
+        job = ledger.create_job("local", Shard(tmp_path / f"{attempt}.jsonl", 1, 1, 1, ("k",)))
+        ledger.finish_job(job, [], [("k", "server_error: boom", True)], max_attempts=3)
+    assert ledger.pending_requests() == []
+    assert ledger.counts()["chunks_failed"] == 1
+    assert ledger.publishable() == ["/d/a.md"]
+    ledger.publish(["/d/a.md"])
+    assert "1 chunk(s) failed to embed: server_error: boom" in dict(ledger.skips())["/d/a.md"]
+
+
+def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        Ledger(path).close()
+        db = sqlite3.connect(path)
+        db.execute("INSERT INTO lock VALUES (1, ?, ?, 0, 'sync')", (holder.pid,
+                                                                     socket.gethostname()))
+        db.commit()
+        ledger = Ledger(path)
+        with pytest.raises(LockedError, match=f"pid {holder.pid}"), ledger.lock("sync"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with ledger.lock("sync"):  # the holder is dead now: its lock is stale
+        row = sqlite3.connect(path).execute("SELECT pid FROM lock").fetchone()
+        assert row == (os.getpid(),)
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM lock").fetchone() == (0,)

@@ -1,0 +1,117 @@
+"""Syncing a folder through the Python API: first run, re-sync after edits, bad input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from connectors.filesystem import FilesystemSource, load
+from indexer import Index
+from indexer.batchfile import content_key
+from indexer.chunker import ChunkerSettings, chunk_document
+from indexer.records import Document, SourceItem
+
+
+def keys_of(index: Index, path: Path) -> set[str]:
+    """The content keys the index's chunker and model give a file."""
+    item = next(i for i in FilesystemSource(path).scan() if isinstance(i, SourceItem))
+    doc = load(item)
+    assert isinstance(doc, Document)
+    status = index.status()
+    chunks = chunk_document(doc, ChunkerSettings(max_tokens=index.config.chunk_tokens))
+    return {content_key(status.model, status.dimensions, c.embed_text) for c in chunks}
+
+
+def uris_in_search(index: Index) -> set[str]:
+    hits = index.search("documentation", k=200)
+    return {p.uri for h in hits for p in h.places}
+
+
+def test_first_sync_indexes_every_format(docs: Path, tmp_path: Path) -> None:
+    with Index(tmp_path / "idx") as index:
+        report = index.sync([docs])
+        assert report.complete and report.skipped == 0
+        assert report.new == 7 and report.embedded > 0
+        uris = uris_in_search(index)
+    names = {Path(u).name for u in uris}
+    assert {"batches.md", "search.md", "configuration.rst", "storage.html", "faq.txt",
+            "pricing.pdf"} <= names
+
+
+def test_resync_embeds_only_what_changed(docs: Path, tmp_path: Path) -> None:
+    index = Index(tmp_path / "idx")
+    first = index.sync([docs])
+    assert first.embedded > 0
+
+    edited, touched, deleted = docs / "guides/batches.md", docs / "faq.txt", docs / "README.md"
+    before = keys_of(index, edited)
+    text = edited.read_text().replace(
+        "A batch that does not finish within its completion window expires.",
+        "A batch that does not finish within its 24 hour completion window expires.")
+    edited.write_text(text)
+    os.utime(touched, (1_900_000_000, 1_900_000_000))
+    deleted.unlink()
+    added = docs / "guides/new.md"
+    added.write_text("# Webhooks\n\nThe indexer can notify a webhook when a sync finishes.\n")
+
+    report = index.sync([docs])
+    changed = keys_of(index, edited) - before
+    assert 0 < len(changed) < len(before)
+    assert report.embedded == len(changed) + len(keys_of(index, added))
+    assert (report.new, report.changed, report.touched, report.deleted) == (1, 1, 1, 1)
+    assert report.unchanged == 4
+    uris = uris_in_search(index)
+    assert deleted.resolve().as_posix() not in uris
+    assert added.resolve().as_posix() in uris
+
+    again = index.sync([docs])
+    assert (again.embedded, again.new, again.changed, again.deleted) == (0, 0, 0, 0)
+    index.close()
+
+
+def test_identical_text_is_embedded_once_and_survives_deleting_one_copy(tmp_path: Path) -> None:
+    folder = tmp_path / "src"
+    folder.mkdir()
+    licence = "Licensed under the Apache License, Version 2.0. See LICENSE for details.\n"
+    (folder / "a.txt").write_text(licence)
+    (folder / "b.txt").write_text(licence)
+    with Index(tmp_path / "idx") as index:
+        report = index.sync([folder])
+        assert report.chunks == 2 and report.embedded == 1
+        (hit,) = index.search("apache licence", k=5)
+        assert {Path(p.uri).name for p in hit.places} == {"a.txt", "b.txt"}
+        (folder / "a.txt").unlink()
+        index.sync([folder])
+        (hit,) = index.search("apache licence", k=5)
+        assert [Path(p.uri).name for p in hit.places] == ["b.txt"]
+
+
+def test_bad_input_is_skipped_with_reasons_and_the_rest_is_indexed(tmp_path: Path) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Good\n\nThis document is perfectly readable.\n")
+    (folder / "image.bin").write_bytes(bytes(range(256)) * 8)
+    (folder / "garbage.txt").write_bytes(b"\x81\x8d\x8f\x90\x9d" * 200 + b"\x00\xff" * 50)
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\nnot a pdf")
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    with Index(tmp_path / "idx") as index:
+        report = index.sync([folder])
+        reasons = {Path(s.uri).name: s.reason for s in report.skips}
+        assert set(reasons) >= {"image.bin", "garbage.txt", "broken.pdf", "empty.txt", "loop"}
+        assert all(reasons.values())
+        assert report.new == 1 and report.complete
+        (hit,) = index.search("readable document", k=1)
+        assert Path(hit.place.uri).name == "good.md"
+        assert {Path(p.uri).name for p in index.status().problems} >= {"broken.pdf"}
+
+
+def test_a_changed_model_is_refused(docs: Path, tmp_path: Path) -> None:
+    from indexer.errors import IndexMismatch
+
+    with Index(tmp_path / "idx") as index:
+        index.sync([docs / "faq.txt"])
+    with pytest.raises(IndexMismatch), Index(tmp_path / "idx", backend="openai") as other:
+        other.sync([docs / "faq.txt"])
