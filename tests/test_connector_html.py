@@ -1,0 +1,110 @@
+"""HTML pages become heading sections of readable text, without page chrome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connectors import html
+from connectors.filesystem import FilesystemSource, load
+from indexer.records import Document, SourceItem
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title> The  Guide </title>
+<style>body { color: red }</style><script>var tracking = 1;</script></head>
+<body>
+<header><div class="logo">ACME</div>
+<nav><a href="/">Home</a> <a href="/blog">Blog</a></nav></header>
+<div role="navigation">Side menu</div>
+<p>Intro with <b>bold</b> text
+spanning two source lines.</p>
+<h1>Install<a class="headerlink" href="#install">¶</a></h1>
+<p>First paragraph.</p>
+<p>Second paragraph<br>with a line break.</p>
+<pre>
+def f():
+    return  1
+</pre>
+<h2>From source</h2>
+<ul><li>one</li><li>two <code>x</code></li></ul>
+<table><tr><th>Name</th><th>Value</th></tr><tr><td>a</td><td>1</td></tr></table>
+<h3>Deeper</h3><p>deep text</p>
+<h2>From a wheel</h2><p>wheel text<!-- hidden comment --></p>
+<h1>Usage</h1>
+<article><header><h2>Article heading</h2></header><p>article text</p></article>
+<footer>Copyright 2024</footer>
+<script>alert("x")</script>
+</body></html>
+"""
+
+
+def sections(markup: str) -> dict[tuple[str, ...], str]:
+    return {s.heading_path: s.text for s in html.extract(markup).sections}
+
+
+def test_sections_follow_the_heading_stack() -> None:
+    assert sections(PAGE) == {
+        (): "Intro with bold text spanning two source lines.",
+        ("Install",): (
+            "First paragraph.\n\nSecond paragraph\nwith a line break.\n\n"
+            "def f():\n    return  1"
+        ),
+        ("Install", "From source"): "- one\n- two x\n\nName | Value\na | 1",
+        ("Install", "From source", "Deeper"): "deep text",
+        ("Install", "From a wheel"): "wheel text",
+        ("Usage", "Article heading"): "article text",
+    }
+
+
+def test_scripts_styles_navigation_and_page_chrome_are_dropped() -> None:
+    text = "\n".join(sections(PAGE).values())
+    chrome = ["tracking", "color", "alert", "Home", "Blog", "ACME", "Side menu", "Copyright", "¶"]
+    for noise in chrome:
+        assert noise not in text
+    assert "hidden comment" not in text
+
+
+def test_segments_are_plain_text_in_document_order() -> None:
+    segments = html.extract(PAGE).sections
+    assert all(s.format == "text" and s.page is None for s in segments)
+    assert [s.heading_path[-1:] for s in segments][1:3] == [("Install",), ("From source",)]
+
+
+def test_title_from_title_tag_else_first_h1() -> None:
+    assert html.extract(PAGE).title == "The Guide"
+    assert html.extract("<body><p>x</p><h1>First <em>H1</em></h1><h1>Second</h1>").title == (
+        "First H1"
+    )
+    assert html.extract("<p>no headings</p>").title is None
+
+
+def test_main_element_limits_the_text() -> None:
+    markup = "<body><div>sidebar junk</div><main><h1>T</h1><p>kept</p></main><div>more junk</div>"
+    assert sections(markup) == {("T",): "kept"}
+
+
+def test_loaded_html_document_uses_declared_charset(tmp_path: Path) -> None:
+    markup = '<html><head><meta charset="windows-1252"><title>Caf\xe9</title></head>'
+    markup += "<body><h1>Men\xfc</h1><p>cr\xe8me br\xfbl\xe9e \x93quoted\x94</p></body></html>"
+    (tmp_path / "page.htm").write_bytes(markup.encode("latin-1"))
+    [item] = list(FilesystemSource(tmp_path).scan())
+    assert isinstance(item, SourceItem) and item.format == "html"
+    document = load(item)
+    assert isinstance(document, Document)
+    assert document.title == "Café"
+    [segment] = document.segments
+    assert segment.heading_path == ("Menü",)
+    assert segment.text == "crème brûlée “quoted”"
+
+
+def test_page_without_text_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / "empty.html").write_text("<html><head><script>x()</script></head><body> </body>")
+    [item] = list(FilesystemSource(tmp_path).scan())
+    assert isinstance(item, SourceItem)
+    result = load(item)
+    assert not isinstance(result, Document) and result.reason == "empty after extraction"
+
+
+def test_deeply_nested_markup_is_read() -> None:
+    depth = 5000
+    page = html.extract("<div>" * depth + "<h2>Deep</h2><p>bottom</p>" + "</div>" * depth)
+    assert [(s.heading_path, s.text) for s in page.sections] == [(("Deep",), "bottom")]
