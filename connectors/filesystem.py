@@ -165,7 +165,7 @@ def load(item: SourceItem) -> Document | Skip:
         return Skip(item.uri, "empty after extraction")
     return Document(
         uri=item.uri,
-        title=title or item.path.name,
+        title=title or "",
         segments=segments,
         content_hash=hashlib.sha256(data).hexdigest(),
     )

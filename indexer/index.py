@@ -65,6 +65,7 @@ class Index:
             if not source.root.exists():
                 raise SourceError(f"source {source.root} does not exist; check the path")
         ledger = self._open_ledger()
+        self._check_choice()
         with ledger.lock("sync"):
             from indexer.chunker import ChunkerSettings
 
@@ -137,16 +138,21 @@ class Index:
             self._ledger = Ledger(self.path / "state.db")
         return self._ledger
 
+    def _check_choice(self) -> dict[str, str]:
+        meta = self._open_ledger().meta()
+        asked = self._backend_choice
+        if asked not in (None, "auto") and meta.get("backend") not in (None, asked):
+            raise IndexMismatch(
+                f"this index was built with the {meta['backend']} backend ({meta.get('model')}),"
+                f" not {asked}; use another index directory (--index) for it")
+        return meta
+
     def _open_backend(self) -> Backend:
         if self._backend is not None:
             return self._backend
         ledger = self._open_ledger()
-        meta = ledger.meta()
+        meta = self._check_choice()
         choice = meta.get("backend") or self._backend_choice or self.config.backend
-        if self._backend_choice and meta.get("backend") not in (None, self._backend_choice):
-            raise IndexMismatch(
-                f"this index was built with the {meta['backend']} backend, not "
-                f"{self._backend_choice}; use another index directory (--index) for it")
         if choice == "auto":
             choice = "openai" if os.environ.get("OPENAI_API_KEY") else "local"
         backend = _make_backend(choice, self.config.model_dir)

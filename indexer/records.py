@@ -52,7 +52,12 @@ class Segment:
 
 @dataclass(frozen=True)
 class Document:
-    """A loaded document: its title and its text as ordered segments."""
+    """A loaded document: its title and its text as ordered segments.
+
+    ``title`` is the document's own title (Markdown or reStructuredText title, HTML
+    ``<title>``, PDF metadata), or ``""`` when it has none: a file name is not a title,
+    so identical untitled texts in different files share one content key.
+    """
 
     uri: str
     title: str

@@ -110,7 +110,7 @@ class Store:
         query: Any = self._table.search(np.asarray(vector, dtype=np.float32),
                                         vector_column_name="vector")
         query = (query.distance_type("cosine").where(condition, prefilter=True).limit(k)
-                 .select(["custom_id", "text", "places"]))
+                 .select(["custom_id", "text", "places", "_distance"]))
         try:
             found = query.to_arrow().to_pylist()
         except (ValueError, RuntimeError) as exc:

@@ -81,11 +81,17 @@ def show_hits(hits: Sequence[SearchHit]) -> None:
     if not hits:
         out.print("no matches")
         return
+    if not out.is_terminal:
+        for rank, hit in enumerate(hits, start=1):
+            places = "; ".join(_place(p).replace("\n", " · ") for p in hit.places)
+            out.print(f"{rank}. {hit.score:.3f}  {places}", highlight=False, soft_wrap=True)
+            out.print(f"   {_snippet(hit.text)}\n", highlight=False, soft_wrap=True)
+        return
     table = Table(show_lines=True)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
-    table.add_column("where")
-    table.add_column("passage")
+    table.add_column("where", overflow="fold")
+    table.add_column("passage", ratio=1)
     for rank, hit in enumerate(hits, start=1):
         where = "\n".join(_place(p) for p in hit.places[:3])
         if len(hit.places) > 3:

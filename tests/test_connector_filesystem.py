@@ -173,12 +173,12 @@ def test_front_matter_title_wins(tmp_path: Path) -> None:
     assert isinstance(result, Document) and result.title == "From front matter"
 
 
-def test_rst_title_and_file_name_fallback(tmp_path: Path) -> None:
+def test_rst_title_and_no_title_for_code(tmp_path: Path) -> None:
     rst = loaded(tmp_path / "r", "guide.rst", ".. comment\n\n=====\nGuide\n=====\n\nText\n")
     assert isinstance(rst, Document) and rst.title == "Guide"
     assert rst.segments[0].format == "rst"
     code = loaded(tmp_path / "c", "tool.py", "# a comment, not a title\nprint(1)\n")
-    assert isinstance(code, Document) and code.title == "tool.py"
+    assert isinstance(code, Document) and code.title == ""
     assert code.segments[0].format == "code"
 
 
