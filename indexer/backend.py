@@ -3,13 +3,17 @@
 Every backend takes a shard (a batch input JSONL file of ``/v1/embeddings``
 requests) and eventually yields an output file and an error file in the Batch
 API's format. The OpenAI backend does it through the Files and Batches API; the
-embedded backend does it in-process and is finished when ``submit`` returns.
+embedded backend does it in-process and is finished when ``create`` returns.
+
+The pipeline drives a job step by step and records each step in the ledger before
+the next remote call: ``upload`` → ``create`` (after ``find`` if an earlier
+``create`` may have succeeded unseen) → ``status`` until done → ``fetch`` → ``cleanup``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,6 +22,17 @@ if TYPE_CHECKING:
 
 Tick = Callable[[int], None]
 """Called with the number of lines just processed, for progress bars."""
+
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+@dataclass(frozen=True)
+class JobError:
+    """A batch-level error (validation failure): its code, the input line, the message."""
+
+    code: str
+    message: str
+    line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -28,11 +43,15 @@ class JobStatus:
     completed: int = 0
     failed: int = 0
     total: int = 0
+    output_file: str | None = None
+    error_file: str | None = None
+    errors: tuple[JobError, ...] = field(default_factory=tuple)
+    tokens: int = 0
 
     @property
     def done(self) -> bool:
         """True once the job will change no more (completed, failed, expired, cancelled)."""
-        return self.state in {"completed", "failed", "expired", "cancelled"}
+        return self.state in TERMINAL
 
 
 @dataclass(frozen=True)
@@ -55,16 +74,32 @@ class Backend(Protocol):
         """The request body options every line of a shard carries (model, encoding...)."""
         ...
 
-    def submit(self, shard: Path, label: str, tick: Tick) -> str:
-        """Start a job for ``shard``; return its id (a remote batch id, or a local one)."""
+    def upload(self, shard: Path) -> str:
+        """Make ``shard`` available to the service; return its file id."""
+        ...
+
+    def find(self, label: str, since: float) -> str | None:
+        """The job created under ``label`` after ``since`` (epoch seconds), if one exists."""
+        ...
+
+    def create(self, file_id: str, label: str, tick: Tick) -> str:
+        """Start the job for an uploaded shard; return its id."""
         ...
 
     def status(self, job_id: str) -> JobStatus:
         """Where the job stands now."""
         ...
 
-    def fetch(self, job_id: str, directory: Path) -> JobFiles:
+    def fetch(self, status: JobStatus, directory: Path, label: str) -> JobFiles:
         """Download a finished job's output and error files into ``directory``."""
+        ...
+
+    def cancel(self, job_id: str) -> None:
+        """Ask the service to cancel the job (finished lines are still delivered)."""
+        ...
+
+    def cleanup(self, file_ids: Sequence[str]) -> None:
+        """Delete the job's remote files once ingested (best effort)."""
         ...
 
     def embed_query(self, texts: Sequence[str]) -> np.ndarray:

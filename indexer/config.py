@@ -6,7 +6,7 @@ Keys (the OpenAI API key) come from the environment only.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import tomli_w
@@ -31,6 +31,12 @@ class Config:
 
     backend: str = "auto"
     model_dir: str | None = None
+    model: str = "text-embedding-3-small"
+    dimensions: int | None = None
+    base_url: str | None = None
+    token_budget: int = 2_400_000
+    timeout: float = 120.0
+    poll_seconds: float = 5.0
     chunk_tokens: int = 200
     max_attempts: int = 3
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
@@ -53,13 +59,11 @@ def read(directory: Path) -> Config:
             SourceConfig(s["path"], tuple(s.get("include", ())), tuple(s.get("exclude", ())))
             for s in data.get("sources", ())
         )
-        return Config(
-            backend=str(index.get("backend", "auto")),
-            model_dir=index.get("model_dir"),
-            chunk_tokens=int(index.get("chunk_tokens", 200)),
-            max_attempts=int(index.get("max_attempts", 3)),
-            sources=sources,
-        )
+        known = {f.name for f in fields(Config)} - {"sources"}
+        unknown = set(index) - known
+        if unknown:
+            raise ValueError(f"unknown setting(s) {sorted(unknown)} in [index]")
+        return Config(**index, sources=sources)
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path} is not a valid config: {exc}; fix or delete it") from exc
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,10 +38,12 @@ class Index:
     """
 
     def __init__(self, path: str | Path | None = None, *, backend: str | None = None,
-                 progress: Progress | None = None) -> None:
+                 base_url: str | None = None, progress: Progress | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
         self.progress: Progress = progress or Silent()
         self.config = configfile.read(self.path)
+        if base_url:
+            self.config = replace(self.config, base_url=base_url)
         self._backend_choice = backend
         self._ledger: Ledger | None = None
         self._backend: Backend | None = None
@@ -47,9 +51,14 @@ class Index:
     # -- public API ----------------------------------------------------------------
 
     def sync(self, paths: Sequence[str | Path] = (), include: Sequence[str] = (),
-             exclude: Sequence[str] = ()) -> SyncReport:
+             exclude: Sequence[str] = (), *, wait: bool = False) -> SyncReport:
         """Crawl ``paths`` (added to the index's sources) or every configured source, and
-        bring the store up to date: embed what changed, drop what was deleted."""
+        bring the store up to date: embed what changed, drop what was deleted.
+
+        With a remote backend, batches still running when the call returns are
+        collected by the next sync (``report.in_flight``); ``wait=True`` polls until
+        every batch is done.
+        """
         from connectors.filesystem import FilesystemSource
         from indexer.pipeline import Pipeline, SyncOptions
 
@@ -70,7 +79,9 @@ class Index:
             from indexer.chunker import ChunkerSettings
 
             options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens),
-                                  max_attempts=self.config.max_attempts)
+                                  max_attempts=self.config.max_attempts,
+                                  token_budget=self.config.token_budget, wait=wait,
+                                  poll_seconds=self.config.poll_seconds)
             pipeline = Pipeline(ledger, self._open_backend, self._store, self.path / "batches",
                                 options, self.progress)
             return pipeline.sync(sources)
@@ -155,7 +166,8 @@ class Index:
         choice = meta.get("backend") or self._backend_choice or self.config.backend
         if choice == "auto":
             choice = "openai" if os.environ.get("OPENAI_API_KEY") else "local"
-        backend = _make_backend(choice, self.config.model_dir)
+        index_id = meta.get("index_id") or uuid.uuid4().hex[:12]
+        backend = _make_backend(choice, self.config, index_id, self.path / "batches")
         if meta and (meta.get("model"), meta.get("dimensions")) != (
                 backend.model, str(backend.dimensions)):
             raise IndexMismatch(
@@ -164,7 +176,7 @@ class Index:
                 f"({backend.dimensions}); keep the original model or index into a new directory")
         if not meta:
             ledger.set_meta({"backend": choice, "model": backend.model,
-                             "dimensions": str(backend.dimensions)})
+                             "dimensions": str(backend.dimensions), "index_id": index_id})
         self._backend = backend
         return backend
 
@@ -174,14 +186,22 @@ class Index:
         return Store(self.path / "lancedb", backend.model, backend.dimensions)
 
 
-def _make_backend(choice: str, model_dir: str | None) -> Backend:
+def _make_backend(choice: str, config: configfile.Config, index_id: str,
+                  batches: Path) -> Backend:
+    batches.mkdir(parents=True, exist_ok=True)
     if choice == "local":
         from indexer.localbackend import LocalBackend
         from indexer.localmodel import LocalModel
 
-        return LocalBackend(LocalModel.load(Path(model_dir) if model_dir else None))
+        model = LocalModel.load(Path(config.model_dir) if config.model_dir else None)
+        return LocalBackend(model, batches)
     if choice == "openai":
-        raise ConfigError(
-            "the OpenAI Batch API backend is not in this version yet; unset OPENAI_API_KEY "
-            "or pass --backend local to use the embedded model")
+        if not os.environ.get("OPENAI_API_KEY"):
+            raise ConfigError("this index embeds with OpenAI: set OPENAI_API_KEY "
+                              "(or use another index directory for the local model)")
+        from indexer.openaibackend import OpenAIBackend, OpenAISettings
+
+        return OpenAIBackend(OpenAISettings(
+            index_id=index_id, model=config.model, dimensions=config.dimensions,
+            base_url=config.base_url, timeout=config.timeout))
     raise ConfigError(f"unknown backend {choice!r}; use 'local' or 'openai'")

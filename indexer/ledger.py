@@ -41,7 +41,11 @@ CREATE TABLE IF NOT EXISTS keys(
 CREATE INDEX IF NOT EXISTS keys_state ON keys(state, job_id);
 CREATE TABLE IF NOT EXISTS jobs(
     id INTEGER PRIMARY KEY, backend TEXT NOT NULL, shard TEXT NOT NULL,
-    state TEXT NOT NULL, remote_id TEXT, requests INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, remote_id TEXT,
+    input_file TEXT, output_file TEXT, error_file TEXT,
+    requests INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    completed INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    usage_tokens INTEGER NOT NULL DEFAULT 0, remote_state TEXT,
     created_at REAL NOT NULL, updated_at REAL NOT NULL, error TEXT);
 CREATE TABLE IF NOT EXISTS dirty(custom_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS lock(
@@ -49,7 +53,10 @@ CREATE TABLE IF NOT EXISTS lock(
     since REAL NOT NULL, command TEXT NOT NULL);
 """
 
-OPEN_JOB_STATES = ("planned", "submitted")
+OPEN_JOB_STATES = ("planned", "uploaded", "creating", "submitted")
+_JOB_FIELDS = frozenset({"state", "attempt", "remote_id", "input_file", "output_file",
+                         "error_file", "completed", "failed", "usage_tokens", "remote_state",
+                         "error"})
 
 
 @dataclass(frozen=True)
@@ -66,15 +73,34 @@ class DocumentState:
 
 @dataclass(frozen=True)
 class Job:
-    """One batch job: a shard file and where it stands with its backend."""
+    """One batch job: a shard file and where it stands with its backend.
+
+    ``state`` is the ledger's record of intent: ``planned`` (shard written),
+    ``uploaded`` (``input_file`` known), ``creating`` (a create call may have reached
+    the service), ``submitted`` (``remote_id`` known), then ``ingested`` or ``abandoned``.
+    """
 
     id: int
     backend: str
     shard: Path
     state: str
+    attempt: int
     remote_id: str | None
+    input_file: str | None
+    output_file: str | None
+    error_file: str | None
     requests: int
     tokens: int
+    completed: int
+    failed: int
+    usage_tokens: int
+    remote_state: str | None
+    created_at: float
+
+    @property
+    def label(self) -> str:
+        """The name the job's batch carries in its metadata (new for each attempt)."""
+        return f"job{self.id:06d}-a{self.attempt}"
 
 
 @dataclass(frozen=True)
@@ -239,6 +265,11 @@ class Ledger:
         return self._db.execute(
             "SELECT 1 FROM keys WHERE state = 'pending' LIMIT 1").fetchone() is not None
 
+    def count_pending(self) -> int:
+        """How many keys wait for a job."""
+        return int(self._db.execute(
+            "SELECT count(*) FROM keys WHERE state = 'pending'").fetchone()[0])
+
     def pending_requests(self) -> list[Request]:
         """Keys waiting for a job, in a stable order."""
         rows = self._db.execute(
@@ -260,20 +291,39 @@ class Ledger:
                            [(job_id, key) for key in shard.custom_ids])
         return job_id
 
-    def set_job(self, job_id: int, state: str, remote_id: str | None = None,
-                error: str | None = None) -> None:
-        """Move a job to ``state``."""
+    def set_job(self, job_id: int, **fields: object) -> None:
+        """Record what is now known of a job (state, remote ids, counts, error)."""
+        unknown = set(fields) - _JOB_FIELDS
+        if unknown:
+            raise ValueError(f"not job fields: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
         with self._tx() as db:
-            db.execute("UPDATE jobs SET state = ?, remote_id = coalesce(?, remote_id), "
-                       "error = ?, updated_at = ? WHERE id = ?",
-                       (state, remote_id, error, time.time(), job_id))
+            db.execute(f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?",
+                       (*fields.values(), time.time(), job_id))
+
+    def jobs(self, states: Sequence[str] = OPEN_JOB_STATES) -> list[Job]:
+        """Jobs in ``states`` (by default the open ones), oldest first."""
+        marks = ",".join("?" * len(states))
+        rows = self._db.execute(
+            "SELECT id, backend, shard, state, attempt, remote_id, input_file, output_file, "
+            "error_file, requests, tokens, completed, failed, usage_tokens, remote_state, "
+            f"created_at FROM jobs WHERE state IN ({marks}) ORDER BY id", tuple(states))
+        return [Job(r[0], r[1], Path(r[2]), *r[3:]) for r in rows]
 
     def open_jobs(self) -> list[Job]:
         """Jobs not yet ingested, oldest first."""
-        rows = self._db.execute(
-            "SELECT id, backend, shard, state, remote_id, requests, tokens FROM jobs "
-            f"WHERE state IN {OPEN_JOB_STATES} ORDER BY id")
-        return [Job(r[0], r[1], Path(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+        return self.jobs()
+
+    def job_sources(self, keys: Sequence[str]) -> dict[str, str]:
+        """For error messages: a document (and location) each key comes from."""
+        found: dict[str, str] = {}
+        for part in _slices(keys):
+            marks = ",".join("?" * len(part))
+            for key, uri, start in self._db.execute(
+                    f"SELECT custom_id, uri, line_start FROM chunks WHERE custom_id IN ({marks})",
+                    part):
+                found.setdefault(key, f"{uri}:{start}" if start else uri)
+        return found
 
     def finish_job(self, job_id: int, embedded: Sequence[str],
                    failed: Sequence[tuple[str, str, bool]], max_attempts: int) -> int:
@@ -299,6 +349,19 @@ class Ledger:
                        (time.time(), job_id))
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in embedded])
         return requeued
+
+    def abandon_job(self, job_id: int, reason: str) -> None:
+        """Give a job up without charging its keys an attempt: they go back to pending."""
+        with self._tx() as db:
+            db.execute("UPDATE keys SET state = 'pending', job_id = NULL "
+                       "WHERE job_id = ? AND state = 'queued'", (job_id,))
+            db.execute("UPDATE jobs SET state = 'abandoned', error = ?, updated_at = ? "
+                       "WHERE id = ?", (reason, time.time(), job_id))
+
+    def job_keys(self, job_id: int) -> list[str]:
+        """The keys still queued in a job."""
+        return [r[0] for r in self._db.execute(
+            "SELECT custom_id FROM keys WHERE job_id = ? AND state = 'queued'", (job_id,))]
 
     # -- store rows ----------------------------------------------------------------
 

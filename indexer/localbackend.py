@@ -1,14 +1,16 @@
 """The embedded backend: executes batch files in-process with the local model.
 
 It reads a shard exactly as the Batch API would (validating every line), embeds
-the inputs, and writes output and error files in the Batch API's format, so the
-same parser ingests them. A job is finished when :meth:`LocalBackend.submit` returns.
+the inputs, and writes output and error files in the Batch API's format beside it,
+so the same parser ingests them. A job is finished when :meth:`LocalBackend.create`
+returns; its "file ids" are local paths.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -22,13 +24,14 @@ _GROUP = 64
 
 
 class LocalBackend:
-    """Runs shards on a :class:`LocalModel`; outputs land beside the shard."""
+    """Runs shards on a :class:`LocalModel`; outputs land in ``directory``."""
 
     name = "local"
     max_batch_requests = 2_000
 
-    def __init__(self, model: LocalModel) -> None:
+    def __init__(self, model: LocalModel, directory: Path) -> None:
         self._model = model
+        self._directory = directory
         self.model = model.model_id
         self.dimensions = model.dimensions
 
@@ -36,14 +39,22 @@ class LocalBackend:
         """Lines carry the local model's id and ask for base64 vectors, like the API default."""
         return {"model": self.model, "encoding_format": "base64"}
 
-    def submit(self, shard: Path, label: str, tick: Tick) -> str:
-        """Embed every line of ``shard`` now; the output replaces any partial earlier one."""
-        output, errors = _outputs(shard)
+    def upload(self, shard: Path) -> str:
+        """Nothing to upload: the shard's path is its id."""
+        return str(shard)
+
+    def find(self, label: str, since: float) -> str | None:
+        """A job whose output was completely written before a crash."""
+        return label if self._outputs(label)[0].exists() else None
+
+    def create(self, file_id: str, label: str, tick: Tick) -> str:
+        """Embed every line of the shard now; outputs appear atomically when all is done."""
+        output, errors = self._outputs(label)
         tmp_out, tmp_err = output.with_suffix(".tmp"), errors.with_suffix(".tmp")
         number = 0
         with tmp_out.open("wb") as out, tmp_err.open("wb") as err:
             group: list[tuple[str, str]] = []
-            for custom_id, body in read_requests(shard):
+            for custom_id, body in read_requests(Path(file_id)):
                 number += 1
                 text = body.get("input")
                 if body.get("model") != self.model:
@@ -58,11 +69,12 @@ class LocalBackend:
                     self._embed(group, out, number - len(group), tick)
                     group = []
             self._embed(group, out, number - len(group), tick)
-        tmp_out.replace(output)
         tmp_err.replace(errors)
-        return shard.stem
+        tmp_out.replace(output)
+        return label
 
-    def _embed(self, group: list[tuple[str, str]], out: object, first: int, tick: Tick) -> None:
+    def _embed(self, group: list[tuple[str, str]], out: IO[bytes], first: int,
+               tick: Tick) -> None:
         if not group:
             return
         try:
@@ -70,26 +82,35 @@ class LocalBackend:
         except Exception as exc:  # the runtime's errors are not ours to enumerate
             raise BackendError(f"the local model failed: {exc}") from exc
         for offset, ((custom_id, text), vector) in enumerate(zip(group, vectors, strict=True)):
-            write_success(out, first + offset + 1, custom_id, self.model, vector,  # type: ignore[arg-type]
+            write_success(out, first + offset + 1, custom_id, self.model, vector,
                           len(text.split()))
         tick(len(group))
 
     def status(self, job_id: str) -> JobStatus:
-        """Local jobs are complete once submitted."""
-        return JobStatus("completed")
-
-    def fetch(self, job_id: str, directory: Path) -> JobFiles:
-        """The output files already sit in the batches directory."""
-        output, errors = _outputs(directory / f"{job_id}.jsonl")
+        """Local jobs are complete once created."""
+        output, errors = self._outputs(job_id)
         if not output.exists():
-            raise BackendError(f"local job {job_id} has no output; it will be run again")
-        return JobFiles(output, errors if errors.exists() else None)
+            return JobStatus("failed")
+        return JobStatus("completed", output_file=str(output),
+                         error_file=str(errors) if errors.exists() else None)
+
+    def fetch(self, status: JobStatus, directory: Path, label: str) -> JobFiles:
+        """The output files already sit in the batches directory."""
+        return JobFiles(Path(status.output_file) if status.output_file else None,
+                        Path(status.error_file) if status.error_file else None)
+
+    def cancel(self, job_id: str) -> None:
+        """Local jobs cannot be in flight."""
+
+    def cleanup(self, file_ids: Sequence[str]) -> None:
+        """Delete the shard and its outputs."""
+        for file_id in file_ids:
+            Path(file_id).unlink(missing_ok=True)
 
     def embed_query(self, texts: Sequence[str]) -> np.ndarray:
         """Embed queries with the same model as the index."""
         return self._model.embed(list(texts))
 
-
-def _outputs(shard: Path) -> tuple[Path, Path]:
-    return (shard.with_name(f"{shard.stem}.output.jsonl"),
-            shard.with_name(f"{shard.stem}.errors.jsonl"))
+    def _outputs(self, label: str) -> tuple[Path, Path]:
+        return (self._directory / f"{label}.output.jsonl",
+                self._directory / f"{label}.errors.jsonl")

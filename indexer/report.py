@@ -24,6 +24,7 @@ class SyncReport:
     tokens: int = 0
     jobs: int = 0
     in_flight: int = 0
+    pending: int = 0
     published: int = 0
     seconds: float = 0.0
     skips: list[Skip] = field(default_factory=list)
@@ -31,8 +32,8 @@ class SyncReport:
 
     @property
     def complete(self) -> bool:
-        """True when nothing is left in flight: the store reflects the sources."""
-        return self.in_flight == 0
+        """True when nothing is in flight or waiting: the store reflects the sources."""
+        return self.in_flight == 0 and self.pending == 0
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view."""

@@ -1,0 +1,127 @@
+"""The OpenAI backend against the emulator: every fault converges to a clean run's store,
+and no chunk is ever paid for twice."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import pytest
+
+from emulator.fixture import Emulator, run_emulator
+from indexer import Index, SyncReport
+
+
+@pytest.fixture()
+def emu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with run_emulator(tmp_path / "emu") as emulator:
+        yield emulator
+
+
+def open_index(path: Path, emu: Emulator, **config: Any) -> Index:
+    if not path.exists():
+        path.mkdir(parents=True)
+        settings = {"backend": "openai", "timeout": 5.0, "poll_seconds": 0.05, **config}
+        lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+        (path / "config.toml").write_text("[index]\n" + "\n".join(lines) + "\n")
+    return Index(path, base_url=emu.base_url)
+
+
+def store_rows(index_dir: Path) -> dict[str, tuple[object, ...]]:
+    table = lancedb.connect(str(index_dir / "lancedb")).open_table("chunks")
+    rows = table.to_arrow().to_pylist()
+    return {r["custom_id"]: (tuple(round(x, 5) for x in r["vector"]), r["text"],
+                             tuple(p["uri"] for p in r["places"]), r["n_places"])
+            for r in rows}
+
+
+def sync_until_done(index: Index, rounds: int = 6) -> SyncReport:
+    report = index.sync([])
+    for _ in range(rounds):
+        if report.complete:
+            break
+        report = index.sync([])
+    return report
+
+
+@pytest.fixture()
+def clean(docs: Path, tmp_path: Path, emu: Emulator) -> dict[str, tuple[object, ...]]:
+    """The store a fault-free run builds (vectors are a pure function of the text)."""
+    with open_index(tmp_path / "clean", emu) as index:
+        report = index.sync([docs])
+    assert report.complete and report.embedded > 0 and not report.errors
+    emu.control("POST", "config", {})  # still alive
+    return store_rows(tmp_path / "clean")
+
+
+BILLED_GARBAGE = {"nan", "wrong_dims"}
+"""Line faults the service bills although the vector is unusable: re-buying them is right."""
+
+
+def paid_twice(emu: Emulator, before: dict[str, Any]) -> list[str]:
+    """custom_ids delivered more than once since ``before`` (a stats snapshot), except
+    those whose first delivery was an unusable vector."""
+    stats = emu.stats()
+    old = before["by_custom_id"]
+    garbage = {k for k, fault in stats["faulted"].items() if fault in BILLED_GARBAGE}
+    return [k for k, n in stats["by_custom_id"].items()
+            if n - old.get(k, 0) > 1 and k not in garbage]
+
+
+def test_happy_path_equals_local_pipeline_shape(docs: Path, tmp_path: Path, emu: Emulator,
+                                                clean: dict[str, tuple[object, ...]]) -> None:
+    stats = emu.stats()
+    assert stats["twice"]["custom_ids"] == []
+    assert len(clean) == sum(1 for _ in clean)
+    assert all(len(v[0]) == 1536 for v in clean.values())
+    with open_index(tmp_path / "clean", emu) as index:
+        status = index.status()
+        assert status.backend == "openai" and status.dimensions == 1536
+        hits = index.search("how do I cancel a batch?", k=3)
+        assert len(hits) == 3
+        assert index.sync([]).embedded == 0
+    assert os.environ["OPENAI_API_KEY"] == "test-key"
+
+
+FAULTS: dict[str, dict[str, Any]] = {
+    "transient errors on every route": {"routes": [
+        {"route": "*", "status": 500, "count": 3, "retry_after_ms": 1},
+        {"route": "*", "status": 429, "count": 3, "retry_after_ms": 1},
+        {"route": "*", "status": 503, "count": 3, "retry_after_ms": 1}]},
+    "dropped create response": {"routes": [
+        {"route": "batches.create", "action": "drop", "after": True}]},
+    "expiry after 5 lines": {"batches": {"expire_after_lines": 5}},
+    "cancelled with partial output": {"batches": {"cancel_after_lines": 4}},
+    "random failed lines": {"batches": {"fail_rate": 0.3}},
+    "missing lines": {"batches": {"missing_rate": 0.3}},
+    "completed without output file": {"batches": {"no_output_file": True}},
+    "non-200 lines with null error": {"batches": {"non200_rate": 0.3}},
+    "wrong length and NaN vectors": {"batches": {"nan_rate": 0.2, "wrong_dims_rate": 0.2}},
+    "lost batch": {"batches": {"lost": True}},
+    "truncated download": {"routes": [
+        {"route": "files.content", "action": "truncate", "fraction": 0.4}]},
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fault_converges_to_the_clean_store_without_paying_twice(
+        fault: str, docs: Path, tmp_path: Path, emu: Emulator,
+        clean: dict[str, tuple[object, ...]]) -> None:
+    before = emu.stats()
+    emu.inject(FAULTS[fault])
+    with open_index(tmp_path / "faulty", emu) as index:
+        first = index.sync([docs])
+        report = sync_until_done(index)
+        status = index.status()
+    assert report.complete, (first, report)
+    assert status.chunks_failed == 0 and status.chunks_pending == 0
+    assert store_rows(tmp_path / "faulty") == clean
+    assert paid_twice(emu, before) == []
+    after = emu.stats()
+    # the dropped create answer must not have produced a second batch for the same shard
+    assert after["batches_created"] - before["batches_created"] <= 1 + first.jobs + report.jobs
