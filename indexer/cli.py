@@ -30,10 +30,11 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def _index(ctx: click.Context, backend: str | None = None, progress: Any = None) -> Any:
+def _index(ctx: click.Context, backend: str | None = None, progress: Any = None,
+           base_url: str | None = None) -> Any:
     from indexer.index import Index
 
-    return Index(ctx.obj["index"], backend=backend, progress=progress)
+    return Index(ctx.obj["index"], backend=backend, base_url=base_url, progress=progress)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,20 +55,30 @@ def cli(ctx: click.Context, index_dir: Path) -> None:
 @click.option("--backend", type=click.Choice(["auto", "local", "openai"]), default=None,
               help="Embedding backend for a new index (default: openai if OPENAI_API_KEY "
                    "is set, else the embedded local model).")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", default=None,
+              help="OpenAI-compatible API base URL (or set OPENAI_BASE_URL).")
+@click.option("--wait", is_flag=True, help="Poll until every batch is done.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
-         exclude: tuple[str, ...], backend: str | None, as_json: bool) -> None:
+         exclude: tuple[str, ...], backend: str | None, base_url: str | None, wait: bool,
+         as_json: bool) -> None:
     """Crawl PATHS (remembered as sources) or every known source, and update the store.
 
-    Exit codes: 0 done, 1 error, 2 usage error, 3 batches still in flight.
+    \b
+    Exit codes:
+      0  the store reflects the sources
+      1  error (nothing half-done: run again once fixed)
+      2  usage error
+      3  batches still in flight or chunks waiting: run sync again later
+      4  done, but some chunks failed for good (see the report and `indexer status`)
     """
     from indexer.terminal import BarProgress
 
     bars = BarProgress(enabled=not as_json)
     try:
-        with _errors(), _index(ctx, backend, bars) as index:
-            report = index.sync(paths, include, exclude)
+        with _errors(), _index(ctx, backend, bars, base_url) as index:
+            report = index.sync(paths, include, exclude, wait=wait)
     finally:
         bars.close()
     if as_json:
@@ -78,6 +89,8 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
         show_report(report)
     if not report.complete:
         sys.exit(3)
+    if report.failed:
+        sys.exit(4)
 
 
 @cli.command()
@@ -114,6 +127,25 @@ def status(ctx: click.Context, as_json: bool) -> None:
         from indexer.terminal import show_status
 
         show_status(info)
+
+
+@cli.command()
+@click.pass_context
+def cancel(ctx: click.Context) -> None:
+    """Cancel batches in flight; the next sync ingests what they finished."""
+    with _errors(), _index(ctx) as index:
+        count = index.cancel()
+    click.echo(f"asked {count} batch(es) to cancel; run `indexer sync` to collect what "
+               "they finished (cancelling can take up to 10 minutes)")
+
+
+@cli.command()
+@click.pass_context
+def gc(ctx: click.Context) -> None:
+    """Delete batch files, local and remote, that no open job needs."""
+    with _errors(), _index(ctx) as index:
+        count = index.gc()
+    click.echo(f"deleted {count} file(s)")
 
 
 main: Callable[..., Any] = cli

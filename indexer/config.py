@@ -15,6 +15,13 @@ from indexer.errors import ConfigError
 
 FILENAME = "config.toml"
 
+SYNC_PRICE_PER_MILLION = {
+    "text-embedding-3-small": 0.02,
+    "text-embedding-3-large": 0.13,
+    "text-embedding-ada-002": 0.10,
+}
+"""Synchronous prices in dollars per million input tokens; the Batch API halves them."""
+
 
 @dataclass(frozen=True)
 class SourceConfig:
@@ -36,10 +43,16 @@ class Config:
     base_url: str | None = None
     token_budget: int = 2_400_000
     timeout: float = 120.0
+    price_per_million: float | None = None
     poll_seconds: float = 5.0
     chunk_tokens: int = 200
     max_attempts: int = 3
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
+
+    def batch_price(self, model: str) -> float:
+        """Dollars per million tokens through the Batch API (0 for unknown or local models)."""
+        price = self.price_per_million or SYNC_PRICE_PER_MILLION.get(model, 0.0)
+        return price / 2
 
     def with_source(self, source: SourceConfig) -> Config:
         """This config with ``source`` added, or replacing the one at the same path."""

@@ -15,9 +15,10 @@ from indexer.errors import ConfigError, IndexMismatch, SourceError
 from indexer.ledger import Ledger
 from indexer.progress import Progress, Silent
 from indexer.records import SearchHit, Skip
-from indexer.report import IndexStatus, SyncReport
+from indexer.report import IndexStatus, JobInfo, SyncReport
 
 if TYPE_CHECKING:
+    from indexer.pipeline import Pipeline
     from indexer.store import Store
 
 DEFAULT_DIR = ".indexer"
@@ -60,7 +61,6 @@ class Index:
         every batch is done.
         """
         from connectors.filesystem import FilesystemSource
-        from indexer.pipeline import Pipeline, SyncOptions
 
         self._remember(paths, include, exclude)
         wanted = {Path(p).resolve().as_posix() for p in paths}
@@ -76,32 +76,67 @@ class Index:
         ledger = self._open_ledger()
         self._check_choice()
         with ledger.lock("sync"):
-            from indexer.chunker import ChunkerSettings
+            return self._pipeline(wait).sync(sources)
 
-            options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens),
-                                  max_attempts=self.config.max_attempts,
-                                  token_budget=self.config.token_budget, wait=wait,
-                                  poll_seconds=self.config.poll_seconds)
-            pipeline = Pipeline(ledger, self._open_backend, self._store, self.path / "batches",
-                                options, self.progress)
-            return pipeline.sync(sources)
+    def cancel(self) -> int:
+        """Cancel every batch in flight; the next sync ingests what they finished and
+        queues the rest again. Returns how many batches were asked to cancel."""
+        self._require()
+        with self._open_ledger().lock("cancel"):
+            return self._pipeline(wait=False).cancel()
+
+    def gc(self) -> int:
+        """Delete scratch batch files, local and remote, that no open job needs.
+        Returns how many files were deleted."""
+        self._require()
+        ledger = self._open_ledger()
+        with ledger.lock("gc"):
+            jobs = ledger.open_jobs()
+            keep = {str(j.shard) for j in jobs} | {j.input_file for j in jobs if j.input_file}
+            deleted = 0
+            for path in sorted((self.path / "batches").glob("*")):
+                if str(path) not in keep:
+                    path.unlink(missing_ok=True)
+                    deleted += 1
+            remote = getattr(self._open_backend(), "remote_files", None)
+            if remote is not None:
+                stale = [file_id for file_id, _ in remote() if file_id not in keep]
+                self._open_backend().cleanup(stale)
+                deleted += len(stale)
+            return deleted
+
+    def _pipeline(self, wait: bool) -> Pipeline:
+        from indexer.chunker import ChunkerSettings
+        from indexer.pipeline import Pipeline, SyncOptions
+
+        options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens),
+                              max_attempts=self.config.max_attempts,
+                              token_budget=self.config.token_budget, wait=wait,
+                              poll_seconds=self.config.poll_seconds)
+        return Pipeline(self._open_ledger(), self._open_backend, self._store,
+                        self.path / "batches", options, self.progress)
+
+    def _require(self) -> None:
+        if not (self.path / "state.db").exists():
+            raise SourceError(f"no index at {self.path}; build one with `indexer sync FOLDER`")
 
     def search(self, query: str, k: int = 5, where: str | None = None) -> list[SearchHit]:
         """The ``k`` passages closest in meaning to ``query``, best first."""
         if not query.strip():
             raise ConfigError("the search query is empty")
-        if not (self.path / "state.db").exists():
-            raise SourceError(f"no index at {self.path}; build one with `indexer sync FOLDER`")
+        self._require()
         backend = self._open_backend()
         vector = backend.embed_query([query])[0]
         return self._store(backend).search(vector, k, where)
 
     def status(self) -> IndexStatus:
         """What the index holds, without loading the model."""
-        if not (self.path / "state.db").exists():
-            raise SourceError(f"no index at {self.path}; build one with `indexer sync FOLDER`")
+        self._require()
         ledger = self._open_ledger()
         meta, counts = ledger.meta(), ledger.counts()
+        billed = ledger.billed_tokens()
+        jobs = tuple(JobInfo(j.label, j.state, j.remote_id, j.remote_state, j.requests,
+                             j.completed, j.failed, j.tokens) for j in ledger.open_jobs())
         return IndexStatus(
             path=str(self.path),
             backend=meta.get("backend", "?"),
@@ -116,6 +151,9 @@ class Index:
             chunks_failed=counts.get("chunks_failed", 0),
             jobs_open=counts.get("jobs_open", 0),
             problems=tuple(Skip(uri, reason) for uri, reason in ledger.skips()),
+            jobs=jobs,
+            tokens_billed=billed,
+            cost=round(billed * self.config.batch_price(meta.get("model", "")) / 1e6, 6),
         )
 
     def close(self) -> None:

@@ -104,6 +104,15 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Settled:
+    """How a finished job's keys ended: embedded, back to pending, or failed for good."""
+
+    embedded: int
+    requeued: int
+    failed: int
+
+
+@dataclass(frozen=True)
 class KeyRow:
     """What the store row of one content key shows: its passage and its live places."""
 
@@ -326,29 +335,30 @@ class Ledger:
         return found
 
     def finish_job(self, job_id: int, embedded: Sequence[str],
-                   failed: Sequence[tuple[str, str, bool]], max_attempts: int) -> int:
-        """Settle a job's keys: embedded, failed (retryable ones requeued) or missing (requeued).
-
-        Returns how many keys went back to ``pending``.
-        """
+                   failed: Sequence[tuple[str, str, bool]], max_attempts: int) -> Settled:
+        """Settle every key of a job: embedded; failed (a retryable failure goes back to
+        pending while attempts remain); or missing from both files (likewise)."""
         with self._tx() as db:
-            db.executemany("UPDATE keys SET state = 'embedded', job_id = NULL, error = NULL "
-                           "WHERE custom_id = ?", [(k,) for k in embedded])
-            for key, error, retryable in failed:
-                db.execute(
-                    "UPDATE keys SET attempts = attempts + 1, error = ?, job_id = NULL, "
-                    "state = CASE WHEN ? AND attempts + 1 < ? THEN 'pending' ELSE 'failed' END "
-                    "WHERE custom_id = ? AND state = 'queued'",
-                    (error, retryable, max_attempts, key))
-            requeued = db.execute(
-                "UPDATE keys SET job_id = NULL, attempts = attempts + 1, "
-                "error = coalesce(error, 'missing from the batch output'), "
-                "state = CASE WHEN attempts + 1 < ? THEN 'pending' ELSE 'failed' END "
-                "WHERE job_id = ? AND state = 'queued'", (max_attempts, job_id)).rowcount
+            db.executemany("UPDATE keys SET state = 'embedded', error = NULL "
+                           "WHERE custom_id = ? AND job_id = ?", [(k, job_id) for k in embedded])
+            db.executemany(
+                "UPDATE keys SET attempts = attempts + 1, error = ?, "
+                "state = CASE WHEN ? AND attempts + 1 < ? THEN 'pending' ELSE 'failed' END "
+                "WHERE custom_id = ? AND job_id = ? AND state = 'queued'",
+                [(error, retryable, max_attempts, key, job_id)
+                 for key, error, retryable in failed])
+            db.execute(
+                "UPDATE keys SET attempts = attempts + 1, error = 'missing from the batch output',"
+                " state = CASE WHEN attempts + 1 < ? THEN 'pending' ELSE 'failed' END "
+                "WHERE job_id = ? AND state = 'queued'", (max_attempts, job_id))
+            outcome = dict(db.execute(
+                "SELECT state, count(*) FROM keys WHERE job_id = ? GROUP BY state", (job_id,)))
+            db.execute("UPDATE keys SET job_id = NULL WHERE job_id = ?", (job_id,))
             db.execute("UPDATE jobs SET state = 'ingested', updated_at = ? WHERE id = ?",
                        (time.time(), job_id))
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in embedded])
-        return requeued
+        return Settled(outcome.get("embedded", 0), outcome.get("pending", 0),
+                       outcome.get("failed", 0))
 
     def abandon_job(self, job_id: int, reason: str) -> None:
         """Give a job up without charging its keys an attempt: they go back to pending."""
@@ -420,6 +430,11 @@ class Ledger:
         out["jobs_open"] = self._db.execute(
             f"SELECT count(*) FROM jobs WHERE state IN {OPEN_JOB_STATES}").fetchone()[0]
         return out
+
+    def billed_tokens(self) -> int:
+        """Tokens of every ingested job, as the backend reported its usage."""
+        return int(self._db.execute(
+            "SELECT coalesce(sum(usage_tokens), 0) FROM jobs").fetchone()[0])
 
     def skips(self) -> list[tuple[str, str]]:
         """Documents with a recorded problem and the reason."""

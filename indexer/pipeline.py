@@ -244,11 +244,13 @@ class Pipeline:
         if status.state == "lost":
             report.errors.append(f"batch {job.remote_id} ({job.label}) disappeared; "
                                  "its chunks were queued again")
-            self.ledger.finish_job(job.id, [], [], self.options.max_attempts)
+            settled = self.ledger.finish_job(job.id, [], [], self.options.max_attempts)
+            report.failed += settled.failed
             return
         files = self.backend.fetch(status, self.batches, job.label)
         self._collect(job, files, report)
         report.tokens += status.tokens or job.tokens
+        self.ledger.set_job(job.id, usage_tokens=status.tokens or job.tokens)
         remote = [f for f in (job.input_file, status.output_file, status.error_file) if f]
         self.backend.cleanup(remote)
         for path in (job.shard, files.output, files.errors):
@@ -285,10 +287,19 @@ class Pipeline:
             report.errors.append(f"batch {job.label} failed validation: {error.code}: "
                                  f"{error.message}{where}")
         reason = "; ".join(f"{e.code}: {e.message}" for e in status.errors) or "batch failed"
-        self.ledger.finish_job(job.id, [], [(k, reason, True) for k in keys],
-                               self.options.max_attempts)
+        settled = self.ledger.finish_job(job.id, [], [(k, reason, True) for k in keys],
+                                         self.options.max_attempts)
+        report.failed += settled.failed
         if job.input_file:
             self.backend.cleanup([job.input_file])
+
+    def cancel(self) -> int:
+        """Ask the backend to cancel every submitted batch; the next sync collects them."""
+        jobs = self.ledger.jobs(["submitted"])
+        for job in jobs:
+            assert job.remote_id is not None
+            self.backend.cancel(job.remote_id)
+        return len(jobs)
 
     def _show_flight(self, jobs: list[Job]) -> None:
         submitted = [j for j in jobs if j.state == "submitted"]
@@ -317,12 +328,12 @@ class Pipeline:
                     self._put(group)
                     group = {}
         self._put(group)
-        requeued = self.ledger.finish_job(job.id, embedded, failed, self.options.max_attempts)
-        report.embedded += len(embedded)
-        report.failed += sum(1 for _, _, retry in failed if not retry)
-        if requeued:
-            report.errors.append(f"{requeued} chunk(s) of {job.label} were missing or failed "
-                                 "transiently and were queued again")
+        settled = self.ledger.finish_job(job.id, embedded, failed, self.options.max_attempts)
+        report.embedded += settled.embedded
+        report.failed += settled.failed
+        if settled.requeued:
+            report.errors.append(f"{settled.requeued} chunk(s) of {job.label} were missing or "
+                                 "failed transiently and were queued again")
 
     def _put(self, vectors: dict[str, np.ndarray]) -> None:
         if not vectors:

@@ -43,6 +43,20 @@ class SyncReport:
 
 
 @dataclass(frozen=True)
+class JobInfo:
+    """One batch job as ``status`` shows it."""
+
+    label: str
+    state: str
+    remote_id: str | None
+    remote_state: str | None
+    requests: int
+    completed: int
+    failed: int
+    tokens: int
+
+
+@dataclass(frozen=True)
 class IndexStatus:
     """What an index holds: its model, documents, passages and open work."""
 
@@ -59,6 +73,9 @@ class IndexStatus:
     chunks_failed: int
     jobs_open: int
     problems: tuple[Skip, ...]
+    jobs: tuple[JobInfo, ...] = ()
+    tokens_billed: int = 0
+    cost: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view."""

@@ -71,8 +71,9 @@ def show_report(report: SyncReport) -> None:
         out.print(f"  skipped {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
     for error in report.errors:
         out.print(f"  {error}", style="red", highlight=False)
-    if report.in_flight:
-        out.print(f"{report.in_flight} batch job(s) still in flight; run sync again later")
+    if report.in_flight or report.pending:
+        out.print(f"{report.in_flight} batch job(s) in flight, {report.pending} chunk(s) "
+                  "waiting; run `indexer sync` again later (or `--wait`)")
     out.print(f"done in {report.seconds:.1f}s")
 
 
@@ -110,6 +111,16 @@ def show_status(info: IndexStatus) -> None:
               f"{info.skipped_documents} skipped")
     out.print(f"passages: {info.passages} embedded, {info.chunks_pending} waiting, "
               f"{info.chunks_failed} failed; open jobs: {info.jobs_open}")
+    if info.tokens_billed:
+        out.print(f"billed: {info.tokens_billed} tokens, about ${info.cost:.4f}")
+    if info.jobs:
+        table = Table(title="batches in flight")
+        for name in ("job", "state", "batch", "progress", "tokens"):
+            table.add_column(name)
+        for job in info.jobs:
+            table.add_row(job.label, job.remote_state or job.state, job.remote_id or "-",
+                          f"{job.completed + job.failed}/{job.requests}", str(job.tokens))
+        out.print(table)
     for problem in info.problems:
         out.print(f"  {_short(problem.uri)}: {problem.reason}", style="yellow", highlight=False)
 

@@ -33,8 +33,8 @@ def test_new_document_publishes_only_when_all_keys_are_embedded(ledger: Ledger,
     assert [r.custom_id for r in ledger.pending_requests()] == ["k1", "k2"]
     job = ledger.create_job("local", Shard(tmp_path / "s.jsonl", 2, 6, 100, ("k1", "k2")))
     assert ledger.pending_requests() == []
-    requeued = ledger.finish_job(job, ["k1"], [], max_attempts=3)
-    assert requeued == 1  # k2 was missing from the output
+    settled = ledger.finish_job(job, ["k1"], [], max_attempts=3)
+    assert (settled.embedded, settled.requeued, settled.failed) == (1, 1, 0)  # k2 was missing
     assert ledger.publishable() == []
     job2 = ledger.create_job("local", Shard(tmp_path / "t.jsonl", 1, 3, 50, ("k2",)))
     ledger.finish_job(job2, ["k2"], [], max_attempts=3)

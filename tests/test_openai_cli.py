@@ -1,0 +1,129 @@
+"""The OpenAI path as a user drives it: waves under a budget, --wait, exit codes, cancel, gc."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.fixture import Emulator
+from test_openai_backend import clean, emu, open_index, paid_twice, store_rows
+
+__all__ = ["clean", "emu"]
+
+
+def cli(index_dir: Path, emu: Emulator, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPENAI_BASE_URL": emu.base_url}
+    return subprocess.run([sys.executable, "-m", "indexer", "--index", str(index_dir), *args],
+                          env=env, text=True, capture_output=True, timeout=300)
+
+
+def big_docs(folder: Path, files: int = 100) -> Path:
+    folder.mkdir()
+    for i in range(files):
+        paragraphs = [f"Paragraph {j} of page {i} explains feature {i * 7 + j} in detail, "
+                      "with enough words to make a chunk of a few dozen tokens long."
+                      for j in range(6)]
+        (folder / f"page{i:03d}.md").write_text(f"# Page {i}\n\n" + "\n\n".join(paragraphs))
+    return folder
+
+
+def failed_batches(emu: Emulator) -> list[str]:
+    return [b for b, state in emu.stats()["batches"].items() if state == "failed"]
+
+
+def test_waves_never_exceed_the_budget(tmp_path: Path, emu: Emulator) -> None:
+    docs = big_docs(tmp_path / "docs")
+    emu.configure(token_budget=12_000)
+    with open_index(tmp_path / "idx", emu, token_budget=12_000) as index:
+        report = index.sync([docs], wait=True)
+    assert report.complete and report.jobs >= 2, report
+    assert failed_batches(emu) == []  # the service never saw more than its budget enqueued
+
+
+def test_token_limit_exceeded_lowers_the_budget_and_reshards(tmp_path: Path,
+                                                              emu: Emulator) -> None:
+    docs = big_docs(tmp_path / "docs")
+    emu.configure(token_budget=12_000)
+    before = emu.stats()
+    with open_index(tmp_path / "idx", emu) as index:  # default budget: far above 12,000
+        report = index.sync([docs], wait=True)
+        status = index.status()
+    assert report.complete and status.chunks_failed == 0, report
+    assert len(failed_batches(emu)) == 1  # one token_limit_exceeded, then smaller waves
+    assert paid_twice(emu, before) == []
+
+
+def test_in_flight_exit_code_then_wait(docs: Path, tmp_path: Path, emu: Emulator,
+                                       clean: dict[str, tuple[object, ...]]) -> None:
+    emu.configure(speed=8, validating_seconds=0.3, finalizing_seconds=0.1)
+    index_dir = tmp_path / "idx"
+    open_index(index_dir, emu).close()
+    first = cli(index_dir, emu, "sync", str(docs), "--json")
+    assert first.returncode == 3, first.stderr
+    assert json.loads(first.stdout)["in_flight"] == 1
+    status = json.loads(cli(index_dir, emu, "status", "--json").stdout)
+    assert len(status["jobs"]) == 1 and status["jobs"][0]["remote_id"]
+    done = cli(index_dir, emu, "sync", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    assert store_rows(index_dir) == clean
+    assert json.loads(cli(index_dir, emu, "status", "--json").stdout)["tokens_billed"] > 0
+
+
+def test_cancel_keeps_partial_results_and_the_rest_is_requeued(
+        docs: Path, tmp_path: Path, emu: Emulator,
+        clean: dict[str, tuple[object, ...]]) -> None:
+    emu.configure(speed=50, validating_seconds=0.1)
+    emu.fault_batches(stall_after_lines=5)
+    before = emu.stats()
+    index_dir = tmp_path / "idx"
+    open_index(index_dir, emu).close()
+    assert cli(index_dir, emu, "sync", str(docs)).returncode == 3
+    cancelled = cli(index_dir, emu, "cancel")
+    assert cancelled.returncode == 0 and "asked 1 batch" in cancelled.stdout
+    done = cli(index_dir, emu, "sync", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["embedded"] >= 5
+    assert store_rows(index_dir) == clean
+    assert paid_twice(emu, before) == []
+
+
+def test_validation_failure_is_reported_and_chunks_fail_after_retries(
+        docs: Path, tmp_path: Path, emu: Emulator) -> None:
+    emu.configure(max_requests=2)
+    index_dir = tmp_path / "idx"
+    open_index(index_dir, emu).close()
+    result = cli(index_dir, emu, "sync", str(docs), "--json")
+    assert result.returncode == 4, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert any("too_many_tasks" in e for e in report["errors"])
+    status = json.loads(cli(index_dir, emu, "status", "--json").stdout)
+    assert status["chunks_failed"] == report["failed"] > 0
+    assert any("too_many_tasks" in p["reason"] for p in status["problems"])
+
+
+def test_gc_deletes_remote_files_left_behind(docs: Path, tmp_path: Path, emu: Emulator) -> None:
+    emu.inject({"routes": [{"route": "files.delete", "status": 500, "count": 100,
+                            "retry_after_ms": 1}]})
+    index_dir = tmp_path / "idx"
+    with open_index(index_dir, emu) as index:
+        assert index.sync([docs]).complete
+    emu.clear_faults()
+    client = emu.client()
+    assert [f for f in client.files.list(purpose="batch")]
+    result = cli(index_dir, emu, "gc")
+    assert result.returncode == 0 and "deleted" in result.stdout
+    assert [f.id for f in client.files.list(purpose="batch")] == []
+
+
+@pytest.mark.parametrize("command", ["cancel", "gc", "status"])
+def test_commands_on_a_missing_index_fail_clearly(tmp_path: Path, emu: Emulator,
+                                                  command: str) -> None:
+    result = cli(tmp_path / "nothing", emu, command)
+    assert result.returncode == 1 and "indexer sync" in result.stderr

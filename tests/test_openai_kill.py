@@ -1,0 +1,99 @@
+"""kill -9 the indexer at each step of a batch's life, restart, and converge with no double spend."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.fixture import Emulator
+from test_openai_backend import clean, emu, open_index, paid_twice, store_rows, sync_until_done
+
+__all__ = ["clean", "emu"]  # fixtures shared with test_openai_backend
+
+STEPS: dict[str, dict[str, Any]] = {
+    "after upload, before create": {"route": "batches.create", "action": "hang", "seconds": 20},
+    "after create, before its answer": {"route": "batches.create", "action": "hang",
+                                        "seconds": 20, "after": True},
+    "while polling": {"route": "batches.retrieve", "action": "hang", "seconds": 20},
+    "mid-download": {"route": "files.content", "action": "hang", "seconds": 20},
+    "after ingest, before cleanup": {"route": "files.delete", "action": "hang", "seconds": 20},
+}
+
+
+def wait_for_call(emu: Emulator, route: str, count: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while emu.stats()["calls"].get(route, 0) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{route} was never called")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_kill_at_each_step_then_converge(step: str, docs: Path, tmp_path: Path, emu: Emulator,
+                                         clean: dict[str, tuple[object, ...]]) -> None:
+    fault = STEPS[step]
+    index_dir = tmp_path / "killed"
+    open_index(index_dir, emu).close()  # writes the index's config (openai backend)
+    before = emu.stats()
+    calls = before["calls"].get(fault["route"], 0)
+    emu.inject({"routes": [fault]})
+    env = {**os.environ, "OPENAI_BASE_URL": emu.base_url}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "indexer", "--index", str(index_dir), "sync", str(docs)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_call(emu, fault["route"], calls + 1)
+        time.sleep(0.2)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    emu.clear_faults()
+
+    with open_index(index_dir, emu) as index:
+        report = sync_until_done(index)
+    assert report.complete, report
+    assert store_rows(index_dir) == clean
+    assert paid_twice(emu, before) == []
+    created = emu.stats()["batches_created"] - before["batches_created"]
+    assert created == 1, f"{created} batches were created for one shard"
+
+
+def test_crash_mid_ingest_then_converge(docs: Path, tmp_path: Path, emu: Emulator,
+                                        clean: dict[str, tuple[object, ...]],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash between two store writes of one output file (rows half written)."""
+    from indexer import pipeline
+    from indexer.store import Store
+
+    class Crash(BaseException):
+        pass
+
+    real_put = Store.put
+    writes = []
+
+    def put_then_crash(self: Store, rows: Any) -> None:
+        real_put(self, rows)
+        writes.append(len(rows))
+        if len(writes) == 2:
+            raise Crash
+
+    monkeypatch.setattr(pipeline, "_GROUP", 4)
+    monkeypatch.setattr(Store, "put", put_then_crash)
+    before = emu.stats()
+    index_dir = tmp_path / "crashed"
+    with pytest.raises(Crash), open_index(index_dir, emu) as index:
+        index.sync([docs])
+    monkeypatch.setattr(Store, "put", real_put)
+    with open_index(index_dir, emu) as index:
+        report = sync_until_done(index)
+    assert report.complete
+    assert store_rows(index_dir) == clean
+    assert paid_twice(emu, before) == []
+    assert emu.stats()["batches_created"] - before["batches_created"] == 1
