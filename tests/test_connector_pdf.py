@@ -7,12 +7,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from pdfgen import make_pdf
 from pypdf import PageObject, PdfReader, PdfWriter
 from pypdf.errors import DependencyError
 
 from connectors.filesystem import FilesystemSource, load
 from indexer.records import Document, Skip, SourceItem
+from pdfgen import make_pdf
 
 
 def load_pdf(tmp_path: Path, data: bytes) -> Document | Skip:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import openai
 import pytest
+
 from emulator.fixture import Emulator, run_emulator
 
 MODEL = "text-embedding-3-small"

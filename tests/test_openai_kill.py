@@ -1,4 +1,4 @@
-"""kill -9 the indexer at each step of a batch's life, restart, and converge with no double spend."""
+"""kill -9 the indexer at each step of a batch, restart, and converge with no double spend."""
 
 from __future__ import annotations
 
