@@ -107,12 +107,13 @@ class Index:
 
     def _pipeline(self, wait: bool) -> Pipeline:
         from indexer.chunker import ChunkerSettings
+        from indexer.jobs import JobOptions
         from indexer.pipeline import Pipeline, SyncOptions
 
-        options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens),
-                              max_attempts=self.config.max_attempts,
-                              token_budget=self.config.token_budget, wait=wait,
-                              poll_seconds=self.config.poll_seconds)
+        jobs = JobOptions(max_attempts=self.config.max_attempts,
+                          token_budget=self.config.token_budget, wait=wait,
+                          poll_seconds=self.config.poll_seconds)
+        options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens), jobs)
         return Pipeline(self._open_ledger(), self._open_backend, self._store,
                         self.path / "batches", options, self.progress)
 

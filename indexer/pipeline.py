@@ -1,4 +1,4 @@
-"""One sync: scan sources, load and chunk what changed, embed new keys, publish, flush.
+"""One sync: survey sources, stage what changed, run the batch jobs, publish, flush.
 
 Each step records its outcome in the ledger before the next begins, so a run killed
 anywhere resumes where it stopped: staged documents stay pending, jobs are
@@ -9,66 +9,56 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import numpy as np
-
-from connectors.filesystem import FilesystemSource, load
-from indexer.backend import Backend, JobError, JobFiles, JobStatus
-from indexer.batchfile import BatchLimits, content_key, read_requests, write_shards
-from indexer.batchoutput import read_results
+from connectors.filesystem import FilesystemSource
+from indexer.backend import Backend
+from indexer.batchfile import content_key
 from indexer.chunker import ChunkerSettings, chunk_document
-from indexer.errors import BackendError
-from indexer.ledger import DocumentState, Job, Ledger
+from indexer.jobs import JobOptions, JobRunner
+from indexer.ledger import Ledger
 from indexer.progress import Progress
-from indexer.records import Document, SourceItem
+from indexer.records import Chunk, Document
 from indexer.report import SyncReport
 from indexer.store import Store, StoreRow
+from indexer.survey import Change, survey
 
 _GROUP = 2_000
 
 
 @dataclass(frozen=True)
 class SyncOptions:
-    """The knobs of a sync that do not change the index's identity.
-
-    ``token_budget`` caps the estimated tokens of batches in flight at once (the
-    organisation's enqueued-token limit, which the API does not expose); a
-    ``token_limit_exceeded`` failure lowers it (remembered in the ledger).
-    ``wait`` keeps polling until every batch is done.
-    """
+    """The knobs of a sync that do not change the index's identity."""
 
     chunker: ChunkerSettings
-    limits: BatchLimits = field(default_factory=BatchLimits)
-    max_attempts: int = 3
-    token_budget: int = 2_400_000
-    min_token_budget: int = 10_000
-    request_budget: int = 1_000_000
-    wait: bool = False
-    poll_seconds: float = 5.0
-    max_poll_seconds: float = 120.0
+    jobs: JobOptions = field(default_factory=JobOptions)
 
 
 class Pipeline:
-    """Runs syncs for one index: its ledger, store, backend and scratch directory."""
+    """Runs syncs for one index: its ledger, store, backend and scratch directory.
+
+    The backend and the store are opened only when a run needs them, so a sync that
+    finds nothing changed loads no model and touches no table.
+    """
 
     def __init__(self, ledger: Ledger, backend: Callable[[], Backend],
                  store: Callable[[Backend], Store], batches: Path, options: SyncOptions,
                  progress: Progress) -> None:
         self.ledger, self._open_backend, self._open_store = ledger, backend, store
-        self.batches, self.options, self.progress = batches, options, progress
-        self._deferred: dict[int, float] = {}
+        self.options, self.progress = options, progress
+        self.jobs = JobRunner(ledger, lambda: self.backend, lambda: self.store, batches,
+                              options.jobs, progress)
 
     @cached_property
     def backend(self) -> Backend:
-        """The embedding backend, loaded only when a run has something to embed."""
+        """The embedding backend."""
         return self._open_backend()
 
     @cached_property
     def store(self) -> Store:
-        """The search store, opened only when a run has something to write."""
+        """The search store."""
         return self._open_store(self.backend)
 
     def sync(self, sources: Sequence[FilesystemSource]) -> SyncReport:
@@ -76,273 +66,50 @@ class Pipeline:
         started = time.monotonic()
         report = SyncReport()
         for source in sources:
-            self._scan(source, report)
-        self._embed(report)
+            root = source.root.resolve().as_posix()
+            for change in survey(source, self.ledger.documents(root), self.progress):
+                self._apply(root, change, report)
+        self.jobs.run(report)
         self._publish(report)
         report.seconds = round(time.monotonic() - started, 3)
         return report
 
-    # -- scan, load, chunk ---------------------------------------------------------
-
-    def _scan(self, source: FilesystemSource, report: SyncReport) -> None:
-        root = source.root.resolve().as_posix()
-        known = self.ledger.documents(root)
-        seen: set[str] = set()
-        changed: list[SourceItem] = []
-        self.progress.stage(f"scan {source.root}")
-        for found in source.scan():
-            self.progress.advance()
-            seen.add(found.uri)
-            if not isinstance(found, SourceItem):
-                report.skipped += 1
-                report.skips.append(found)
-                self.ledger.record_skip(found.uri, root, "", found.reason)
-                continue
-            state = known.get(found.uri)
-            if state and state.fingerprint == found.fingerprint:
-                report.unchanged += 1
-                if state.status == "skipped":
-                    report.skipped += 1
-            else:
-                changed.append(found)
-        self.progress.end()
-        gone = [uri for uri in known if uri not in seen]
-        self.ledger.remove(gone)
-        report.deleted += len(gone)
-        self._load(changed, root, known, report)
-
-    def _load(self, items: list[SourceItem], root: str, known: dict[str, DocumentState],
-              report: SyncReport) -> None:
-        self.progress.stage("read & chunk", len(items))
-        for item in items:
-            loaded = load(item)
-            state = known.get(item.uri)
-            if not isinstance(loaded, Document):
-                report.skipped += 1
-                report.skips.append(loaded)
-                self.ledger.record_skip(item.uri, root, item.fingerprint, loaded.reason)
-            elif state and loaded.content_hash == (state.pending_hash or state.content_hash):
-                report.touched += 1
-                self.ledger.touch(item.uri, item.fingerprint)
-            else:
-                self._stage(root, item, loaded, report, is_new=state is None)
-            self.progress.advance()
-        self.progress.end()
-
-    def _stage(self, root: str, item: SourceItem, doc: Document, report: SyncReport,
-               is_new: bool) -> None:
-        chunks = chunk_document(doc, self.options.chunker)
-        model, dims = self.backend.model, self.backend.dimensions
-        keyed = [(c, content_key(model, dims, c.embed_text)) for c in chunks]
-        self.ledger.stage(item.uri, root, item.fingerprint, doc.content_hash, doc.title, keyed)
-        report.chunks += len(keyed)
-        report.reused += len(self.ledger.embedded([key for _, key in keyed]))
-        if is_new:
-            report.new += 1
-        else:
-            report.changed += 1
-
-    # -- embed ---------------------------------------------------------------------
-
-    def _embed(self, report: SyncReport) -> None:
-        if not self.ledger.open_jobs() and not self.ledger.has_pending():
-            return
-        delay = self.options.poll_seconds
-        while True:
-            try:
-                progressed = self._step(report)
-            except BackendError as exc:
-                # The ledger holds every step taken so far: the next sync resumes here.
-                report.errors.append(str(exc))
-                break
-            open_jobs = self.ledger.open_jobs()
-            if not open_jobs and not self.ledger.has_pending():
-                break
-            if not progressed:
-                if not self.options.wait:
-                    break
-                self._show_flight(open_jobs)
-                time.sleep(delay)
-                delay = min(delay * 1.5, self.options.max_poll_seconds)
-            else:
-                delay = self.options.poll_seconds
-        self.progress.end()
-        report.in_flight = len(self.ledger.open_jobs())
-        report.pending = self.ledger.count_pending()
-
-    def _step(self, report: SyncReport) -> bool:
-        """Plan shards for pending keys, settle finished jobs, submit within the budget."""
-        progressed = self._plan()
-        for job in self.ledger.jobs(["submitted"]):
-            assert job.remote_id is not None
-            status = self.backend.status(job.remote_id)
-            self.ledger.set_job(job.id, completed=status.completed, failed=status.failed,
-                                remote_state=status.state)
-            if status.done or status.state == "lost":
-                self._settle(job, status, report)
-                progressed = True
-        budget, requests = self._budget(), self.options.request_budget
-        in_flight = self.ledger.jobs(["submitted"])
-        tokens = sum(j.tokens for j in in_flight)
-        count = sum(j.requests for j in in_flight)
-        for job in self.ledger.jobs(["planned", "uploaded", "creating"]):
-            if self._deferred.get(job.id, 0.0) > time.monotonic():
-                continue
-            if in_flight and (tokens + job.tokens > budget or count + job.requests > requests):
-                break
-            self._submit(job, report)
-            tokens, count, in_flight = tokens + job.tokens, count + job.requests, [job]
-            progressed = True
-        return progressed
-
-    def _plan(self) -> bool:
-        if not self.ledger.has_pending():
-            return False
-        limits = replace(self.options.limits,
-                         max_requests=min(self.options.limits.max_requests,
-                                          self.backend.max_batch_requests),
-                         max_shard_tokens=self._budget() if self.backend.name != "local"
-                         else None)
-        label = f"shard-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6:06d}"
-        shards = write_shards(self.ledger.pending_requests(), self.backend.body(),
-                              self.batches, label, limits)
-        for shard in shards:
-            self.ledger.create_job(self.backend.name, shard)
-        return bool(shards)
-
-    def _budget(self) -> int:
-        learned = self.ledger.meta().get("learned_token_budget")
-        return int(learned) if learned else self.options.token_budget
-
-    def _submit(self, job: Job, report: SyncReport) -> None:
-        file_id = job.input_file
-        if job.state == "creating":
-            found = self.backend.find(job.label, job.created_at)
-            if found:
-                self.ledger.set_job(job.id, state="submitted", remote_id=found)
-                return
-        if file_id is None:
-            file_id = self.backend.upload(job.shard)
-            self.ledger.set_job(job.id, state="uploaded", input_file=file_id)
-        self.ledger.set_job(job.id, state="creating")
-        self.progress.stage("embed", job.requests)
-        try:
-            remote = self.backend.create(file_id, job.label, self.progress.advance)
-        finally:
-            self.progress.end()
-        self.ledger.set_job(job.id, state="submitted", remote_id=remote)
-        report.jobs += 1
-
-    def _settle(self, job: Job, status: JobStatus, report: SyncReport) -> None:
-        codes = {e.code for e in status.errors}
-        if status.state == "failed" and "token_limit_exceeded" in codes:
-            self._defer(job)
-            return
-        if status.state == "failed":
-            self._reject(job, status, report)
-            return
-        if status.state == "lost":
-            report.errors.append(f"batch {job.remote_id} ({job.label}) disappeared; "
-                                 "its chunks were queued again")
-            settled = self.ledger.finish_job(job.id, [], [], self.options.max_attempts)
-            report.failed += settled.failed
-            return
-        files = self.backend.fetch(status, self.batches, job.label)
-        self._collect(job, files, report)
-        report.tokens += status.tokens or job.tokens
-        self.ledger.set_job(job.id, usage_tokens=status.tokens or job.tokens)
-        remote = [f for f in (job.input_file, status.output_file, status.error_file) if f]
-        self.backend.cleanup(remote)
-        for path in (job.shard, files.output, files.errors):
-            if path is not None:
-                path.unlink(missing_ok=True)
-
-    def _defer(self, job: Job) -> None:
-        """Over the organisation's enqueued-token limit: lower the budget and try later.
-
-        A shard larger than the lowered budget is given up and its keys re-sharded
-        smaller; any other waits (a new attempt, so a new label) until batches finish.
-        """
-        others = sum(j.tokens for j in self.ledger.jobs(["submitted"]) if j.id != job.id)
-        learned = max(self.options.min_token_budget, int(0.8 * others) or job.tokens // 2)
-        budget = min(learned, self._budget())
-        self.ledger.set_meta({"learned_token_budget": str(budget)})
-        if job.tokens > budget and not others:
-            self.ledger.abandon_job(job.id, "token_limit_exceeded: re-sharded smaller")
-            if job.input_file:
-                self.backend.cleanup([job.input_file])
-        else:
-            self.ledger.set_job(job.id, state="uploaded", attempt=job.attempt + 1,
-                                remote_id=None)
-            self._deferred[job.id] = time.monotonic() + self.options.poll_seconds
-
-    def _reject(self, job: Job, status: JobStatus, report: SyncReport) -> None:
-        keys = self.ledger.job_keys(job.id)
-        lines = {n: key for n, (key, _) in enumerate(read_requests(job.shard), start=1)} \
-            if job.shard.exists() else {}
-        sources = self.ledger.job_sources(list(lines.values()))
-        for error in status.errors or (JobError("failed", "the batch failed"),):
-            key = lines.get(error.line or 0)
-            where = f" (line {error.line}: {sources.get(key, key)})" if key else ""
-            report.errors.append(f"batch {job.label} failed validation: {error.code}: "
-                                 f"{error.message}{where}")
-        reason = "; ".join(f"{e.code}: {e.message}" for e in status.errors) or "batch failed"
-        settled = self.ledger.finish_job(job.id, [], [(k, reason, True) for k in keys],
-                                         self.options.max_attempts)
-        report.failed += settled.failed
-        if job.input_file:
-            self.backend.cleanup([job.input_file])
-
     def cancel(self) -> int:
-        """Ask the backend to cancel every submitted batch; the next sync collects them."""
-        jobs = self.ledger.jobs(["submitted"])
-        for job in jobs:
-            assert job.remote_id is not None
-            self.backend.cancel(job.remote_id)
-        return len(jobs)
+        """Ask the backend to cancel every batch in flight."""
+        return self.jobs.cancel()
 
-    def _show_flight(self, jobs: list[Job]) -> None:
-        submitted = [j for j in jobs if j.state == "submitted"]
-        total = sum(j.requests for j in submitted)
-        done = sum(j.completed + j.failed for j in submitted)
-        self.progress.stage(f"waiting for {len(submitted)} batch(es)", total)
-        self.progress.advance(done)
+    def _apply(self, root: str, change: Change, report: SyncReport) -> None:
+        if change.kind == "unchanged":
+            report.unchanged += 1
+            report.skipped += change.was_skipped
+        elif change.kind == "deleted":
+            self.ledger.remove([change.uri])
+            report.deleted += 1
+        elif change.kind == "skipped":
+            assert change.skip is not None
+            fingerprint = change.item.fingerprint if change.item else ""
+            self.ledger.record_skip(change.uri, root, fingerprint, change.skip.reason)
+            report.skipped += 1
+            report.skips.append(change.skip)
+        elif change.kind == "touched":
+            assert change.item is not None
+            self.ledger.touch(change.uri, change.item.fingerprint)
+            report.touched += 1
+        else:
+            assert change.item is not None and change.document is not None
+            keyed = self.keyed_chunks(change.document)
+            self.ledger.stage(change.uri, root, change.item.fingerprint,
+                              change.document.content_hash, change.document.title, keyed)
+            report.chunks += len(keyed)
+            report.reused += len(self.ledger.embedded([key for _, key in keyed]))
+            report.new += change.kind == "new"
+            report.changed += change.kind == "changed"
 
-    def _collect(self, job: Job, files: JobFiles, report: SyncReport) -> None:
-        embedded: list[str] = []
-        failed: list[tuple[str, str, bool]] = []
-        group: dict[str, np.ndarray] = {}
-        queued = set(self.ledger.job_keys(job.id))
-        for path in (files.output, files.errors):
-            if path is None:
-                continue
-            for result in read_results(path, self.backend.dimensions):
-                if result.custom_id not in queued:
-                    continue  # not ours, or already settled: never ingest twice
-                if result.vector is not None:
-                    group[result.custom_id] = result.vector
-                    embedded.append(result.custom_id)
-                else:
-                    failed.append((result.custom_id, result.error or "failed", result.retryable))
-                if len(group) >= _GROUP:
-                    self._put(group)
-                    group = {}
-        self._put(group)
-        settled = self.ledger.finish_job(job.id, embedded, failed, self.options.max_attempts)
-        report.embedded += settled.embedded
-        report.failed += settled.failed
-        if settled.requeued:
-            report.errors.append(f"{settled.requeued} chunk(s) of {job.label} were missing or "
-                                 "failed transiently and were queued again")
-
-    def _put(self, vectors: dict[str, np.ndarray]) -> None:
-        if not vectors:
-            return
-        rows = self.ledger.key_rows(list(vectors))
-        self.store.put([StoreRow(r.custom_id, r.text, r.context, r.places, vectors[r.custom_id])
-                        for r in rows])
-
-    # -- publish -------------------------------------------------------------------
+    def keyed_chunks(self, document: Document) -> list[tuple[Chunk, str]]:
+        """A document's chunks with their content keys under the index's model."""
+        chunks = chunk_document(document, self.options.chunker)
+        model, dims = self.backend.model, self.backend.dimensions
+        return [(c, content_key(model, dims, c.embed_text)) for c in chunks]
 
     def _publish(self, report: SyncReport) -> None:
         ready = self.ledger.publishable()

@@ -69,7 +69,7 @@ def test_crash_mid_ingest_then_converge(docs: Path, tmp_path: Path, emu: Emulato
                                         clean: dict[str, tuple[object, ...]],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash between two store writes of one output file (rows half written)."""
-    from indexer import pipeline
+    from indexer import jobs
     from indexer.store import Store
 
     class Crash(BaseException):
@@ -84,7 +84,7 @@ def test_crash_mid_ingest_then_converge(docs: Path, tmp_path: Path, emu: Emulato
         if len(writes) == 2:
             raise Crash
 
-    monkeypatch.setattr(pipeline, "_GROUP", 4)
+    monkeypatch.setattr(jobs, "_GROUP", 4)
     monkeypatch.setattr(Store, "put", put_then_crash)
     before = emu.stats()
     index_dir = tmp_path / "crashed"
