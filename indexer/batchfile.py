@@ -90,16 +90,18 @@ def request_line(request: Request, body: dict[str, object]) -> bytes:
 def write_shards(
     requests: Iterable[Request],
     body: dict[str, object],
-    directory: Path,
+    directory: Path | None,
     prefix: str,
     limits: BatchLimits = BatchLimits(),
 ) -> list[Shard]:
     """Write ``requests`` into as few shard files as every limit in ``limits`` allows.
 
-    Raises :class:`BackendError` for a request that no shard can hold (an empty
-    text or one over the per-input token limit): the chunker must never make one.
+    With ``directory=None`` nothing is written: the shards are only measured (for a
+    plan). Raises :class:`BackendError` for a request that no shard can hold (an
+    empty text or one over the per-input token limit): the chunker never makes one.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
     writer = _ShardWriter(body, directory, prefix, limits)
     for request in requests:
         writer.add(request)
@@ -108,7 +110,7 @@ def write_shards(
 
 class _ShardWriter:
     def __init__(
-        self, body: dict[str, object], directory: Path, prefix: str, limits: BatchLimits
+        self, body: dict[str, object], directory: Path | None, prefix: str, limits: BatchLimits
     ) -> None:
         self.body, self.directory, self.prefix, self.limits = body, directory, prefix, limits
         self.shards: list[Shard] = []
@@ -152,11 +154,13 @@ class _ShardWriter:
         return self.shards
 
     def _flush(self) -> None:
-        path = self.directory / f"{self.prefix}-{len(self.shards):04d}.jsonl"
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as out:
-            out.writelines(self._lines)
-        tmp.replace(path)
+        name = f"{self.prefix}-{len(self.shards):04d}.jsonl"
+        path = self.directory / name if self.directory is not None else Path(name)
+        if self.directory is not None:
+            tmp = path.with_suffix(".tmp")
+            with tmp.open("wb") as out:
+                out.writelines(self._lines)
+            tmp.replace(path)
         self.shards.append(
             Shard(path, len(self._lines), self._tokens, self._size, tuple(self._ids)))
         self._lines, self._ids, self._tokens, self._size = [], [], 0, 0

@@ -58,11 +58,14 @@ def cli(ctx: click.Context, index_dir: Path) -> None:
 @click.option("--base-url", envvar="OPENAI_BASE_URL", default=None,
               help="OpenAI-compatible API base URL (or set OPENAI_BASE_URL).")
 @click.option("--wait", is_flag=True, help="Poll until every batch is done.")
+@click.option("--max-cost", type=click.FloatRange(min=0), default=None,
+              help="Refuse to submit if the estimated batch cost (dollars) is above this.")
+@click.option("--dry-run", is_flag=True, help="Only show the plan (same as `indexer plan`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
          exclude: tuple[str, ...], backend: str | None, base_url: str | None, wait: bool,
-         as_json: bool) -> None:
+         max_cost: float | None, dry_run: bool, as_json: bool) -> None:
     """Crawl PATHS (remembered as sources) or every known source, and update the store.
 
     \b
@@ -72,13 +75,18 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
       2  usage error
       3  batches still in flight or chunks waiting: run sync again later
       4  done, but some chunks failed for good (see the report and `indexer status`)
+      5  refused: the estimated cost is over --max-cost (nothing was submitted)
     """
+    if dry_run:
+        ctx.invoke(plan, paths=paths, include=include, exclude=exclude, backend=backend,
+                   base_url=base_url, as_json=as_json)
+        return
     from indexer.terminal import BarProgress
 
     bars = BarProgress(enabled=not as_json)
     try:
         with _errors(), _index(ctx, backend, bars, base_url) as index:
-            report = index.sync(paths, include, exclude, wait=wait)
+            report = index.sync(paths, include, exclude, wait=wait, max_cost=max_cost)
     finally:
         bars.close()
     if as_json:
@@ -87,10 +95,42 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
         from indexer.terminal import show_report
 
         show_report(report)
+    if report.refused_cost:
+        sys.exit(5)
     if not report.complete:
         sys.exit(3)
     if report.failed:
         sys.exit(4)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
+@click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
+@click.option("--backend", type=click.Choice(["auto", "local", "openai"]), default=None,
+              help="Embedding backend for a new index.")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", default=None,
+              help="OpenAI-compatible API base URL (or set OPENAI_BASE_URL).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.pass_context
+def plan(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
+         exclude: tuple[str, ...], backend: str | None, base_url: str | None,
+         as_json: bool) -> None:
+    """Show what a sync would do and cost, without spending anything."""
+    from indexer.terminal import BarProgress
+
+    bars = BarProgress(enabled=not as_json)
+    try:
+        with _errors(), _index(ctx, backend, bars, base_url) as index:
+            result = index.plan(paths, include, exclude)
+    finally:
+        bars.close()
+    if as_json:
+        _emit(result.to_dict())
+    else:
+        from indexer.terminal import show_plan
+
+        show_plan(result)
 
 
 @cli.command()

@@ -44,6 +44,7 @@ class Config:
     token_budget: int = 2_400_000
     timeout: float = 120.0
     price_per_million: float | None = None
+    max_cost: float | None = None
     poll_seconds: float = 5.0
     chunk_tokens: int = 200
     max_attempts: int = 3

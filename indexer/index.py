@@ -15,9 +15,10 @@ from indexer.errors import ConfigError, IndexMismatch, SourceError
 from indexer.ledger import Ledger
 from indexer.progress import Progress, Silent
 from indexer.records import SearchHit, Skip
-from indexer.report import IndexStatus, JobInfo, SyncReport
+from indexer.report import IndexStatus, JobInfo, Plan, SyncReport
 
 if TYPE_CHECKING:
+    from connectors.filesystem import FilesystemSource
     from indexer.pipeline import Pipeline
     from indexer.store import Store
 
@@ -52,31 +53,29 @@ class Index:
     # -- public API ----------------------------------------------------------------
 
     def sync(self, paths: Sequence[str | Path] = (), include: Sequence[str] = (),
-             exclude: Sequence[str] = (), *, wait: bool = False) -> SyncReport:
+             exclude: Sequence[str] = (), *, wait: bool = False,
+             max_cost: float | None = None) -> SyncReport:
         """Crawl ``paths`` (added to the index's sources) or every configured source, and
         bring the store up to date: embed what changed, drop what was deleted.
 
         With a remote backend, batches still running when the call returns are
         collected by the next sync (``report.in_flight``); ``wait=True`` polls until
-        every batch is done.
+        every batch is done. ``max_cost`` (dollars, default from config) refuses to
+        submit a run estimated above it (``report.refused_cost``).
         """
-        from connectors.filesystem import FilesystemSource
-
-        self._remember(paths, include, exclude)
-        wanted = {Path(p).resolve().as_posix() for p in paths}
-        sources = [
-            FilesystemSource(Path(s.path), include=s.include, exclude=s.exclude)
-            for s in self.config.sources if not wanted or s.path in wanted
-        ]
-        if not sources:
-            raise SourceError("no source to sync: give a folder, e.g. `indexer sync ./docs`")
-        for source in sources:
-            if not source.root.exists():
-                raise SourceError(f"source {source.root} does not exist; check the path")
+        sources = self._sources(paths, include, exclude, remember=True)
         ledger = self._open_ledger()
         self._check_choice()
         with ledger.lock("sync"):
-            return self._pipeline(wait).sync(sources)
+            return self._pipeline(wait, max_cost).sync(sources)
+
+    def plan(self, paths: Sequence[str | Path] = (), include: Sequence[str] = (),
+             exclude: Sequence[str] = ()) -> Plan:
+        """What :meth:`sync` would do and cost now, without spending or changing anything
+        (new sources are not remembered)."""
+        sources = self._sources(paths, include, exclude, remember=False)
+        self._check_choice()
+        return self._pipeline(wait=False).plan(sources)
 
     def cancel(self) -> int:
         """Cancel every batch in flight; the next sync ingests what they finished and
@@ -105,14 +104,17 @@ class Index:
                 deleted += len(stale)
             return deleted
 
-    def _pipeline(self, wait: bool) -> Pipeline:
+    def _pipeline(self, wait: bool, max_cost: float | None = None) -> Pipeline:
         from indexer.chunker import ChunkerSettings
         from indexer.jobs import JobOptions
         from indexer.pipeline import Pipeline, SyncOptions
 
+        model = self._open_ledger().meta().get("model") or self.config.model
         jobs = JobOptions(max_attempts=self.config.max_attempts,
                           token_budget=self.config.token_budget, wait=wait,
-                          poll_seconds=self.config.poll_seconds)
+                          poll_seconds=self.config.poll_seconds,
+                          batch_price=self.config.batch_price(model),
+                          max_cost=max_cost if max_cost is not None else self.config.max_cost)
         options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens), jobs)
         return Pipeline(self._open_ledger(), self._open_backend, self._store,
                         self.path / "batches", options, self.progress)
@@ -171,16 +173,29 @@ class Index:
 
     # -- internals -----------------------------------------------------------------
 
-    def _remember(self, paths: Sequence[str | Path], include: Sequence[str],
-                  exclude: Sequence[str]) -> None:
+    def _sources(self, paths: Sequence[str | Path], include: Sequence[str],
+                 exclude: Sequence[str], remember: bool) -> list[FilesystemSource]:
+        """The sources a run covers: ``paths`` (remembered if asked) or every known one."""
+        from connectors.filesystem import FilesystemSource
+
         config = self.config
         for path in paths:
             config = config.with_source(configfile.SourceConfig(
                 Path(path).resolve().as_posix(), tuple(include), tuple(exclude)))
-        if config != self.config or not (self.path / configfile.FILENAME).exists():
+        wanted = {Path(p).resolve().as_posix() for p in paths}
+        sources = [FilesystemSource(Path(s.path), include=s.include, exclude=s.exclude)
+                   for s in config.sources if not wanted or s.path in wanted]
+        if not sources:
+            raise SourceError("no source to sync: give a folder, e.g. `indexer sync ./docs`")
+        for source in sources:
+            if not source.root.exists():
+                raise SourceError(f"source {source.root} does not exist; check the path")
+        if remember and (config != self.config
+                         or not (self.path / configfile.FILENAME).exists()):
             self.path.mkdir(parents=True, exist_ok=True)
             configfile.write(self.path, config)
             self.config = config
+        return sources
 
     def _open_ledger(self) -> Ledger:
         if self._ledger is None:

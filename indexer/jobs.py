@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.backend import Backend, JobError, JobFiles, JobStatus
-from indexer.batchfile import BatchLimits, read_requests, write_shards
+from indexer.batchfile import BatchLimits, estimate_tokens, read_requests, write_shards
 from indexer.batchoutput import read_results
 from indexer.errors import BackendError
 from indexer.ledger import Job, Ledger
@@ -46,6 +46,12 @@ class JobOptions:
     wait: bool = False
     poll_seconds: float = 5.0
     max_poll_seconds: float = 120.0
+    batch_price: float = 0.0
+    max_cost: float | None = None
+
+    def cost(self, tokens: int) -> float:
+        """Dollars for ``tokens`` at the batch price."""
+        return tokens * self.batch_price / 1e6
 
 
 class JobRunner:
@@ -68,6 +74,33 @@ class JobRunner:
         """The search store, opened only when there are vectors to write."""
         return self._open_store()
 
+    def shard_limits(self) -> BatchLimits:
+        """The Batch API's limits, with the backend's request cap and the token budget."""
+        remote = self.backend.name != "local"
+        return replace(self.options.limits,
+                       max_requests=min(self.options.limits.max_requests,
+                                        self.backend.max_batch_requests),
+                       max_shard_tokens=self.budget() if remote else None)
+
+    def waves(self, shard_tokens: list[int]) -> int:
+        """Rounds of submission needed to send shards of these sizes within the budget."""
+        if not shard_tokens:
+            return 0
+        if self.backend.name == "local":
+            return 1
+        waves, load = 1, 0
+        for tokens in shard_tokens:
+            if load and load + tokens > self.budget():
+                waves, load = waves + 1, 0
+            load += tokens
+        return waves
+
+    def unsent_tokens(self) -> int:
+        """Estimated tokens of everything not yet submitted: pending keys and planned jobs."""
+        pending = sum(estimate_tokens(r.text, r.tokens) for r in self.ledger.pending_requests())
+        planned = self.ledger.jobs(["planned", "uploaded", "creating"])
+        return pending + sum(j.tokens for j in planned)
+
     def budget(self) -> int:
         """The enqueued-token budget in force (learned from the service, or configured)."""
         learned = self.ledger.meta().get("learned_token_budget")
@@ -76,6 +109,16 @@ class JobRunner:
     def run(self, report: SyncReport) -> None:
         """Embed every pending key: plan, submit within the budget, collect, retry."""
         if not self.ledger.open_jobs() and not self.ledger.has_pending():
+            return
+        cap = self.options.max_cost
+        if cap is not None and self.options.cost(self.unsent_tokens()) > cap:
+            report.refused_cost = round(self.options.cost(self.unsent_tokens()), 6)
+            report.errors.append(
+                f"not submitting: this sync would cost about ${report.refused_cost:.4f} at "
+                f"batch price, over the cap of ${cap:.4f}; run `indexer plan` to see why, "
+                "then raise --max-cost (or max_cost in config.toml) or narrow the sources")
+            report.pending = self.ledger.count_pending()
+            report.in_flight = len(self.ledger.open_jobs())
             return
         delay = self.options.poll_seconds
         while True:
@@ -128,11 +171,7 @@ class JobRunner:
     def _plan(self) -> bool:
         if not self.ledger.has_pending():
             return False
-        limits = replace(self.options.limits,
-                         max_requests=min(self.options.limits.max_requests,
-                                          self.backend.max_batch_requests),
-                         max_shard_tokens=self.budget() if self.backend.name != "local"
-                         else None)
+        limits = self.shard_limits()
         label = f"shard-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6:06d}"
         shards = write_shards(self.ledger.pending_requests(), self.backend.body(),
                               self.batches, label, limits)

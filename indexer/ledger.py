@@ -401,12 +401,15 @@ class Ledger:
 
     def embedded(self, keys: Sequence[str]) -> set[str]:
         """Those of ``keys`` that have a vector in the store."""
-        found: set[str] = set()
+        return {k for k, state in self.key_states(keys).items() if state == "embedded"}
+
+    def key_states(self, keys: Sequence[str]) -> dict[str, str]:
+        """The state of each of ``keys`` the ledger knows."""
+        found: dict[str, str] = {}
         for part in _slices(keys):
             marks = ",".join("?" * len(part))
-            found.update(r[0] for r in self._db.execute(
-                f"SELECT custom_id FROM keys WHERE state = 'embedded' AND custom_id IN ({marks})",
-                part))
+            found.update(self._db.execute(
+                f"SELECT custom_id, state FROM keys WHERE custom_id IN ({marks})", part))
         return found
 
     def settle_dirty(self, keys: Sequence[str], dropped: Sequence[str]) -> None:

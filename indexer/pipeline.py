@@ -15,13 +15,13 @@ from pathlib import Path
 
 from connectors.filesystem import FilesystemSource
 from indexer.backend import Backend
-from indexer.batchfile import content_key
+from indexer.batchfile import Request, content_key, write_shards
 from indexer.chunker import ChunkerSettings, chunk_document
 from indexer.jobs import JobOptions, JobRunner
 from indexer.ledger import Ledger
 from indexer.progress import Progress
 from indexer.records import Chunk, Document
-from indexer.report import SyncReport
+from indexer.report import Plan, SyncReport
 from indexer.store import Store, StoreRow
 from indexer.survey import Change, survey
 
@@ -73,6 +73,37 @@ class Pipeline:
         self._publish(report)
         report.seconds = round(time.monotonic() - started, 3)
         return report
+
+    def plan(self, sources: Sequence[FilesystemSource]) -> Plan:
+        """What :meth:`sync` would do and cost, without writing or spending anything."""
+        plan = Plan(backend=self.backend.name, model=self.backend.model,
+                    budget=self.jobs.budget())
+        wanted: dict[str, Request] = {r.custom_id: r for r in self.ledger.pending_requests()}
+        for source in sources:
+            root = source.root.resolve().as_posix()
+            for change in survey(source, self.ledger.documents(root), self.progress):
+                setattr(plan, change.kind, getattr(plan, change.kind) + 1)
+                if change.skip is not None:
+                    plan.skips.append(change.skip)
+                if change.document is None:
+                    continue
+                keyed = self.keyed_chunks(change.document)
+                plan.chunks += len(keyed)
+                known = self.ledger.key_states([key for _, key in keyed])
+                for chunk, key in keyed:
+                    if key not in known:
+                        wanted[key] = Request(key, chunk.embed_text, chunk.tokens)
+        planned = self.ledger.jobs(["planned", "uploaded", "creating"])
+        shards = write_shards(wanted.values(), self.backend.body(), None, "plan",
+                              self.jobs.shard_limits())
+        tokens = [s.tokens for s in shards] + [j.tokens for j in planned]
+        plan.chunks_to_embed = len(wanted) + sum(j.requests for j in planned)
+        plan.tokens = sum(tokens)
+        plan.shards = len(tokens)
+        plan.waves = self.jobs.waves(tokens)
+        plan.batch_cost = round(self.options.jobs.cost(plan.tokens), 6)
+        plan.sync_cost = round(2 * plan.batch_cost, 6)
+        return plan
 
     def cancel(self) -> int:
         """Ask the backend to cancel every batch in flight."""

@@ -26,6 +26,7 @@ class SyncReport:
     in_flight: int = 0
     pending: int = 0
     published: int = 0
+    refused_cost: float = 0.0
     seconds: float = 0.0
     skips: list[Skip] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -40,6 +41,39 @@ class SyncReport:
         data = asdict(self)
         data["complete"] = self.complete
         return data
+
+
+@dataclass
+class Plan:
+    """What a sync would do, computed without spending or writing anything.
+
+    ``chunks_to_embed`` counts distinct content keys that have no vector yet (after
+    deduplication against the index and within the run); ``tokens`` is the larger of
+    tiktoken's count and the service's bytes/4 estimate, summed; ``waves`` is how many
+    rounds of submission the enqueued-token budget needs.
+    """
+
+    backend: str = ""
+    model: str = ""
+    new: int = 0
+    changed: int = 0
+    touched: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    chunks: int = 0
+    chunks_to_embed: int = 0
+    tokens: int = 0
+    shards: int = 0
+    waves: int = 0
+    budget: int = 0
+    batch_cost: float = 0.0
+    sync_cost: float = 0.0
+    skips: list[Skip] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)

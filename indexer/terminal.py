@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from indexer.records import Place, SearchHit
-from indexer.report import IndexStatus, SyncReport
+from indexer.report import IndexStatus, Plan, SyncReport
 
 out = Console()
 err = Console(stderr=True)
@@ -71,10 +71,30 @@ def show_report(report: SyncReport) -> None:
         out.print(f"  skipped {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
     for error in report.errors:
         out.print(f"  {error}", style="red", highlight=False)
+    if report.refused_cost:
+        out.print(f"nothing submitted: estimated ${report.refused_cost:.4f} is over the cost cap")
     if report.in_flight or report.pending:
         out.print(f"{report.in_flight} batch job(s) in flight, {report.pending} chunk(s) "
                   "waiting; run `indexer sync` again later (or `--wait`)")
     out.print(f"done in {report.seconds:.1f}s")
+
+
+def show_plan(plan: Plan) -> None:
+    """What a sync would do and cost."""
+    out.print(
+        f"files: {plan.new} new, {plan.changed} changed, {plan.unchanged} unchanged, "
+        f"{plan.touched} touched, {plan.deleted} deleted, {plan.skipped} skipped"
+    )
+    out.print(f"chunks: {plan.chunks} in new or changed files; {plan.chunks_to_embed} to embed "
+              f"({plan.tokens} tokens) in {plan.shards} shard(s), {plan.waves} wave(s)")
+    if plan.backend == "local":
+        out.print(f"cost: none (embedded model {plan.model})")
+    else:
+        out.print(f"cost: about ${plan.batch_cost:.4f} at batch price "
+                  f"(${plan.sync_cost:.4f} synchronous) with {plan.model}; "
+                  f"budget {plan.budget} tokens in flight")
+    for skip in plan.skips:
+        out.print(f"  skip {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
 
 
 def show_hits(hits: Sequence[SearchHit]) -> None:

@@ -127,3 +127,35 @@ def test_commands_on_a_missing_index_fail_clearly(tmp_path: Path, emu: Emulator,
                                                   command: str) -> None:
     result = cli(tmp_path / "nothing", emu, command)
     assert result.returncode == 1 and "indexer sync" in result.stderr
+
+
+def test_plan_numbers_equal_what_sync_submits(tmp_path: Path, emu: Emulator) -> None:
+    docs = big_docs(tmp_path / "docs", files=30)
+    (docs / "copy.md").write_text((docs / "page000.md").read_text())  # deduplicated
+    before = emu.stats()
+    with open_index(tmp_path / "idx", emu, token_budget=5_000) as index:
+        plan = index.plan([docs])
+        assert index.status().documents == 0  # planning changed nothing
+        report = index.sync([docs], wait=True)
+    after = emu.stats()
+    assert plan.new == 31 and plan.chunks == report.chunks
+    assert plan.chunks_to_embed == report.embedded == after["inputs"] - before["inputs"]
+    assert plan.shards == after["batches_created"] - before["batches_created"] >= 2
+    assert plan.waves >= 2
+    assert plan.tokens >= after["tokens"] - before["tokens"]
+    assert plan.sync_cost == pytest.approx(2 * plan.batch_cost)
+
+
+def test_cost_cap_refuses_to_submit(docs: Path, tmp_path: Path, emu: Emulator) -> None:
+    index_dir = tmp_path / "idx"
+    open_index(index_dir, emu, price_per_million=1000.0).close()
+    before = emu.stats()["batches_created"]
+    refused = cli(index_dir, emu, "sync", str(docs), "--max-cost", "0.01", "--json")
+    assert refused.returncode == 5, refused.stderr
+    report = json.loads(refused.stdout)
+    assert report["refused_cost"] > 0.01 and "--max-cost" in report["errors"][0]
+    assert emu.stats()["batches_created"] == before
+    plan = json.loads(cli(index_dir, emu, "plan", "--json").stdout)
+    assert plan["batch_cost"] == pytest.approx(report["refused_cost"], rel=1e-3)
+    allowed = cli(index_dir, emu, "sync", "--max-cost", "100", "--json")
+    assert allowed.returncode == 0, allowed.stderr
