@@ -61,11 +61,14 @@ def cli(ctx: click.Context, index_dir: Path) -> None:
 @click.option("--max-cost", type=click.FloatRange(min=0), default=None,
               help="Refuse to submit if the estimated batch cost (dollars) is above this.")
 @click.option("--dry-run", is_flag=True, help="Only show the plan (same as `indexer plan`).")
+@click.option("--rebuild", is_flag=True,
+              help="Build the configured model's table beside the live one; swap it in when "
+                   "complete (after a model or dimension change).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
          exclude: tuple[str, ...], backend: str | None, base_url: str | None, wait: bool,
-         max_cost: float | None, dry_run: bool, as_json: bool) -> None:
+         max_cost: float | None, dry_run: bool, rebuild: bool, as_json: bool) -> None:
     """Crawl PATHS (remembered as sources) or every known source, and update the store.
 
     \b
@@ -86,7 +89,8 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
     bars = BarProgress(enabled=not as_json)
     try:
         with _errors(), _index(ctx, backend, bars, base_url) as index:
-            report = index.sync(paths, include, exclude, wait=wait, max_cost=max_cost)
+            report = index.sync(paths, include, exclude, wait=wait, max_cost=max_cost,
+                                rebuild=rebuild)
     finally:
         bars.close()
     if as_json:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from indexer import config as configfile
 from indexer.backend import Backend
 from indexer.errors import ConfigError, IndexMismatch, SourceError
+from indexer.layout import Layout
 from indexer.ledger import Ledger
 from indexer.progress import Progress, Silent
 from indexer.records import SearchHit, Skip
@@ -47,6 +48,8 @@ class Index:
         if base_url:
             self.config = replace(self.config, base_url=base_url)
         self._backend_choice = backend
+        self._layout = Layout(self.path)
+        self._gen = self._layout.current
         self._ledger: Ledger | None = None
         self._backend: Backend | None = None
 
@@ -54,7 +57,7 @@ class Index:
 
     def sync(self, paths: Sequence[str | Path] = (), include: Sequence[str] = (),
              exclude: Sequence[str] = (), *, wait: bool = False,
-             max_cost: float | None = None) -> SyncReport:
+             max_cost: float | None = None, rebuild: bool = False) -> SyncReport:
         """Crawl ``paths`` (added to the index's sources) or every configured source, and
         bring the store up to date: embed what changed, drop what was deleted.
 
@@ -62,12 +65,28 @@ class Index:
         collected by the next sync (``report.in_flight``); ``wait=True`` polls until
         every batch is done. ``max_cost`` (dollars, default from config) refuses to
         submit a run estimated above it (``report.refused_cost``).
+
+        ``rebuild=True`` builds a new generation with the configured model beside the
+        live one (resumed by the next ``rebuild`` sync while batches are in flight) and
+        swaps it in once complete (``report.swapped``); search keeps using the old one
+        until then.
         """
         sources = self._sources(paths, include, exclude, remember=True)
         ledger = self._open_ledger()
-        self._check_choice()
-        with ledger.lock("sync"):
-            return self._pipeline(wait, max_cost).sync(sources)
+        if not rebuild:
+            self._check_choice()
+            with ledger.lock("sync"):
+                return self._pipeline(wait, max_cost).sync(sources)
+        with ledger.lock("rebuild"):
+            target = Index(self.path, backend=self._backend_choice, progress=self.progress)
+            target.config = self.config
+            target._gen = self._layout.start_rebuild()
+            with target, target._open_ledger().lock("rebuild"):
+                report = target._pipeline(wait, max_cost).sync(sources)
+            if report.complete:
+                self._layout.swap()
+                report.swapped = True
+            return report
 
     def plan(self, paths: Sequence[str | Path] = (), include: Sequence[str] = (),
              exclude: Sequence[str] = ()) -> Plan:
@@ -93,10 +112,13 @@ class Index:
             jobs = ledger.open_jobs()
             keep = {str(j.shard) for j in jobs} | {j.input_file for j in jobs if j.input_file}
             deleted = 0
-            for path in sorted((self.path / "batches").glob("*")):
+            for path in sorted((self._gen / "batches").glob("*")):
                 if str(path) not in keep:
                     path.unlink(missing_ok=True)
                     deleted += 1
+            for generation in self._layout.retired():
+                self._layout.remove(generation)
+                deleted += 1
             remote = getattr(self._open_backend(), "remote_files", None)
             if remote is not None:
                 stale = [file_id for file_id, _ in remote() if file_id not in keep]
@@ -117,10 +139,10 @@ class Index:
                           max_cost=max_cost if max_cost is not None else self.config.max_cost)
         options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens), jobs)
         return Pipeline(self._open_ledger(), self._open_backend, self._store,
-                        self.path / "batches", options, self.progress)
+                        self._gen / "batches", options, self.progress)
 
     def _require(self) -> None:
-        if not (self.path / "state.db").exists():
+        if not self._layout.exists():
             raise SourceError(f"no index at {self.path}; build one with `indexer sync FOLDER`")
 
     def search(self, query: str, k: int = 5, where: str | None = None) -> list[SearchHit]:
@@ -199,45 +221,79 @@ class Index:
 
     def _open_ledger(self) -> Ledger:
         if self._ledger is None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._ledger = Ledger(self.path / "state.db")
+            self._gen.mkdir(parents=True, exist_ok=True)
+            self._ledger = Ledger(self._gen / "state.db")
         return self._ledger
 
-    def _check_choice(self) -> dict[str, str]:
+    def _check_choice(self, settings: bool = True) -> dict[str, str]:
+        """Refuse, before loading anything, a backend (and with ``settings``, a model
+        setting) the index was not built with."""
         meta = self._open_ledger().meta()
         asked = self._backend_choice
         if asked not in (None, "auto") and meta.get("backend") not in (None, asked):
             raise IndexMismatch(
                 f"this index was built with the {meta['backend']} backend ({meta.get('model')}),"
-                f" not {asked}; use another index directory (--index) for it")
+                f" not {asked}; run `indexer sync --rebuild --backend {asked}` to switch, or "
+                "use another index directory (--index)")
+        backend = meta.get("backend")
+        built = _recorded(self.config, meta)
+        if settings and backend and _settings(backend, built) != _settings(backend, self.config):
+            raise IndexMismatch(
+                f"this index holds vectors of {meta.get('model')} ({meta.get('dimensions')} "
+                f"dimensions) but the configuration now asks for "
+                f"{_settings(backend, self.config)}; run `indexer sync --rebuild` to build the "
+                "new model's table beside the old one (search keeps working until it is "
+                "swapped in), or restore the setting")
         return meta
 
     def _open_backend(self) -> Backend:
         if self._backend is not None:
             return self._backend
         ledger = self._open_ledger()
-        meta = self._check_choice()
+        meta = self._check_choice(settings=False)
         choice = meta.get("backend") or self._backend_choice or self.config.backend
         if choice == "auto":
             choice = "openai" if os.environ.get("OPENAI_API_KEY") else "local"
         index_id = meta.get("index_id") or uuid.uuid4().hex[:12]
-        backend = _make_backend(choice, self.config, index_id, self.path / "batches")
+        config = _recorded(self.config, meta)  # an index keeps the model it was built with
+        backend = _make_backend(choice, config, index_id, self._gen / "batches")
         if meta and (meta.get("model"), meta.get("dimensions")) != (
                 backend.model, str(backend.dimensions)):
             raise IndexMismatch(
                 f"this index holds vectors of {meta.get('model')} ({meta.get('dimensions')} "
-                f"dimensions) but the backend now embeds with {backend.model} "
-                f"({backend.dimensions}); keep the original model or index into a new directory")
+                f"dimensions) but the configuration now asks for {backend.model} "
+                f"({backend.dimensions} dimensions); run `indexer sync --rebuild` to build the "
+                "new model's table beside the old one (search keeps working until it is "
+                "swapped in), or restore the previous setting")
         if not meta:
             ledger.set_meta({"backend": choice, "model": backend.model,
-                             "dimensions": str(backend.dimensions), "index_id": index_id})
+                             "dimensions": str(backend.dimensions), "index_id": index_id,
+                             "config_model": config.model,
+                             "config_dimensions": str(config.dimensions or ""),
+                             "config_model_dir": config.model_dir or ""})
         self._backend = backend
         return backend
 
     def _store(self, backend: Backend) -> Store:
         from indexer.store import Store
 
-        return Store(self.path / "lancedb", backend.model, backend.dimensions)
+        return Store(self._gen / "lancedb", backend.model, backend.dimensions)
+
+
+def _recorded(config: configfile.Config, meta: dict[str, str]) -> configfile.Config:
+    """``config`` with the model settings the index was built with (when it exists)."""
+    if "config_model" not in meta:
+        return config
+    return replace(config, model=meta["config_model"],
+                   dimensions=int(meta["config_dimensions"] or 0) or None,
+                   model_dir=meta["config_model_dir"] or None)
+
+
+def _settings(backend: str, config: configfile.Config) -> str:
+    """A model setting in words, for comparisons and messages."""
+    if backend == "openai":
+        return f"{config.model} ({config.dimensions or 'default'} dimensions)"
+    return f"the local model at {config.model_dir or 'the packaged default'}"
 
 
 def _make_backend(choice: str, config: configfile.Config, index_id: str,

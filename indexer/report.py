@@ -27,6 +27,7 @@ class SyncReport:
     pending: int = 0
     published: int = 0
     refused_cost: float = 0.0
+    swapped: bool = False
     seconds: float = 0.0
     skips: list[Skip] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)

@@ -71,6 +71,8 @@ def show_report(report: SyncReport) -> None:
         out.print(f"  skipped {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
     for error in report.errors:
         out.print(f"  {error}", style="red", highlight=False)
+    if report.swapped:
+        out.print("rebuilt: the new table is live (`indexer gc` removes the old one)")
     if report.refused_cost:
         out.print(f"nothing submitted: estimated ${report.refused_cost:.4f} is over the cost cap")
     if report.in_flight or report.pending:

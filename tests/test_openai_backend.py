@@ -14,6 +14,7 @@ import pytest
 
 from emulator.fixture import Emulator, run_emulator
 from indexer import Index, SyncReport
+from indexer.layout import Layout
 
 
 @pytest.fixture()
@@ -33,7 +34,8 @@ def open_index(path: Path, emu: Emulator, **config: Any) -> Index:
 
 
 def store_rows(index_dir: Path) -> dict[str, tuple[object, ...]]:
-    table = lancedb.connect(str(index_dir / "lancedb")).open_table("chunks")
+    generation = Layout(index_dir).current
+    table = lancedb.connect(str(generation / "lancedb")).open_table("chunks")
     rows = table.to_arrow().to_pylist()
     return {r["custom_id"]: (tuple(round(x, 5) for x in r["vector"]), r["text"],
                              tuple(p["uri"] for p in r["places"]), r["n_places"])

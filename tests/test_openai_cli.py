@@ -159,3 +159,48 @@ def test_cost_cap_refuses_to_submit(docs: Path, tmp_path: Path, emu: Emulator) -
     assert plan["batch_cost"] == pytest.approx(report["refused_cost"], rel=1e-3)
     allowed = cli(index_dir, emu, "sync", "--max-cost", "100", "--json")
     assert allowed.returncode == 0, allowed.stderr
+
+
+def test_dimension_change_is_refused_then_rebuilt_beside_and_swapped(
+        docs: Path, tmp_path: Path, emu: Emulator) -> None:
+    index_dir = tmp_path / "idx"
+    open_index(index_dir, emu).close()
+    assert cli(index_dir, emu, "sync", str(docs)).returncode == 0
+    config = index_dir / "config.toml"
+    config.write_text(config.read_text().replace("[index]\n", "[index]\ndimensions = 256\n"))
+
+    refused = cli(index_dir, emu, "sync")
+    assert refused.returncode == 1
+    assert "1536" in refused.stderr and "256" in refused.stderr and "--rebuild" in refused.stderr
+
+    emu.configure(speed=20, validating_seconds=0.2)
+    started = cli(index_dir, emu, "sync", "--rebuild", "--json")
+    assert started.returncode == 3 and not json.loads(started.stdout)["swapped"]
+    during = cli(index_dir, emu, "search", "cancel a batch", "--json")
+    assert during.returncode == 0, during.stderr
+    assert json.loads(during.stdout), "search keeps answering from the old table"
+    assert json.loads(cli(index_dir, emu, "status", "--json").stdout)["dimensions"] == 1536
+
+    finished = cli(index_dir, emu, "sync", "--rebuild", "--wait", "--json")
+    assert finished.returncode == 0 and json.loads(finished.stdout)["swapped"]
+    status = json.loads(cli(index_dir, emu, "status", "--json").stdout)
+    assert status["dimensions"] == 256 and status["documents"] == 7
+    hits = json.loads(cli(index_dir, emu, "search", "cancel a batch", "--json").stdout)
+    assert hits and cli(index_dir, emu, "sync").returncode == 0
+    assert "deleted" in cli(index_dir, emu, "gc").stdout
+    assert sorted(p.name for p in index_dir.glob("g*")) == ["g2"]
+
+
+def test_backend_switch_from_local_is_refused_and_rebuilt(docs: Path, tmp_path: Path,
+                                                          emu: Emulator) -> None:
+    index_dir = tmp_path / "idx"
+    env_less = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    local = subprocess.run([sys.executable, "-m", "indexer", "--index", str(index_dir), "sync",
+                            str(docs / "faq.txt")], env=env_less, capture_output=True, text=True)
+    assert local.returncode == 0, local.stderr
+    switched = cli(index_dir, emu, "sync", "--backend", "openai")
+    assert switched.returncode == 1 and "local" in switched.stderr
+    rebuilt = cli(index_dir, emu, "sync", "--rebuild", "--backend", "openai", "--json")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    status = json.loads(cli(index_dir, emu, "status", "--json").stdout)
+    assert (status["backend"], status["model"]) == ("openai", "text-embedding-3-small")

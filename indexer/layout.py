@@ -1,0 +1,92 @@
+"""Where an index keeps its files: the config, and generations behind a ``CURRENT`` pointer.
+
+::
+
+    .indexer/
+      config.toml      sources, backend, model, chunking (never a secret)
+      CURRENT          the name of the live generation, e.g. "g1"
+      NEXT             a generation being rebuilt (model change), until it is swapped in
+      g1/state.db      the ledger
+      g1/lancedb/      the search store
+      g1/batches/      scratch batch files
+
+A rebuild (``sync --rebuild``) fills a new generation beside the live one; swapping
+is one atomic rename of ``CURRENT``, so readers see the old index or the new one,
+never a mix of vector spaces.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+CURRENT = "CURRENT"
+NEXT = "NEXT"
+
+
+class Layout:
+    """The files of the index rooted at ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def current(self) -> Path:
+        """The live generation's directory (``g1`` for a new index)."""
+        return self.root / (_read(self.root / CURRENT) or "g1")
+
+    @property
+    def rebuilding(self) -> Path | None:
+        """The generation being rebuilt, if any."""
+        name = _read(self.root / NEXT)
+        return self.root / name if name else None
+
+    def exists(self) -> bool:
+        """True once a sync has created the live generation's ledger."""
+        return (self.current / "state.db").exists()
+
+    def start_rebuild(self) -> Path:
+        """The generation a rebuild fills (created on first use, resumed afterwards)."""
+        if self.rebuilding is not None:
+            return self.rebuilding
+        taken = {p.name for p in self.root.glob("g*") if p.is_dir()} | {self.current.name}
+        number = 1 + max((int(n[1:]) for n in taken if n[1:].isdigit()), default=0)
+        name = f"g{number}"
+        _write(self.root / NEXT, name)
+        return self.root / name
+
+    def swap(self) -> Path:
+        """Make the rebuilt generation live; return the one it replaced."""
+        rebuilt = self.rebuilding
+        if rebuilt is None:
+            raise RuntimeError("no rebuild to swap in")
+        old = self.current
+        if not (self.root / CURRENT).exists():
+            _write(self.root / CURRENT, old.name)
+        _write(self.root / CURRENT, rebuilt.name)
+        (self.root / NEXT).unlink()
+        return old
+
+    def retired(self) -> list[Path]:
+        """Generations neither live nor being rebuilt (removable by ``gc``)."""
+        keep = {self.current, self.rebuilding}
+        return sorted(p for p in self.root.glob("g*") if p.is_dir() and p not in keep)
+
+    def remove(self, generation: Path) -> None:
+        """Delete a retired generation."""
+        shutil.rmtree(generation, ignore_errors=True)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _write(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(value + "\n")
+    os.replace(tmp, path)
