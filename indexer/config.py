@@ -45,6 +45,8 @@ class Config:
     timeout: float = 120.0
     price_per_million: float | None = None
     max_cost: float | None = None
+    version_retention_seconds: float = 60.0
+    vector_index_rows: int = 100_000
     poll_seconds: float = 5.0
     chunk_tokens: int = 200
     max_attempts: int = 3

@@ -275,9 +275,11 @@ class Index:
         return backend
 
     def _store(self, backend: Backend) -> Store:
-        from indexer.store import Store
+        from indexer.store import Store, StoreHealth
 
-        return Store(self._gen / "lancedb", backend.model, backend.dimensions)
+        health = StoreHealth(retention_seconds=self.config.version_retention_seconds,
+                             vector_index_rows=self.config.vector_index_rows)
+        return Store(self._gen / "lancedb", backend.model, backend.dimensions, health)
 
 
 def _recorded(config: configfile.Config, meta: dict[str, str]) -> configfile.Config:

@@ -11,14 +11,16 @@ from search until their document's new version is swapped in.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import warnings
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import BTree
+from lancedb.index import FTS, BTree, IvfRq
 
 from indexer.errors import IndexMismatch, StateError
 from indexer.records import Place, SearchHit
@@ -61,11 +63,37 @@ def schema(model: str, dimensions: int) -> pa.Schema:
     )
 
 
+@dataclass(frozen=True)
+class StoreHealth:
+    """How the store is kept fast as incremental syncs pile up.
+
+    ``retention_seconds`` is how long superseded table versions are kept for readers
+    still on them; ``vector_index_rows`` is the size past which an IVF-RQ vector
+    index replaces exhaustive search.
+    """
+
+    retention_seconds: float = 60.0
+    vector_index_rows: int = 100_000
+    refine_factor: int = 10
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """The store's physical shape, for ``status`` and ``doctor``."""
+
+    rows: int
+    fragments: int
+    versions: int
+    indices: tuple[str, ...]
+
+
 class Store:
     """The search table of one index, opened for one model and dimension."""
 
-    def __init__(self, directory: Path, model: str, dimensions: int) -> None:
+    def __init__(self, directory: Path, model: str, dimensions: int,
+                 health: StoreHealth | None = None) -> None:
         self.model, self.dimensions = model, dimensions
+        self.health = health or StoreHealth()
         self._schema = schema(model, dimensions)
         try:
             self._db = lancedb.connect(str(directory))
@@ -111,6 +139,8 @@ class Store:
                                         vector_column_name="vector")
         query = (query.distance_type("cosine").where(condition, prefilter=True).limit(k)
                  .select(["custom_id", "text", "places", "_distance"]))
+        if self.health.refine_factor and self._has_vector_index():
+            query = query.refine_factor(self.health.refine_factor)
         try:
             found = query.to_arrow().to_pylist()
         except (ValueError, RuntimeError) as exc:
@@ -121,6 +151,9 @@ class Store:
             for r in found
         ]
 
+    def _has_vector_index(self) -> bool:
+        return any(i.name == "vector_idx" for i in self._table.list_indices())
+
     def count(self) -> int:
         """Rows that search can return."""
         return int(self._table.count_rows("n_places > 0"))
@@ -130,8 +163,31 @@ class Store:
         return set(self._table.to_arrow().column("custom_id").to_pylist())
 
     def optimize(self) -> None:
-        """Compact small fragments left by incremental writes and prune old versions."""
-        self._table.optimize()
+        """Keep the table fast after writes: compact small fragments, fold new rows into the
+        indices, prune versions older than the retention, and add the full-text index and
+        (past the size threshold) the vector index when missing."""
+        names = {i.name for i in self._table.list_indices()}
+        if "text_idx" not in names and self._table.count_rows() > 0:
+            self._table.create_index("text", config=FTS(), name="text_idx")
+        if ("vector_idx" not in names
+                and self._table.count_rows() >= self.health.vector_index_rows):
+            self._table.create_index("vector", config=IvfRq(distance_type="cosine"),
+                                     name="vector_idx")
+        with warnings.catch_warnings():  # retention 0 is a deliberate, documented setting
+            warnings.simplefilter("ignore", UserWarning)
+            self._table.optimize(
+                cleanup_older_than=timedelta(seconds=self.health.retention_seconds),
+                delete_unverified=self.health.retention_seconds == 0)
+
+    def stats(self) -> StoreStats:
+        """Rows, fragments, versions and index names."""
+        stats = self._table.stats()
+        return StoreStats(
+            rows=int(stats["num_rows"]),
+            fragments=int(stats["fragment_stats"]["num_fragments"]),
+            versions=len(self._table.list_versions()),
+            indices=tuple(sorted(i.name for i in self._table.list_indices())),
+        )
 
     def _arrow(self, rows: Sequence[StoreRow], with_vectors: bool) -> pa.Table:
         columns: dict[str, list[object]] = {name: [] for name in self._schema.names}

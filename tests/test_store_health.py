@@ -1,0 +1,62 @@
+"""The store stays healthy over many small syncs: bounded fragments and versions, indices kept."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from indexer import Index
+from indexer.layout import Layout
+from indexer.store import Store
+
+
+def configure(index_dir: Path, **settings: object) -> None:
+    index_dir.mkdir(parents=True)
+    lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in settings.items())
+    (index_dir / "config.toml").write_text("[index]\n" + lines)
+
+
+def open_store(index_dir: Path) -> Store:
+    with Index(index_dir) as index:
+        status = index.status()
+    return Store(Layout(index_dir).current / "lancedb", status.model, status.dimensions)
+
+
+def test_many_small_syncs_keep_fragments_and_versions_bounded(tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"note{i}.md").write_text(f"# Note {i}\n\nThe first version of note {i}.\n")
+    configure(tmp_path / "idx", version_retention_seconds=0)
+    shapes = []
+    with Index(tmp_path / "idx") as index:
+        index.sync([folder])
+        for round_ in range(40):
+            note = folder / f"note{round_ % 5}.md"
+            note.write_text(f"# Note {round_ % 5}\n\nEdited in round {round_} of many.\n")
+            report = index.sync([folder])
+            assert report.embedded == 1 and report.complete
+            shapes.append(open_store(tmp_path / "idx").stats())
+    final = shapes[-1]
+    assert final.rows == 5
+    assert max(s.fragments for s in shapes[10:]) <= 3
+    assert max(s.versions for s in shapes[10:]) <= 6
+    assert {"custom_id_idx", "text_idx"} <= set(final.indices)
+
+
+def test_vector_index_is_built_past_the_threshold_and_search_still_finds(tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    topics = ["volcanoes erupt lava", "penguins live in Antarctica", "bread needs yeast",
+              "violins have four strings", "comets have icy tails", "rust prevents data races"]
+    for i in range(60):
+        topic = topics[i % len(topics)]
+        (folder / f"doc{i:02d}.txt").write_text(f"Fact {i}: {topic}, remark number {i}.\n")
+    configure(tmp_path / "idx", vector_index_rows=50)
+    with Index(tmp_path / "idx") as index:
+        index.sync([folder])
+        started = time.perf_counter()
+        hits = index.search("which birds live near the south pole?", k=3)
+        assert time.perf_counter() - started < 30
+    assert "vector_idx" in open_store(tmp_path / "idx").stats().indices
+    assert all("penguins" in hit.text for hit in hits)
