@@ -15,13 +15,18 @@ from typing import Any
 
 import click
 
-from indexer.errors import IndexerError
+from indexer.errors import IndexerError, LockedError
+
+EXIT_LOCKED = 6
 
 
 @contextmanager
 def _errors() -> Iterator[None]:
     try:
         yield
+    except LockedError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
     except IndexerError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -64,11 +69,14 @@ def cli(ctx: click.Context, index_dir: Path) -> None:
 @click.option("--rebuild", is_flag=True,
               help="Build the configured model's table beside the live one; swap it in when "
                    "complete (after a model or dimension change).")
+@click.option("--wait-lock", is_flag=True,
+              help="If another run holds the index, wait for it instead of exiting with 6.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
          exclude: tuple[str, ...], backend: str | None, base_url: str | None, wait: bool,
-         max_cost: float | None, dry_run: bool, rebuild: bool, as_json: bool) -> None:
+         max_cost: float | None, dry_run: bool, rebuild: bool, wait_lock: bool,
+         as_json: bool) -> None:
     """Crawl PATHS (remembered as sources) or every known source, and update the store.
 
     \b
@@ -79,6 +87,7 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
       3  batches still in flight or chunks waiting: run sync again later
       4  done, but some chunks failed for good (see the report and `indexer status`)
       5  refused: the estimated cost is over --max-cost (nothing was submitted)
+      6  another run holds the index (see --wait-lock)
     """
     if dry_run:
         ctx.invoke(plan, paths=paths, include=include, exclude=exclude, backend=backend,
@@ -90,7 +99,7 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
     try:
         with _errors(), _index(ctx, backend, bars, base_url) as index:
             report = index.sync(paths, include, exclude, wait=wait, max_cost=max_cost,
-                                rebuild=rebuild)
+                                rebuild=rebuild, wait_lock=wait_lock)
     finally:
         bars.close()
     if as_json:

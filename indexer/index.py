@@ -57,7 +57,8 @@ class Index:
 
     def sync(self, paths: Sequence[str | Path] = (), include: Sequence[str] = (),
              exclude: Sequence[str] = (), *, wait: bool = False,
-             max_cost: float | None = None, rebuild: bool = False) -> SyncReport:
+             max_cost: float | None = None, rebuild: bool = False,
+             wait_lock: bool = False) -> SyncReport:
         """Crawl ``paths`` (added to the index's sources) or every configured source, and
         bring the store up to date: embed what changed, drop what was deleted.
 
@@ -75,9 +76,9 @@ class Index:
         ledger = self._open_ledger()
         if not rebuild:
             self._check_choice()
-            with ledger.lock("sync"):
+            with ledger.lock("sync", wait_lock):
                 return self._pipeline(wait, max_cost).sync(sources)
-        with ledger.lock("rebuild"):
+        with ledger.lock("rebuild", wait_lock):
             target = Index(self.path, backend=self._backend_choice, progress=self.progress)
             target.config = self.config
             target._gen = self._layout.start_rebuild()

@@ -12,6 +12,7 @@ import os
 import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS jobs(
 CREATE TABLE IF NOT EXISTS dirty(custom_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS lock(
     id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
-    since REAL NOT NULL, command TEXT NOT NULL);
+    since REAL NOT NULL, command TEXT NOT NULL, owner TEXT NOT NULL);
 """
 
 OPEN_JOB_STATES = ("planned", "uploaded", "creating", "submitted")
@@ -161,28 +162,41 @@ class Ledger:
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
 
     @contextmanager
-    def lock(self, command: str) -> Iterator[None]:
-        """Hold the index's single-writer lock; a lock left by a dead process is taken over."""
-        host, pid = socket.gethostname(), os.getpid()
+    def lock(self, command: str, wait: bool = False) -> Iterator[None]:
+        """Hold the index's single-writer lock; a lock left by a dead process is taken over.
+
+        Raises :class:`LockedError` naming the holder, or with ``wait`` polls until free.
+        """
+        host, pid, owner = socket.gethostname(), os.getpid(), uuid.uuid4().hex
+        while True:
+            try:
+                self._acquire(command, host, pid, owner)
+                break
+            except LockedError:
+                if not wait:
+                    raise
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            self._db.execute("DELETE FROM lock WHERE owner = ?", (owner,))
+
+    def _acquire(self, command: str, host: str, pid: int, owner: str) -> None:
         with self._tx() as db:
             row = db.execute("SELECT pid, host, since, command FROM lock").fetchone()
-            if row and row[1] == host and row[0] != pid and _alive(row[0]):
+            if row and row[1] == host and _alive(row[0]):
                 raise LockedError(
                     f"another run holds the index ({row[3]!r}, pid {row[0]} on {row[1]}, "
                     f"since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row[2]))}); "
-                    "wait for it to finish and try again"
+                    "wait for it to finish, or pass --wait-lock"
                 )
             if row and row[1] != host:
                 raise LockedError(
                     f"a run on host {row[1]} (pid {row[0]}) holds the index; "
                     "wait for it, or remove the lock if that host is gone"
                 )
-            db.execute("INSERT OR REPLACE INTO lock VALUES (1, ?, ?, ?, ?)",
-                       (pid, host, time.time(), command))
-        try:
-            yield
-        finally:
-            self._db.execute("DELETE FROM lock WHERE pid = ? AND host = ?", (pid, host))
+            db.execute("INSERT OR REPLACE INTO lock VALUES (1, ?, ?, ?, ?, ?)",
+                       (pid, host, time.time(), command, owner))
 
     # -- documents -----------------------------------------------------------------
 

@@ -10,8 +10,8 @@ from search until their document's new version is swapped in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -181,7 +181,7 @@ class Store:
 
     def stats(self) -> StoreStats:
         """Rows, fragments, versions and index names."""
-        stats = self._table.stats()
+        stats: Any = self._table.stats()
         return StoreStats(
             rows=int(stats["num_rows"]),
             fragments=int(stats["fragment_stats"]["num_fragments"]),

@@ -76,8 +76,8 @@ def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path: Path) ->
     try:
         Ledger(path).close()
         db = sqlite3.connect(path)
-        db.execute("INSERT INTO lock VALUES (1, ?, ?, 0, 'sync')", (holder.pid,
-                                                                     socket.gethostname()))
+        db.execute("INSERT INTO lock VALUES (1, ?, ?, 0, 'sync', 'other')",
+                   (holder.pid, socket.gethostname()))
         db.commit()
         ledger = Ledger(path)
         with pytest.raises(LockedError, match=f"pid {holder.pid}"), ledger.lock("sync"):
