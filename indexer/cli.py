@@ -55,6 +55,27 @@ def cli(ctx: click.Context, index_dir: Path) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--backend", type=click.Choice(["auto", "local", "openai"]), default=None)
+@click.option("--model", default=None, help="OpenAI embedding model.")
+@click.option("--dimensions", type=click.IntRange(min=1), default=None)
+@click.option("--chunk-tokens", type=click.IntRange(min=16), default=None)
+@click.option("--token-budget", type=click.IntRange(min=1), default=None)
+@click.option("--max-cost", type=click.FloatRange(min=0), default=None)
+@click.pass_context
+def init(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
+    """Write a commented config.toml for a new index (PATHS become its sources)."""
+    from indexer import config
+
+    with _errors():
+        path = config.write_template(ctx.obj["index"], settings)
+        for source in paths:
+            config.remember_source(ctx.obj["index"], config.SourceConfig(
+                source.resolve().as_posix()))
+    click.echo(f"wrote {path}; edit it, then run `indexer sync`")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
 @click.option("--backend", type=click.Choice(["auto", "local", "openai"]), default=None,

@@ -1,19 +1,26 @@
-"""The index's ``config.toml``: its sources, backend and chunking. Never a secret.
+"""The index's ``config.toml``: its sources, backend, model, chunking, budget and prices.
 
-Keys (the OpenAI API key) come from the environment only.
+Settings resolve in this order: command-line flags, then ``INDEXER_*`` environment
+variables (``INDEXER_CHUNK_TOKENS=300``), then the file, then the defaults below.
+Secrets never live here: the OpenAI key comes from ``OPENAI_API_KEY`` only. The file
+is edited with tomlkit, so the comments ``indexer init`` writes survive later edits.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
-import tomli_w
+import tomlkit
 
 from indexer.errors import ConfigError
 
 FILENAME = "config.toml"
+ENV_PREFIX = "INDEXER_"
 
 SYNC_PRICE_PER_MILLION = {
     "text-embedding-3-small": 0.02,
@@ -34,7 +41,7 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """Everything the index remembers between runs."""
+    """Everything the index remembers between runs (see ``indexer init`` for each field)."""
 
     backend: str = "auto"
     model_dir: str | None = None
@@ -43,11 +50,11 @@ class Config:
     base_url: str | None = None
     token_budget: int = 2_400_000
     timeout: float = 120.0
+    poll_seconds: float = 5.0
     price_per_million: float | None = None
     max_cost: float | None = None
     version_retention_seconds: float = 60.0
     vector_index_rows: int = 100_000
-    poll_seconds: float = 5.0
     chunk_tokens: int = 200
     max_attempts: int = 3
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
@@ -63,38 +70,160 @@ class Config:
         return replace(self, sources=(*others, source))
 
 
-def read(directory: Path) -> Config:
-    """The config of the index in ``directory`` (defaults when there is none yet)."""
+_FIELDS = {f.name: f for f in fields(Config) if f.name != "sources"}
+
+
+def read(directory: Path, environ: Mapping[str, str] = os.environ) -> Config:
+    """The config of the index in ``directory``, with ``INDEXER_*`` overrides applied."""
     path = directory / FILENAME
-    if not path.exists():
-        return Config()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        index = data.get("index", {})
+        data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        values = dict(data.get("index", {}))
+        unknown = set(values) - set(_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {sorted(unknown)} in [index]")
+        for name in _FIELDS:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = _parse(name, raw)
+        for name, value in values.items():
+            _check(name, value)
         sources = tuple(
             SourceConfig(s["path"], tuple(s.get("include", ())), tuple(s.get("exclude", ())))
             for s in data.get("sources", ())
         )
-        known = {f.name for f in fields(Config)} - {"sources"}
-        unknown = set(index) - known
-        if unknown:
-            raise ValueError(f"unknown setting(s) {sorted(unknown)} in [index]")
-        return Config(**index, sources=sources)
+        return Config(**values, sources=sources)
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path} is not a valid config: {exc}; fix or delete it") from exc
+        raise ConfigError(f"{path}: {exc}; fix the setting or delete the file") from exc
 
 
-def write(directory: Path, config: Config) -> None:
-    """Save ``config`` to ``directory/config.toml`` (atomically)."""
-    index = {k: v for k, v in asdict(config).items() if k != "sources" and v is not None}
-    data = {
-        "index": index,
-        "sources": [
-            {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(s).items()}
-            for s in config.sources
-        ],
-    }
+def remember_source(directory: Path, source: SourceConfig) -> None:
+    """Add or replace one ``[[sources]]`` entry, keeping the file's comments."""
     path = directory / FILENAME
+    document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else None
+    if document is None:
+        document = tomlkit.document()
+        document["index"] = tomlkit.table()
+    entries = tomlkit.aot()
+    for entry in document.get("sources", []):
+        if entry.get("path") != source.path:
+            entries.append(entry)
+    item = tomlkit.table()
+    item["path"] = source.path
+    if source.include:
+        item["include"] = list(source.include)
+    if source.exclude:
+        item["exclude"] = list(source.exclude)
+    entries.append(item)
+    document["sources"] = entries
+    _save(path, tomlkit.dumps(document))
+
+
+def write_template(directory: Path, settings: Mapping[str, Any]) -> Path:
+    """Write a commented ``config.toml`` for a new index; refuses to overwrite one."""
+    path = directory / FILENAME
+    if path.exists():
+        raise ConfigError(f"{path} exists already; edit it, or remove it to start over")
+    chosen = {name: value for name, value in settings.items() if value is not None}
+    try:
+        for name, value in chosen.items():
+            _check(name, value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    document = tomlkit.parse(TEMPLATE)
+    index: Any = document["index"]
+    for name, value in chosen.items():
+        index[name] = value
+    directory.mkdir(parents=True, exist_ok=True)
+    _save(path, tomlkit.dumps(document))
+    return path
+
+
+def _parse(name: str, raw: str) -> object:
+    kind = str(_FIELDS[name].type)
+    if "int" in kind:
+        return int(raw) if raw else None
+    if "float" in kind:
+        return float(raw) if raw else None
+    return raw or None
+
+
+def _check(name: str, value: object) -> None:
+    if name not in _FIELDS:
+        raise ValueError(f"unknown setting {name!r}")
+    kind = str(_FIELDS[name].type)
+    allowed: tuple[type, ...] = (str,)
+    if "int" in kind:
+        allowed = (int,)
+    elif "float" in kind:
+        allowed = (int, float)
+    if value is None and "None" in kind:
+        return
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise ValueError(f"{name} must be {kind.replace(' | None', '')}, not {value!r}")
+    if name == "backend" and value not in ("auto", "local", "openai"):
+        raise ValueError("backend must be 'auto', 'local' or 'openai'")
+
+
+def _save(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+TEMPLATE = '''\
+# batch-indexer configuration. Command-line flags override these settings, then
+# INDEXER_<NAME> environment variables (for example INDEXER_CHUNK_TOKENS=300).
+# Secrets never go here: the OpenAI API key is read from OPENAI_API_KEY.
+
+[index]
+# Which embedder: "auto" (OpenAI when OPENAI_API_KEY is set, else the embedded model),
+# "local" (offline, all-MiniLM-L6-v2, no cost) or "openai" (the Batch API, half price).
+backend = "auto"
+
+# The embedded model: a directory with model.onnx and tokenizer.json, instead of the
+# packaged all-MiniLM-L6-v2.
+# model_dir = "/path/to/model"
+
+# The OpenAI model and, for text-embedding-3 models, optional shorter vectors.
+# Changing either later needs `indexer sync --rebuild`.
+model = "text-embedding-3-small"
+# dimensions = 512
+
+# An OpenAI-compatible service (also OPENAI_BASE_URL or --base-url).
+# base_url = "https://api.openai.com/v1"
+
+# Tokens (cl100k_base) per chunk, heading context included. The embedded model reads
+# at most 256 word pieces, so keep this near 200 for it; 300-500 suit OpenAI models.
+chunk_tokens = 200
+
+# Estimated tokens allowed in flight at once: your organisation's enqueued-token limit
+# for the model (tier 1: about 3,000,000 for text-embedding-3). Lowered automatically
+# when the service answers token_limit_exceeded.
+token_budget = 2400000
+
+# Refuse to submit a sync estimated above this many dollars (also --max-cost).
+# max_cost = 5.0
+
+# Dollars per million tokens at the synchronous price (the Batch API halves it);
+# defaults: 0.02 for text-embedding-3-small, 0.13 for -large, 0.10 for ada-002.
+# price_per_million = 0.02
+
+# Attempts per chunk before it is recorded as failed.
+max_attempts = 3
+
+# Seconds between polls of batches in flight with `sync --wait`, and per API request.
+poll_seconds = 5.0
+timeout = 120.0
+
+# Store upkeep: seconds superseded table versions are kept for readers, and the row
+# count past which an approximate vector index replaces exhaustive search.
+version_retention_seconds = 60.0
+vector_index_rows = 100000
+
+# Folders to index; `indexer sync PATH` adds them.
+# [[sources]]
+# path = "/absolute/path/to/docs"
+# include = ["*.md"]
+# exclude = ["drafts/"]
+'''

@@ -213,10 +213,11 @@ class Index:
         for source in sources:
             if not source.root.exists():
                 raise SourceError(f"source {source.root} does not exist; check the path")
-        if remember and (config != self.config
-                         or not (self.path / configfile.FILENAME).exists()):
+        if remember:
             self.path.mkdir(parents=True, exist_ok=True)
-            configfile.write(self.path, config)
+            for entry in config.sources:
+                if entry not in self.config.sources:
+                    configfile.remember_source(self.path, entry)
             self.config = config
         return sources
 

@@ -35,7 +35,7 @@ def test_second_sync_reports_the_holder_and_exit_code_6(tmp_path: Path) -> None:
              "--wait-lock", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2.0)
         assert waiter.poll() is None  # still waiting for the lock
-    out, err = waiter.communicate(timeout=120)
+    _, err = waiter.communicate(timeout=120)
     assert waiter.returncode == 0, err
     index.close()
 

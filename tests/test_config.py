@@ -1,0 +1,57 @@
+"""Configuration: init writes a commented file, precedence flags > INDEXER_* > file, validation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from indexer import ConfigError
+from indexer import config as configfile
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "indexer", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=300)
+
+
+def test_init_writes_a_commented_config_that_survives_adding_sources(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nAlpha.\n")
+    result = run("init", "--chunk-tokens", "150", "--max-cost", "2.5", "docs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / ".indexer/config.toml").read_text()
+    assert "# Which embedder" in text and "chunk_tokens = 150" in text
+    again = run("init", cwd=tmp_path)
+    assert again.returncode == 1 and "exists already" in again.stderr
+
+    other = tmp_path / "more"
+    other.mkdir()
+    (other / "b.md").write_text("# B\n\nBeta.\n")
+    assert run("sync", "more", cwd=tmp_path).returncode == 0
+    config = configfile.read(tmp_path / ".indexer")
+    assert config.chunk_tokens == 150 and config.max_cost == 2.5
+    assert [Path(s.path).name for s in config.sources] == ["docs", "more"]
+    assert "# Which embedder" in (tmp_path / ".indexer/config.toml").read_text()
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    configfile.write_template(tmp_path, {"chunk_tokens": 150})
+    assert configfile.read(tmp_path, {"INDEXER_CHUNK_TOKENS": "300"}).chunk_tokens == 300
+    assert configfile.read(tmp_path, {}).chunk_tokens == 150
+    assert configfile.read(tmp_path, {"INDEXER_MAX_COST": "1.5"}).max_cost == 1.5
+
+
+def test_invalid_settings_say_what_to_fix(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[index]\nchunk_tokens = "big"\n')
+    with pytest.raises(ConfigError, match="chunk_tokens must be int"):
+        configfile.read(tmp_path)
+    (tmp_path / "config.toml").write_text("[index]\nchunk_size = 3\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        configfile.read(tmp_path)
+    (tmp_path / "config.toml").write_text('[index]\nbackend = "cloud"\n')
+    with pytest.raises(ConfigError, match="backend must be"):
+        configfile.read(tmp_path)
