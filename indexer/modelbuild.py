@@ -1,0 +1,228 @@
+"""The build of a local embedding model: optimise an ONNX encoder for CPU, check it, cache it.
+
+Recipe (per source model, once per machine): onnxruntime constant folding, attention
+fusion into ``com.microsoft.Attention`` (:mod:`indexer.attentionfusion`), then dynamic
+int8 quantisation with per-channel weights. The candidate must embed fixed sample
+sentences like the source model does (mean cosine >= 0.99); otherwise the next,
+more conservative candidate is tried, ending with the source model as it is.
+Cache files are written atomically under content-derived names, so concurrent
+builders or a kill never leave a file that a later load would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.errors import ConfigError
+
+#: Bump whenever the build below would produce a different file.
+RECIPE_VERSION = "fold-fuse-int8pc/1"
+MIN_MEAN_COSINE = 0.99
+MIN_COSINE = 0.95
+
+Encode = Callable[[Sequence[str]], list[list[int]]]
+
+SAMPLES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "How do I reset my password?",
+    "Photosynthesis converts light energy into chemical energy stored in glucose.",
+    "Le conseil municipal a voté le budget pour l'année prochaine.",
+    "def merge(a, b):\n    return sorted(a + b)",
+    "Shares fell sharply after the company reported lower than expected quarterly earnings.",
+    "battery life of electric cars in winter",
+    " ".join(["The committee reviewed the proposal, discussed its costs and benefits at length,"
+              " and asked the authors to clarify how the system recovers from failures."] * 12),
+)
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What :func:`build` produced: ``variant`` is ``int8``, ``fp32`` (fused, not
+    quantised) or ``asis`` (the source model unchanged); ``note`` says why a more
+    conservative variant was chosen, and the cosines are the self-check's."""
+
+    variant: str
+    source_sha256: str
+    model_sha256: str
+    mean_cosine: float
+    min_cosine: float
+    note: str = ""
+
+
+def build(source: Path, source_bytes: bytes, encode: Encode,
+          cache: Path) -> tuple[bytes, BuildInfo]:
+    """The optimised model for ``source`` (bytes to load, and how it was built),
+    from ``cache`` when it holds a valid build, else built now and stored there."""
+    import onnxruntime
+
+    source_sha = hashlib.sha256(source_bytes).hexdigest()
+    key = hashlib.sha256("\n".join([
+        source_sha, RECIPE_VERSION, onnxruntime.__version__, *SAMPLES,
+        str(MIN_MEAN_COSINE), str(MIN_COSINE)]).encode()).hexdigest()[:32]
+    record = cache / "models" / f"{key}.json"
+    cached = _load_cached(record, source_bytes)
+    if cached is not None:
+        return cached
+    try:
+        reference_session = session(source_bytes)
+    except Exception as exc:  # onnxruntime reports a bad file with its own exception types
+        raise ConfigError(f"{source} is not a loadable ONNX model ({exc}); "
+                          "replace or reinstall it") from exc
+    reference = _embed(reference_session, encode)
+    data, info = source_bytes, None
+    notes: list[str] = []
+    candidates = _candidates(source_bytes)
+    try:
+        for variant, candidate in candidates:
+            cosines = (_embed(session(candidate), encode) * reference).sum(axis=1)
+            mean, low = float(cosines.mean()), float(cosines.min())
+            if mean >= MIN_MEAN_COSINE and low >= MIN_COSINE:
+                data = candidate
+                info = BuildInfo(variant, source_sha, hashlib.sha256(candidate).hexdigest(),
+                                 round(mean, 5), round(low, 5), "; ".join(notes))
+                break
+            notes.append(f"{variant} rejected: cosine mean {mean:.4f}, min {low:.4f}")
+    except Exception as exc:  # any failure of the optimisers leaves the source usable
+        notes.append(f"build failed: {type(exc).__name__}: {exc}")
+    finally:
+        candidates.close()
+    if info is None:
+        info = BuildInfo("asis", source_sha, source_sha, 1.0, 1.0, "; ".join(notes))
+    _store(record, data, info)
+    return data, info
+
+
+def session(model: bytes | str, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session using ``threads`` (default: :func:`usable_cpus`) per run."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or usable_cpus()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _candidates(source: bytes) -> Generator[tuple[str, bytes], None, None]:
+    """Candidate builds of the model ``source``, fastest first."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from indexer.attentionfusion import fuse_attention
+
+    _remove_stale_temporaries(Path(tempfile.gettempdir()), "indexer-build-*")
+    with tempfile.TemporaryDirectory(prefix="indexer-build-") as scratch:
+        folded, fused = Path(scratch) / "folded.onnx", Path(scratch) / "fused.onnx"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        options.log_severity_level = 3
+        ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        model = onnx.load(str(folded))
+        fuse_attention(model)
+        onnx.save(model, str(fused))
+        del model
+        for variant, reduce_range in (("int8", False), ("int8", True)):
+            quantized = Path(scratch) / f"int8-{reduce_range}.onnx"
+            with _quiet_root_logger():
+                quantize_dynamic(fused, quantized, weight_type=QuantType.QInt8,
+                                 per_channel=True, reduce_range=reduce_range)
+            yield variant, quantized.read_bytes()
+        yield "fp32", fused.read_bytes()
+
+
+def _embed(model_session: Any, encode: Encode) -> np.ndarray:
+    from indexer.localmodel import vectors
+
+    return vectors(model_session, encode(SAMPLES))
+
+
+def _load_cached(record: Path, source_bytes: bytes) -> tuple[bytes, BuildInfo] | None:
+    try:
+        meta = json.loads(record.read_text(encoding="utf-8"))
+        info = BuildInfo(**meta["info"])
+        if info.variant == "asis":
+            return source_bytes, info
+        data = (record.parent / meta["file"]).read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if hashlib.sha256(data).hexdigest() != info.model_sha256:
+        return None
+    return data, info
+
+
+def _store(record: Path, data: bytes, info: BuildInfo) -> None:
+    """Write the model then its record; an unwritable cache only costs a rebuild next time."""
+    meta: dict[str, Any] = {"info": asdict(info), "recipe": RECIPE_VERSION}
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(record.parent, ".*.tmp")
+        if info.variant != "asis":
+            meta["file"] = f"{info.model_sha256[:32]}.onnx"
+            _atomic_write(record.parent / meta["file"], data)
+        _atomic_write(record, json.dumps(meta, indent=2).encode())
+    except OSError:
+        pass
+
+
+def _remove_stale_temporaries(directory: Path, pattern: str) -> None:
+    """Delete what a killed build left behind in ``directory`` (older than an hour)."""
+    for leftover in directory.glob(pattern):
+        with suppress(OSError):
+            if time.time() - leftover.stat().st_mtime > 3600:
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use, capped at 8: the embedding worker count."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, 8))
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Drop the quantiser's advice to run pre-processing, logged on the root logger."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()
+
+    logging.getLogger().addFilter(drop)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(drop)
