@@ -214,6 +214,25 @@ def cancel(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option("--repair", is_flag=True, help="Mend what can be mended without spending.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.pass_context
+def doctor(ctx: click.Context, repair: bool, as_json: bool) -> None:
+    """Check that the ledger and the store agree (exit 1 if something is wrong)."""
+    with _errors(), _index(ctx) as index:
+        checkup = index.doctor(repair=repair)
+    if as_json:
+        _emit({"healthy": checkup.healthy, "checks": checkup.checks,
+               "findings": [f.__dict__ for f in checkup.findings]})
+    else:
+        from indexer.terminal import show_checkup
+
+        show_checkup(checkup)
+    if not checkup.healthy:
+        sys.exit(1)
+
+
+@cli.command()
 @click.pass_context
 def gc(ctx: click.Context) -> None:
     """Delete batch files, local and remote, that no open job needs."""

@@ -20,6 +20,7 @@ from indexer.report import IndexStatus, JobInfo, Plan, SyncReport
 
 if TYPE_CHECKING:
     from connectors.filesystem import FilesystemSource
+    from indexer.doctor import Checkup
     from indexer.pipeline import Pipeline
     from indexer.store import Store
 
@@ -126,6 +127,22 @@ class Index:
                 self._open_backend().cleanup(stale)
                 deleted += len(stale)
             return deleted
+
+    def doctor(self, repair: bool = False) -> Checkup:
+        """Check that the ledger and the store agree; with ``repair``, mend what is safe
+        (never spending: lost vectors are queued for the next sync)."""
+        from indexer.doctor import examine
+
+        self._require()
+        ledger = self._open_ledger()
+        with ledger.lock("doctor"):
+            backend = self._open_backend()
+            remote = getattr(backend, "remote_files", None)
+            checkup = examine(ledger, self._store(backend), self._layout, repair,
+                              remote, backend.cleanup if remote else None)
+            if repair and any(f.check == "places" for f in checkup.findings):
+                self._pipeline(wait=False).publish(SyncReport())  # rewrites the dirty rows
+            return checkup
 
     def _pipeline(self, wait: bool, max_cost: float | None = None) -> Pipeline:
         from indexer.chunker import ChunkerSettings

@@ -426,6 +426,22 @@ class Ledger:
                 f"SELECT custom_id, state FROM keys WHERE custom_id IN ({marks})", part))
         return found
 
+    def keys_in_state(self, state: str) -> set[str]:
+        """Every key in ``state``."""
+        return {r[0] for r in self._db.execute(
+            "SELECT custom_id FROM keys WHERE state = ?", (state,))}
+
+    def requeue(self, keys: Sequence[str]) -> None:
+        """Send keys back to pending (their vectors are lost); the next sync embeds them."""
+        with self._tx() as db:
+            db.executemany("UPDATE keys SET state = 'pending', job_id = NULL, attempts = 0 "
+                           "WHERE custom_id = ?", [(k,) for k in keys])
+
+    def mark_dirty(self, keys: Sequence[str]) -> None:
+        """Have the next sync rewrite these keys' store rows."""
+        with self._tx() as db:
+            db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in keys])
+
     def settle_dirty(self, keys: Sequence[str], dropped: Sequence[str]) -> None:
         """Clear ``keys`` from the dirty list and forget ``dropped`` keys entirely."""
         with self._tx() as db:

@@ -70,7 +70,7 @@ class Pipeline:
             for change in survey(source, self.ledger.documents(root), self.progress):
                 self._apply(root, change, report)
         self.jobs.run(report)
-        self._publish(report)
+        self.publish(report)
         report.seconds = round(time.monotonic() - started, 3)
         return report
 
@@ -142,7 +142,8 @@ class Pipeline:
         model, dims = self.backend.model, self.backend.dimensions
         return [(c, content_key(model, dims, c.embed_text)) for c in chunks]
 
-    def _publish(self, report: SyncReport) -> None:
+    def publish(self, report: SyncReport) -> None:
+        """Swap in documents whose keys are all settled, then rewrite dirty store rows."""
         ready = self.ledger.publishable()
         for start in range(0, len(ready), _GROUP):
             self.ledger.publish(ready[start:start + _GROUP])

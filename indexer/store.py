@@ -160,7 +160,29 @@ class Store:
 
     def keys(self) -> set[str]:
         """Every key that has a row (published or not)."""
-        return set(self._table.to_arrow().column("custom_id").to_pylist())
+        return {key for key, _ in self.places()}
+
+    def places(self) -> list[tuple[str, tuple[str, ...]]]:
+        """``(custom_id, the URIs of its places)`` for every row, duplicates included."""
+        table = (self._table.search().select(["custom_id", "places"]).limit(None)
+                 .to_arrow().to_pylist())
+        return [(r["custom_id"], tuple(p["uri"] for p in r["places"] or ())) for r in table]
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Delete every row of ``keys``."""
+        for start in range(0, len(keys), 500):
+            part = ", ".join(_quote(k) for k in keys[start:start + 500])
+            self._table.delete(f"custom_id IN ({part})")
+
+    def dedupe(self, keys: Sequence[str]) -> None:
+        """Keep one row for each of ``keys`` (that have several): delete all, put one back."""
+        if not keys:
+            return
+        condition = "custom_id IN ({})".format(", ".join(_quote(k) for k in keys))
+        rows = (self._table.search().where(condition).limit(None).to_arrow().to_pylist())
+        first = {r["custom_id"]: r for r in reversed(rows)}
+        self._table.delete(condition)
+        self._table.add(pa.Table.from_pylist(list(first.values()), schema=self._schema))
 
     def optimize(self) -> None:
         """Keep the table fast after writes: compact small fragments, fold new rows into the

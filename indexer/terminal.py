@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -19,6 +20,9 @@ from rich.table import Table
 
 from indexer.records import Place, SearchHit
 from indexer.report import IndexStatus, Plan, SyncReport
+
+if TYPE_CHECKING:
+    from indexer.doctor import Checkup
 
 out = Console()
 err = Console(stderr=True)
@@ -97,6 +101,18 @@ def show_plan(plan: Plan) -> None:
                   f"budget {plan.budget} tokens in flight")
     for skip in plan.skips:
         out.print(f"  skip {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
+
+
+def show_checkup(checkup: Checkup) -> None:
+    """Doctor's findings, one line each, and a verdict."""
+    for finding in checkup.findings:
+        state = "repaired" if finding.repaired else "found"
+        out.print(f"{finding.check}: {finding.count} {finding.message} ({state})",
+                  style="green" if finding.repaired else "yellow", highlight=False)
+    if not checkup.findings:
+        out.print(f"healthy: {len(checkup.checks)} checks passed")
+    elif not checkup.healthy:
+        out.print("run `indexer doctor --repair` to mend what is safe")
 
 
 def show_hits(hits: Sequence[SearchHit]) -> None:

@@ -1,0 +1,93 @@
+"""``indexer doctor``: check that the ledger and the store agree, and mend what is safe.
+
+Each check yields a :class:`Finding`. Repairs never spend money on their own: a key
+whose vector is missing goes back to pending, so the next sync (with its plan and
+cost cap) embeds it again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from indexer.layout import Layout
+from indexer.ledger import Ledger
+
+if TYPE_CHECKING:
+    from indexer.store import Store
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: what it is, how many items, and whether ``repair`` fixed it."""
+
+    check: str
+    message: str
+    count: int
+    repaired: bool = False
+
+
+@dataclass
+class Checkup:
+    """The outcome of ``doctor``: the checks run and what they found."""
+
+    checks: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        """True when nothing is wrong (or everything found was repaired)."""
+        return all(f.repaired for f in self.findings)
+
+
+def examine(ledger: Ledger, store: Store, layout: Layout, repair: bool,
+            remote_files: Callable[[], list[tuple[str, str]]] | None = None,
+            cleanup: Callable[[list[str]], None] | None = None) -> Checkup:
+    """Run every check; with ``repair``, mend what can be mended without spending."""
+    checkup = Checkup()
+
+    def found(check: str, message: str, items: list[str], fix: Callable[[], None]) -> None:
+        checkup.checks.append(check)
+        if items:
+            if repair:
+                fix()
+            checkup.findings.append(Finding(check, message, len(items), repair))
+
+    rows = store.places()
+    counts = Counter(key for key, _ in rows)
+    duplicates = [k for k, n in counts.items() if n > 1]
+    found("duplicate keys", "store rows sharing one custom_id", duplicates,
+          lambda: store.dedupe(duplicates))
+
+    states = ledger.key_states(list(counts))
+    orphans = [k for k in counts if k not in states]
+    found("orphan rows", "store rows no ledger key accounts for", orphans,
+          lambda: store.delete(orphans))
+
+    embedded = ledger.keys_in_state("embedded")
+    missing = sorted(embedded - set(counts))
+    found("missing vectors", "embedded keys without a store row (queued to embed again)",
+          missing, lambda: ledger.requeue(missing))
+
+    live = dict(rows)
+    wrong = [row.custom_id for row in ledger.key_rows(sorted(embedded & set(counts)))
+             if tuple(p.uri for p in row.places) != live.get(row.custom_id)]
+    found("places", "store rows whose places differ from the ledger (rewritten on sync)",
+          wrong, lambda: ledger.mark_dirty(wrong))
+
+    if remote_files is not None and cleanup is not None:
+        needed = {j.input_file for j in ledger.open_jobs() if j.input_file}
+        stale = [file_id for file_id, _ in remote_files() if file_id not in needed]
+        found("remote files", "batch files left on the service", stale, lambda: cleanup(stale))
+
+    retired = layout.retired()
+
+    def remove_retired() -> None:
+        for generation in retired:
+            layout.remove(generation)
+
+    found("old generations", "retired index generations taking disk space",
+          [str(p) for p in retired], remove_retired)
+    return checkup
