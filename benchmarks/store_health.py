@@ -19,7 +19,11 @@ from indexer import Index
 from indexer.layout import Layout
 from indexer.store import Store
 
-WORDS = ["batch", "index", "vector", "search", "model", "token", "chunk", "ledger", "store", "shard", "budget", "cost", "retry", "expire", "cancel", "upload", "download", "parse", "ingest", "publish", "flush", "compact"]
+WORDS = (
+    "batch", "index", "vector", "search", "model", "token", "chunk", "ledger", "store",
+    "shard", "budget", "cost", "retry", "expire", "cancel", "upload", "download", "parse",
+    "ingest", "publish", "flush", "compact",
+)
 
 
 def text(i: int, edit: int = 0) -> str:
