@@ -196,3 +196,17 @@ def read_requests(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
                 raise BackendError(f"{path.name} line {number}: model differs from line 1")
             seen.add(custom_id)
             yield custom_id, body
+
+
+def line_ids(path: Path) -> dict[int, str]:
+    """``{line number: custom_id}`` of a shard, without validating it (for error messages)."""
+    found: dict[int, str] = {}
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                custom_id = json.loads(raw).get("custom_id")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(custom_id, str):
+                found[number] = custom_id
+    return found

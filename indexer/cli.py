@@ -234,6 +234,15 @@ def doctor(ctx: click.Context, repair: bool, as_json: bool) -> None:
 
 @cli.command()
 @click.pass_context
+def retry(ctx: click.Context) -> None:
+    """Queue chunks that failed for good again (the next sync embeds them)."""
+    with _errors(), _index(ctx) as index:
+        count = index.retry()
+    click.echo(f"queued {count} failed chunk(s) again; run `indexer sync` to embed them")
+
+
+@cli.command()
+@click.pass_context
 def gc(ctx: click.Context) -> None:
     """Delete batch files, local and remote, that no open job needs."""
     with _errors(), _index(ctx) as index:

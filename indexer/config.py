@@ -47,6 +47,7 @@ class Config:
     model_dir: str | None = None
     model: str = "text-embedding-3-small"
     dimensions: int | None = None
+    encoding_format: str = "base64"
     base_url: str | None = None
     token_budget: int = 2_400_000
     timeout: float = 120.0
@@ -163,6 +164,8 @@ def _check(name: str, value: object) -> None:
         raise ValueError(f"{name} must be {kind.replace(' | None', '')}, not {value!r}")
     if name == "backend" and value not in ("auto", "local", "openai"):
         raise ValueError("backend must be 'auto', 'local' or 'openai'")
+    if name == "encoding_format" and value not in ("base64", "float"):
+        raise ValueError("encoding_format must be 'base64' or 'float'")
 
 
 def _save(path: Path, text: str) -> None:
@@ -189,6 +192,9 @@ backend = "auto"
 # Changing either later needs `indexer sync --rebuild`.
 model = "text-embedding-3-small"
 # dimensions = 512
+
+# How OpenAI returns vectors: "base64" (about a quarter the size, faster to parse) or "float".
+encoding_format = "base64"
 
 # An OpenAI-compatible service (also OPENAI_BASE_URL or --base-url).
 # base_url = "https://api.openai.com/v1"

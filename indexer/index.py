@@ -98,6 +98,16 @@ class Index:
         self._check_choice()
         return self._pipeline(wait=False).plan(sources)
 
+    def retry(self) -> int:
+        """Give chunks that failed for good another round of attempts on the next sync.
+        Returns how many were queued again."""
+        self._require()
+        ledger = self._open_ledger()
+        with ledger.lock("retry"):
+            failed = sorted(ledger.keys_in_state("failed"))
+            ledger.requeue(failed)
+            return len(failed)
+
     def cancel(self) -> int:
         """Cancel every batch in flight; the next sync ingests what they finished and
         queues the rest again. Returns how many batches were asked to cancel."""
@@ -334,5 +344,6 @@ def _make_backend(choice: str, config: configfile.Config, index_id: str,
 
         return OpenAIBackend(OpenAISettings(
             index_id=index_id, model=config.model, dimensions=config.dimensions,
-            base_url=config.base_url, timeout=config.timeout))
+            encoding_format=config.encoding_format, base_url=config.base_url,
+            timeout=config.timeout))
     raise ConfigError(f"unknown backend {choice!r}; use 'local' or 'openai'")

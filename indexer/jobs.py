@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.backend import Backend, JobError, JobFiles, JobStatus
-from indexer.batchfile import BatchLimits, estimate_tokens, read_requests, write_shards
+from indexer.batchfile import BatchLimits, estimate_tokens, line_ids, write_shards
 from indexer.batchoutput import read_results
 from indexer.errors import BackendError
 from indexer.ledger import Job, Ledger
@@ -243,8 +243,7 @@ class JobRunner:
 
     def _reject(self, job: Job, status: JobStatus, report: SyncReport) -> None:
         keys = self.ledger.job_keys(job.id)
-        lines = {n: key for n, (key, _) in enumerate(read_requests(job.shard), start=1)} \
-            if job.shard.exists() else {}
+        lines = line_ids(job.shard) if job.shard.exists() else {}
         sources = self.ledger.job_sources(list(lines.values()))
         for error in status.errors or (JobError("failed", "the batch failed"),):
             key = lines.get(error.line or 0)

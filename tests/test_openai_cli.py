@@ -204,3 +204,30 @@ def test_backend_switch_from_local_is_refused_and_rebuilt(docs: Path, tmp_path: 
     assert rebuilt.returncode == 0, rebuilt.stderr
     status = json.loads(cli(index_dir, emu, "status", "--json").stdout)
     assert (status["backend"], status["model"]) == ("openai", "text-embedding-3-small")
+
+
+def test_a_validation_error_names_the_source_behind_the_line_and_retry_recovers(
+        docs: Path, tmp_path: Path, emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer.openaibackend import OpenAIBackend
+
+    real_upload = OpenAIBackend.upload
+
+    def upload_with_a_duplicate_line(self: OpenAIBackend, shard: Path) -> str:
+        lines = shard.read_bytes().splitlines(keepends=True)
+        shard.write_bytes(b"".join([*lines, lines[1]]))  # the service sees line 2 twice
+        return real_upload(self, shard)
+
+    monkeypatch.setattr(OpenAIBackend, "upload", upload_with_a_duplicate_line)
+    index_dir = tmp_path / "idx"
+    with open_index(index_dir, emu, max_attempts=1) as index:
+        report = index.sync([docs])
+    assert report.failed > 0 and report.complete
+    message = next(e for e in report.errors if "duplicate_custom_id" in e)
+    assert f"{docs.resolve().as_posix()}/" in message  # the file behind the offending line
+
+    monkeypatch.setattr(OpenAIBackend, "upload", real_upload)
+    assert cli(index_dir, emu, "retry").stdout.startswith(f"queued {report.failed}")
+    with open_index(index_dir, emu) as index:
+        again = index.sync()
+        assert again.embedded == report.failed and again.failed == 0
+        assert index.status().chunks_failed == 0
