@@ -173,12 +173,14 @@ def plan(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
               help="How many passages to return.")
 @click.option("--where", default=None,
               help="SQL filter on stored columns, e.g. \"uri LIKE '%/api/%'\".")
+@click.option("--hybrid", is_flag=True, help="Fuse meaning with keyword (full-text) matches.")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 @click.pass_context
-def search(ctx: click.Context, query: str, k: int, where: str | None, as_json: bool) -> None:
+def search(ctx: click.Context, query: str, k: int, where: str | None, hybrid: bool,
+           as_json: bool) -> None:
     """Find the passages closest in meaning to QUERY."""
     with _errors(), _index(ctx) as index:
-        hits = index.search(query, k=k, where=where)
+        hits = index.search(query, k=k, where=where, hybrid=hybrid)
     if as_json:
         _emit([{"custom_id": h.custom_id, "score": round(h.score, 4), "text": h.text,
                 "places": [p.__dict__ for p in h.places]} for h in hits])

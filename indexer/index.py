@@ -173,14 +173,17 @@ class Index:
         if not self._layout.exists():
             raise SourceError(f"no index at {self.path}; build one with `indexer sync FOLDER`")
 
-    def search(self, query: str, k: int = 5, where: str | None = None) -> list[SearchHit]:
-        """The ``k`` passages closest in meaning to ``query``, best first."""
+    def search(self, query: str, k: int = 5, where: str | None = None,
+               hybrid: bool = False) -> list[SearchHit]:
+        """The ``k`` passages closest in meaning to ``query``, best first; ``hybrid``
+        fuses vector and full-text (keyword) results; ``where`` filters on stored
+        columns (``uri``, ``heading``, ``page``, ``text``)."""
         if not query.strip():
             raise ConfigError("the search query is empty")
         self._require()
         backend = self._open_backend()
         vector = backend.embed_query([query])[0]
-        return self._store(backend).search(vector, k, where)
+        return self._store(backend).search(vector, k, where, query if hybrid else None)
 
     def status(self) -> IndexStatus:
         """What the index holds, without loading the model."""

@@ -132,22 +132,32 @@ class Store:
             builder = builder.when_not_matched_by_source_delete(f"custom_id IN ({keys})")
         builder.execute(self._arrow(rows, with_vectors=False))
 
-    def search(self, vector: np.ndarray, k: int, where: str | None = None) -> list[SearchHit]:
-        """The ``k`` nearest published passages by cosine similarity."""
+    def search(self, vector: np.ndarray, k: int, where: str | None = None,
+               text: str | None = None) -> list[SearchHit]:
+        """The ``k`` published passages nearest ``vector`` (score: cosine similarity), or,
+        given ``text``, the hybrid of vector and full-text search (score: RRF relevance)."""
         condition = "n_places > 0" + (f" AND ({where})" if where else "")
-        query: Any = self._table.search(np.asarray(vector, dtype=np.float32),
-                                        vector_column_name="vector")
-        query = (query.distance_type("cosine").where(condition, prefilter=True).limit(k)
-                 .select(["custom_id", "text", "places", "_distance"]))
-        if self.health.refine_factor and self._has_vector_index():
-            query = query.refine_factor(self.health.refine_factor)
+        vector = np.asarray(vector, dtype=np.float32)
+        query: Any
+        if text is not None:
+            query = (self._table.search(query_type="hybrid", vector_column_name="vector",
+                                        fts_columns="text").vector(vector).text(text))
+            columns, score = ["custom_id", "text", "places"], "_relevance_score"
+        else:
+            query = self._table.search(vector, vector_column_name="vector")
+            query = query.distance_type("cosine")
+            columns, score = ["custom_id", "text", "places", "_distance"], "_distance"
+            if self.health.refine_factor and self._has_vector_index():
+                query = query.refine_factor(self.health.refine_factor)
+        query = query.where(condition, prefilter=True).limit(k).select(columns)
         try:
             found = query.to_arrow().to_pylist()
         except (ValueError, RuntimeError) as exc:
-            raise StateError(f"search failed: {exc}") from exc
+            raise StateError(f"search failed: {exc}; check the --where filter") from exc
         return [
-            SearchHit(r["custom_id"], 1.0 - float(r["_distance"]), r["text"],
-                      tuple(Place(**p) for p in r["places"] or ()))
+            SearchHit(r["custom_id"],
+                      float(r[score]) if score != "_distance" else 1.0 - float(r[score]),
+                      r["text"], tuple(Place(**p) for p in r["places"] or ()))
             for r in found
         ]
 

@@ -61,7 +61,7 @@ def watch(index: Index, paths: Sequence[str | Path], *, debounce_ms: int = 500,
 
     ``paths`` are remembered as sources, with ``include``/``exclude``; no paths means
     every source the index already knows. Changes are grouped: a sync starts once
-    changes have settled, at most ``debounce_ms`` after the first one. Each sync's
+    they pause for 50 ms, and at most ``debounce_ms`` after the first one. Each sync's
     :class:`~indexer.report.SyncReport` goes to ``on_report``. While another run holds
     the index (:class:`~indexer.errors.LockedError`) the sync is retried every
     ``debounce_ms``; while batches are still in flight (a remote backend) the sources

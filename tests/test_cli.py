@@ -72,3 +72,17 @@ def test_help_does_not_import_heavy_libraries() -> None:
             "print(sorted(heavy & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], text=True, capture_output=True)
     assert result.stdout.strip().endswith("[]"), result.stdout
+
+
+def test_search_where_and_hybrid(workdir: Path) -> None:
+    assert run(["sync", "examples/docs"], workdir).returncode == 0
+    result = run(["search", "price of embeddings", "--where", "uri LIKE '%.pdf'", "--json"],
+                 workdir)
+    hits = json.loads(result.stdout)
+    assert hits and all(h["places"][0]["uri"].endswith("pricing.pdf") for h in hits)
+    assert hits[0]["places"][0]["page"] in (1, 2)
+    hybrid = json.loads(run(["search", "indexer cancel", "--hybrid", "-k", "2", "--json"],
+                            workdir).stdout)
+    assert hybrid[0]["places"][0]["uri"].endswith("guides/batches.md")
+    bad = run(["search", "x", "--where", "no_such_column = 1"], workdir)
+    assert bad.returncode == 1 and "--where" in bad.stderr
