@@ -55,6 +55,7 @@ class Config:
     price_per_million: float | None = None
     max_cost: float | None = None
     version_retention_seconds: float = 60.0
+    max_versions: int = 20
     vector_index_rows: int = 100_000
     chunk_tokens: int = 200
     max_attempts: int = 3
@@ -222,9 +223,11 @@ max_attempts = 3
 poll_seconds = 5.0
 timeout = 120.0
 
-# Store upkeep: seconds superseded table versions are kept for readers, and the row
-# count past which an approximate vector index replaces exhaustive search.
+# Store upkeep: superseded table versions are kept for readers still on them for at
+# most this many seconds and at most this many versions; past vector_index_rows rows an
+# approximate vector index (IVF-RQ) replaces exhaustive search.
 version_retention_seconds = 60.0
+max_versions = 20
 vector_index_rows = 100000
 
 # Folders to index; `indexer sync PATH` adds them.

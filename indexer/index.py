@@ -310,6 +310,7 @@ class Index:
         from indexer.store import Store, StoreHealth
 
         health = StoreHealth(retention_seconds=self.config.version_retention_seconds,
+                             max_versions=self.config.max_versions,
                              vector_index_rows=self.config.vector_index_rows)
         return Store(self._gen / "lancedb", backend.model, backend.dimensions, health)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +67,13 @@ def schema(model: str, dimensions: int) -> pa.Schema:
 class StoreHealth:
     """How the store is kept fast as incremental syncs pile up.
 
-    ``retention_seconds`` is how long superseded table versions are kept for readers
-    still on them; ``vector_index_rows`` is the size past which an IVF-RQ vector
-    index replaces exhaustive search.
+    Superseded table versions are kept for readers still on them, but no longer than
+    ``retention_seconds`` and no more than the ``max_versions`` newest; past
+    ``vector_index_rows`` rows an IVF-RQ vector index replaces exhaustive search.
     """
 
     retention_seconds: float = 60.0
+    max_versions: int = 20
     vector_index_rows: int = 100_000
     refine_factor: int = 10
 
@@ -205,11 +206,20 @@ class Store:
                 and self._table.count_rows() >= self.health.vector_index_rows):
             self._table.create_index("vector", config=IvfRq(distance_type="cosine"),
                                      name="vector_idx")
-        with warnings.catch_warnings():  # retention 0 is a deliberate, documented setting
+        with warnings.catch_warnings():  # a short retention is a deliberate setting
             warnings.simplefilter("ignore", UserWarning)
-            self._table.optimize(
-                cleanup_older_than=timedelta(seconds=self.health.retention_seconds),
-                delete_unverified=self.health.retention_seconds == 0)
+            # delete_unverified is safe: the index's writer lock excludes other writers
+            self._table.optimize(cleanup_older_than=self._retention(), delete_unverified=True)
+
+    def _retention(self) -> timedelta:
+        """Keep versions younger than the retention, but never more than ``max_versions``."""
+        retention = timedelta(seconds=self.health.retention_seconds)
+        versions = sorted(v["timestamp"] for v in self._table.list_versions())
+        if len(versions) <= self.health.max_versions:
+            return retention
+        nth_newest = versions[-self.health.max_versions]
+        age = datetime.now(nth_newest.tzinfo) - nth_newest
+        return min(retention, max(age, timedelta(0)))
 
     def stats(self) -> StoreStats:
         """Rows, fragments, versions and index names."""
