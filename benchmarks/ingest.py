@@ -41,8 +41,8 @@ def write_output(path: Path, lines: int, dims: int, encoding: str) -> None:
 
 def measure(path: Path, dims: int, store_dir: Path | None) -> dict[str, float]:
     from indexer.batchoutput import read_results
-    from indexer.records import Place
-    from indexer.store import Store, StoreRow
+    from indexer.records import Place, StoreRow
+    from indexer.store import Store
 
     store = Store(store_dir, "bench", dims) if store_dir else None
     started = time.perf_counter()

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from indexer.backend import Backend, JobError, JobFiles, JobStatus
 from indexer.batchfile import BatchLimits, estimate_tokens, line_ids, write_shards
@@ -22,8 +21,13 @@ from indexer.batchoutput import read_results
 from indexer.errors import BackendError
 from indexer.ledger import Job, Ledger
 from indexer.progress import Progress
+from indexer.records import StoreRow
 from indexer.report import SyncReport
-from indexer.store import Store, StoreRow
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from indexer.store import Store
 
 _GROUP = 2_000
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from connectors.filesystem import FilesystemSource
 from indexer.backend import Backend
@@ -20,10 +21,12 @@ from indexer.chunker import ChunkerSettings, chunk_document
 from indexer.jobs import JobOptions, JobRunner
 from indexer.ledger import Ledger
 from indexer.progress import Progress
-from indexer.records import Chunk, Document
+from indexer.records import Chunk, Document, StoreRow
 from indexer.report import Plan, SyncReport
-from indexer.store import Store, StoreRow
 from indexer.survey import Change, survey
+
+if TYPE_CHECKING:
+    from indexer.store import Store
 
 _GROUP = 2_000
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -121,3 +125,14 @@ class SearchHit:
     def place(self) -> Place:
         """The first place the passage occurs."""
         return self.places[0]
+
+
+@dataclass(frozen=True)
+class StoreRow:
+    """What the store keeps for one content key (the vector is optional on place updates)."""
+
+    custom_id: str
+    text: str
+    context: str
+    places: tuple[Place, ...]
+    vector: np.ndarray | None = None

@@ -23,24 +23,13 @@ import pyarrow as pa
 from lancedb.index import FTS, BTree, IvfRq
 
 from indexer.errors import IndexMismatch, StateError
-from indexer.records import Place, SearchHit
+from indexer.records import Place, SearchHit, StoreRow
 
 TABLE = "chunks"
 _PLACE = pa.struct([
     ("uri", pa.string()), ("heading", pa.string()), ("page", pa.int32()),
     ("line_start", pa.int32()), ("line_end", pa.int32()),
 ])
-
-
-@dataclass(frozen=True)
-class StoreRow:
-    """What the store keeps for one content key (the vector is optional on place updates)."""
-
-    custom_id: str
-    text: str
-    context: str
-    places: tuple[Place, ...]
-    vector: np.ndarray | None = None
 
 
 def schema(model: str, dimensions: int) -> pa.Schema:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from indexer.errors import IndexMismatch
-from indexer.records import Place
-from indexer.store import Store, StoreRow
+from indexer.records import Place, StoreRow
+from indexer.store import Store
 
 
 def unit(*values: float) -> np.ndarray:

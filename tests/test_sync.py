@@ -115,3 +115,27 @@ def test_a_changed_model_is_refused(docs: Path, tmp_path: Path) -> None:
         index.sync([docs / "faq.txt"])
     with pytest.raises(IndexMismatch), Index(tmp_path / "idx", backend="openai") as other:
         other.sync([docs / "faq.txt"])
+
+
+def test_a_noop_sync_reads_no_file_and_loads_no_model_or_store(docs: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    import subprocess
+    import sys
+
+    with Index(tmp_path / "idx") as index:
+        index.sync([docs])
+
+    def no_reading(*_: object) -> None:
+        raise AssertionError("an unchanged file was read")
+
+    monkeypatch.setattr("indexer.survey.load", no_reading)
+    with Index(tmp_path / "idx") as index:
+        report = index.sync([docs])
+    assert report.unchanged == 7 and report.embedded == 0
+
+    code = ("import sys; from indexer import Index\n"
+            f"Index({str(tmp_path / 'idx')!r}).sync()\n"
+            "print(sorted({'lancedb', 'onnxruntime', 'openai', 'pypdf'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stderr
