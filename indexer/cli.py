@@ -42,6 +42,29 @@ def _index(ctx: click.Context, backend: str | None = None, progress: Any = None,
     return Index(ctx.obj["index"], backend=backend, base_url=base_url, progress=progress)
 
 
+def _with_bars(ctx: click.Context, as_json: bool, backend: str | None, base_url: str | None,
+               call: Callable[[Any], Any]) -> Any:
+    """Run ``call(index)`` with progress bars on stderr (none with --json)."""
+    from indexer.terminal import BarProgress
+
+    bars = BarProgress(enabled=not as_json)
+    try:
+        with _errors(), _index(ctx, backend, bars, base_url) as index:
+            return call(index)
+    finally:
+        bars.close()
+
+
+def _show(result: Any, as_json: bool, renderer: str) -> None:
+    """Print ``result`` as JSON, or with the named renderer of :mod:`indexer.terminal`."""
+    if as_json:
+        _emit(result.to_dict())
+    else:
+        from indexer import terminal
+
+        getattr(terminal, renderer)(result)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
               envvar="INDEXER_DIR", default=Path(".indexer"), show_default=True,
@@ -114,21 +137,10 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
         ctx.invoke(plan, paths=paths, include=include, exclude=exclude, backend=backend,
                    base_url=base_url, as_json=as_json)
         return
-    from indexer.terminal import BarProgress
-
-    bars = BarProgress(enabled=not as_json)
-    try:
-        with _errors(), _index(ctx, backend, bars, base_url) as index:
-            report = index.sync(paths, include, exclude, wait=wait, max_cost=max_cost,
-                                rebuild=rebuild, wait_lock=wait_lock)
-    finally:
-        bars.close()
-    if as_json:
-        _emit(report.to_dict())
-    else:
-        from indexer.terminal import show_report
-
-        show_report(report)
+    report = _with_bars(ctx, as_json, backend, base_url, lambda index: index.sync(
+        paths, include, exclude, wait=wait, max_cost=max_cost, rebuild=rebuild,
+        wait_lock=wait_lock))
+    _show(report, as_json, "show_report")
     if report.refused_cost:
         sys.exit(5)
     if not report.complete:
@@ -151,20 +163,9 @@ def plan(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
          exclude: tuple[str, ...], backend: str | None, base_url: str | None,
          as_json: bool) -> None:
     """Show what a sync would do and cost, without spending anything."""
-    from indexer.terminal import BarProgress
-
-    bars = BarProgress(enabled=not as_json)
-    try:
-        with _errors(), _index(ctx, backend, bars, base_url) as index:
-            result = index.plan(paths, include, exclude)
-    finally:
-        bars.close()
-    if as_json:
-        _emit(result.to_dict())
-    else:
-        from indexer.terminal import show_plan
-
-        show_plan(result)
+    result = _with_bars(ctx, as_json, backend, base_url,
+                        lambda index: index.plan(paths, include, exclude))
+    _show(result, as_json, "show_plan")
 
 
 @cli.command()
@@ -197,12 +198,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Show what the index holds: model, documents, passages, problems."""
     with _errors(), _index(ctx) as index:
         info = index.status()
-    if as_json:
-        _emit(info.to_dict())
-    else:
-        from indexer.terminal import show_status
-
-        show_status(info)
+    _show(info, as_json, "show_status")
 
 
 @cli.command()

@@ -8,8 +8,9 @@ from indexer.records import Skip
 
 
 @dataclass
-class SyncReport:
-    """The outcome of one ``sync``: document counts, embedding work, problems and time."""
+class FileCounts:
+    """How many documents were (or would be) new, changed, touched, unchanged, deleted,
+    skipped."""
 
     new: int = 0
     changed: int = 0
@@ -17,6 +18,12 @@ class SyncReport:
     unchanged: int = 0
     deleted: int = 0
     skipped: int = 0
+
+
+@dataclass
+class SyncReport(FileCounts):
+    """The outcome of one ``sync``: document counts, embedding work, problems and time."""
+
     chunks: int = 0
     reused: int = 0
     embedded: int = 0
@@ -45,7 +52,7 @@ class SyncReport:
 
 
 @dataclass
-class Plan:
+class Plan(FileCounts):
     """What a sync would do, computed without spending or writing anything.
 
     ``chunks_to_embed`` counts distinct content keys that have no vector yet (after
@@ -56,12 +63,6 @@ class Plan:
 
     backend: str = ""
     model: str = ""
-    new: int = 0
-    changed: int = 0
-    touched: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    skipped: int = 0
     chunks: int = 0
     chunks_to_embed: int = 0
     tokens: int = 0

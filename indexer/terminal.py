@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from indexer.records import Place, SearchHit
-from indexer.report import IndexStatus, Plan, SyncReport
+from indexer.report import FileCounts, IndexStatus, Plan, SyncReport
 
 if TYPE_CHECKING:
     from indexer.doctor import Checkup
@@ -63,10 +63,7 @@ class BarProgress:
 
 def show_report(report: SyncReport) -> None:
     """The end-of-sync summary: files by fate, chunks embedded, skips, time."""
-    out.print(
-        f"files: {report.new} new, {report.changed} changed, {report.unchanged} unchanged, "
-        f"{report.touched} touched, {report.deleted} deleted, {report.skipped} skipped"
-    )
+    _files(report)
     out.print(
         f"chunks: {report.chunks} in changed files, {report.reused} already embedded, "
         f"{report.embedded} embedded now ({report.tokens} tokens), {report.failed} failed"
@@ -87,10 +84,7 @@ def show_report(report: SyncReport) -> None:
 
 def show_plan(plan: Plan) -> None:
     """What a sync would do and cost."""
-    out.print(
-        f"files: {plan.new} new, {plan.changed} changed, {plan.unchanged} unchanged, "
-        f"{plan.touched} touched, {plan.deleted} deleted, {plan.skipped} skipped"
-    )
+    _files(plan)
     out.print(f"chunks: {plan.chunks} in new or changed files; {plan.chunks_to_embed} to embed "
               f"({plan.tokens} tokens) in {plan.shards} shard(s), {plan.waves} wave(s)")
     if plan.backend == "local":
@@ -161,6 +155,13 @@ def show_status(info: IndexStatus) -> None:
         out.print(table)
     for problem in info.problems:
         out.print(f"  {_short(problem.uri)}: {problem.reason}", style="yellow", highlight=False)
+
+
+def _files(counts: FileCounts) -> None:
+    out.print(
+        f"files: {counts.new} new, {counts.changed} changed, {counts.unchanged} unchanged, "
+        f"{counts.touched} touched, {counts.deleted} deleted, {counts.skipped} skipped"
+    )
 
 
 def _place(place: Place) -> str:
