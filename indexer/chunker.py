@@ -16,6 +16,7 @@ joined any other way (token-sized pieces of one long word) is counted again whol
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import unicodedata
@@ -104,6 +105,11 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
                         line_end=last,
                     )
                 )
+    if not chunks and any(s.format != "text" for s in doc.segments):
+        # Only headings, no body: index the headings themselves as plain text, so the
+        # document is still findable.
+        plain = tuple(dataclasses.replace(s, format="text") for s in doc.segments)
+        return chunk_document(dataclasses.replace(doc, segments=plain), settings)
     return chunks
 
 

@@ -202,6 +202,29 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
+@click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
+@click.option("--debounce", "debounce_ms", type=click.IntRange(min=0), default=500,
+              show_default=True, help="Milliseconds to gather changes before a sync.")
+@click.option("--max-cost", type=click.FloatRange(min=0), default=None,
+              help="Refuse to submit a sync estimated above this many dollars.")
+@click.pass_context
+def watch(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
+          exclude: tuple[str, ...], debounce_ms: int, max_cost: float | None) -> None:
+    """Sync PATHS (or every known source) now and again whenever files change (Ctrl-C stops)."""
+    from indexer.terminal import err, show_report
+    from indexer.watcher import watch as watch_paths
+
+    def on_error(exc: IndexerError) -> None:
+        err.print(f"Error: {exc}", style="red", highlight=False)
+
+    with _errors(), _index(ctx) as index:
+        watch_paths(index, paths, debounce_ms=debounce_ms, on_report=show_report,
+                    on_error=on_error, include=include, exclude=exclude, max_cost=max_cost)
+
+
+@cli.command()
 @click.pass_context
 def cancel(ctx: click.Context) -> None:
     """Cancel batches in flight; the next sync ingests what they finished."""

@@ -403,3 +403,9 @@ def test_code_is_cut_between_top_level_blocks_and_stays_stable(seed: int) -> Non
     assert changed(before, chunk("\n\n".join(edited), "code")) <= 2
     inserted = [*blocks[:2], "def new():\n    return 1", *blocks[2:]]
     assert changed(before, chunk("\n\n".join(inserted), "code")) <= 2
+
+
+def test_a_document_of_headings_only_is_still_indexed() -> None:
+    doc = Document("u", "", (Segment("# Release notes\n\n## Version 2\n", "markdown"),), "h")
+    chunks = chunk_document(doc, ChunkerSettings())
+    assert len(chunks) == 1 and "Release notes" in chunks[0].text
