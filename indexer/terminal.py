@@ -143,7 +143,7 @@ def show_status(info: IndexStatus) -> None:
               f"{info.skipped_documents} skipped")
     out.print(f"passages: {info.passages} embedded, {info.chunks_pending} waiting, "
               f"{info.chunks_failed} failed; open jobs: {info.jobs_open}")
-    if info.tokens_billed:
+    if info.tokens_billed and info.backend != "local":
         out.print(f"billed: {info.tokens_billed} tokens, about ${info.cost:.4f}")
     if info.jobs:
         table = Table(title="batches in flight")
