@@ -271,10 +271,9 @@ class JobRunner:
 
     def _show_flight(self, jobs: list[Job]) -> None:
         submitted = [j for j in jobs if j.state == "submitted"]
-        total = sum(j.requests for j in submitted)
-        done = sum(j.completed + j.failed for j in submitted)
-        self.progress.stage(f"waiting for {len(submitted)} batch(es)", total)
-        self.progress.advance(done)
+        self.progress.update(f"waiting for {len(submitted)} batch(es)",
+                             sum(j.completed + j.failed for j in submitted),
+                             sum(j.requests for j in submitted))
 
     def _collect(self, job: Job, files: JobFiles, report: SyncReport) -> None:
         embedded: list[str] = []

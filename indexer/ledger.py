@@ -293,13 +293,13 @@ class Ledger:
         return int(self._db.execute(
             "SELECT count(*) FROM keys WHERE state = 'pending'").fetchone()[0])
 
-    def pending_requests(self) -> list[Request]:
-        """Keys waiting for a job, in a stable order."""
+    def pending_requests(self) -> Iterator[Request]:
+        """Keys waiting for a job, in a stable order, streamed (memory stays flat)."""
         rows = self._db.execute(
             "SELECT custom_id, text, context, tokens FROM keys WHERE state = 'pending' "
             "ORDER BY rowid")
-        return [Request(key, f"{ctx}\n\n{text}" if ctx else text, tokens)
-                for key, text, ctx, tokens in rows]
+        for key, text, ctx, tokens in rows:
+            yield Request(key, f"{ctx}\n\n{text}" if ctx else text, tokens)
 
     def create_job(self, backend: str, shard: Shard) -> int:
         """Record a shard as a planned job and queue its keys in it (before any remote call)."""

@@ -20,6 +20,10 @@ class Progress(Protocol):
         """The current stage is over."""
         ...
 
+    def update(self, name: str, completed: int, total: int) -> None:
+        """Show an absolute position (a stage of that name starts if none is running)."""
+        ...
+
 
 class Silent:
     """A :class:`Progress` that shows nothing (the library's default)."""
@@ -32,3 +36,6 @@ class Silent:
 
     def end(self) -> None:
         """Ignore the end."""
+
+    def update(self, name: str, completed: int, total: int) -> None:
+        """Ignore the position."""

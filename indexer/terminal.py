@@ -40,7 +40,8 @@ class BarProgress:
         self._task: TaskID | None = None
 
     def stage(self, name: str, total: int | None = None) -> None:
-        """Start a bar for the stage."""
+        """Start a bar for the stage (completing the previous one)."""
+        self.end()
         self._bars.start()
         self._task = self._bars.add_task(name, total=total)
 
@@ -55,6 +56,13 @@ class BarProgress:
             task = self._bars.tasks[-1]
             self._bars.update(self._task, total=task.completed)
             self._task = None
+
+    def update(self, name: str, completed: int, total: int) -> None:
+        """Move the current bar to an absolute position, starting one if needed."""
+        if self._task is None:
+            self.stage(name, total)
+        if self._task is not None:
+            self._bars.update(self._task, description=name, completed=completed, total=total)
 
     def close(self) -> None:
         """Stop drawing."""
