@@ -107,7 +107,8 @@ class FilesystemSource:
     ``include`` is non-empty only matching files are taken; ``exclude`` always wins.
     Files larger than ``max_bytes`` are reported as skipped. Hidden files and folders
     (names starting with a dot, such as ``.env``) are left out unless ``hidden`` is set,
-    so secrets kept in dotfiles are never sent to an embedding service.
+    so secrets kept in dotfiles are never sent to an embedding service. ``skip_dirs``
+    (absolute paths) are never entered: the index's own directory, whatever its name.
     """
 
     root: Path
@@ -115,6 +116,7 @@ class FilesystemSource:
     exclude: tuple[str, ...] = ()
     max_bytes: int = 20_000_000
     hidden: bool = False
+    skip_dirs: tuple[Path, ...] = ()
 
     def scan(self) -> Iterator[SourceItem | Skip]:
         """List every document under the root, in sorted path order, from ``stat`` alone.
@@ -228,6 +230,7 @@ class _Walk:
         self.root_uri = root.as_posix().rstrip("/")
         self.max_bytes = source.max_bytes
         self.hidden = source.hidden
+        self.skip_dirs = frozenset(p.resolve() for p in source.skip_dirs)
         self.include = GitIgnoreSpec.from_lines(source.include) if source.include else None
         self.exclude = GitIgnoreSpec.from_lines(source.exclude) if source.exclude else None
         self.stack: list[_Frame] = []
@@ -277,6 +280,8 @@ class _Walk:
             return
         if stat.S_ISDIR(st.st_mode):
             if self.ignored(rel, True, parent.ignores):
+                return
+            if self.skip_dirs and Path(entry.path).resolve() in self.skip_dirs:
                 return
             key = (st.st_dev, st.st_ino)
             looped = next((frame for frame in self.stack if frame.key == key), None)

@@ -209,18 +209,38 @@ def status(ctx: click.Context, as_json: bool) -> None:
               show_default=True, help="Milliseconds to gather changes before a sync.")
 @click.option("--max-cost", type=click.FloatRange(min=0), default=None,
               help="Refuse to submit a sync estimated above this many dollars.")
+@click.option("--json", "as_json", is_flag=True, help="Print each report as one JSON line.")
 @click.pass_context
 def watch(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
-          exclude: tuple[str, ...], debounce_ms: int, max_cost: float | None) -> None:
-    """Sync PATHS (or every known source) now and again whenever files change (Ctrl-C stops)."""
+          exclude: tuple[str, ...], debounce_ms: int, max_cost: float | None,
+          as_json: bool) -> None:
+    """Sync PATHS (or every known source) now and again whenever files change (Ctrl-C stops).
+
+    Errors are shown and watching goes on; while another run holds the index, the sync
+    waits for it.
+    """
     from indexer.terminal import err, show_report
     from indexer.watcher import watch as watch_paths
+
+    first = [True]
+
+    def on_report(report: Any) -> None:
+        quiet = not (report.new or report.changed or report.deleted or report.touched
+                     or report.embedded or report.errors or report.in_flight)
+        if quiet and not first[0]:
+            return  # an event that changed nothing indexable (a hidden or ignored file)
+        first[0] = False
+        if as_json:
+            click.echo(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+        else:
+            show_report(report)
 
     def on_error(exc: IndexerError) -> None:
         err.print(f"Error: {exc}", style="red", highlight=False)
 
+    err.print("watching for changes; Ctrl-C to stop")
     with _errors(), _index(ctx) as index:
-        watch_paths(index, paths, debounce_ms=debounce_ms, on_report=show_report,
+        watch_paths(index, paths, debounce_ms=debounce_ms, on_report=on_report,
                     on_error=on_error, include=include, exclude=exclude, max_cost=max_cost)
 
 

@@ -236,7 +236,8 @@ class Index:
             config = config.with_source(configfile.SourceConfig(
                 Path(path).resolve().as_posix(), tuple(include), tuple(exclude)))
         wanted = {Path(p).resolve().as_posix() for p in paths}
-        sources = [FilesystemSource(Path(s.path), include=s.include, exclude=s.exclude)
+        sources = [FilesystemSource(Path(s.path), include=s.include, exclude=s.exclude,
+                                    skip_dirs=(self.path,))
                    for s in config.sources if not wanted or s.path in wanted]
         if not sources:
             raise SourceError("no source to sync: give a folder, e.g. `indexer sync ./docs`")

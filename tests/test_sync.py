@@ -139,3 +139,14 @@ def test_a_noop_sync_reads_no_file_and_loads_no_model_or_store(docs: Path, tmp_p
             "print(sorted({'lancedb', 'onnxruntime', 'openai', 'pypdf'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_an_index_directory_inside_the_source_is_never_crawled(tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nA note about gardens.\n")
+    with Index(folder / "search-index") as index:
+        first = index.sync([folder])
+        second = index.sync([folder])
+    assert (first.new, first.skipped) == (1, 0)
+    assert (second.new, second.changed, second.unchanged) == (0, 0, 1)

@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -35,6 +35,7 @@ class Watching:
     def start(self) -> None:
         def run() -> None:
             with Index(self.folder / ".indexer") as index:
+                index.config = replace(index.config, poll_seconds=1.0)
                 watch(index, [self.folder], debounce_ms=100, on_report=self.reports.put,
                       on_error=self.errors.put, stop=self.stop)
 
@@ -151,3 +152,22 @@ def test_other_errors_are_reported_and_watching_goes_on(
     assert isinstance(watching.errors.get(timeout=WAIT), BackendError)
     watching.save("frogs.md", "# Frogs\n\nFrogs jump.\n")
     assert watching.next_report().new == 2
+
+
+def test_batches_in_flight_are_collected_without_another_change(
+        watching: Watching, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_sync = Index.sync
+    calls: list[str] = []
+
+    def in_flight_once(self: Index, *args: object, **kwargs: object) -> SyncReport:
+        calls.append("sync")
+        report = real_sync(self, *args, **kwargs)  # type: ignore[arg-type]
+        if len(calls) == 1:
+            report.in_flight = 1
+        return report
+
+    monkeypatch.setattr(Index, "sync", in_flight_once)
+    watching.save("owls.md", "# Owls\n\nOwls hunt at night.\n")
+    assert watching.next_report().in_flight == 1
+    assert watching.next_report().complete
+    assert len(calls) == 2
