@@ -194,9 +194,12 @@ class JobRunner:
             file_id = self.backend.upload(job.shard)
             self.ledger.set_job(job.id, state="uploaded", input_file=file_id)
         self.ledger.set_job(job.id, state="creating")
-        self.progress.stage("embed", job.requests)
+        local = self.backend.name == "local"
+        self.progress.stage("embed" if local else f"submit {job.label}", job.requests)
         try:
             remote = self.backend.create(file_id, job.label, self.progress.advance)
+            if not local:
+                self.progress.advance(job.requests)
         finally:
             self.progress.end()
         self.ledger.set_job(job.id, state="submitted", remote_id=remote)
