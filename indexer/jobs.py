@@ -9,6 +9,7 @@ failed for good. Every step is written to the ledger before the next remote call
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -220,7 +221,7 @@ class JobRunner:
             report.failed += settled.failed
             return
         files = self.backend.fetch(status, self.batches, job.label)
-        self._collect(job, files, report)
+        self._collect(job, status, files, report)
         report.tokens += status.tokens or job.tokens
         self.ledger.set_job(job.id, usage_tokens=status.tokens or job.tokens)
         remote = [f for f in (job.input_file, status.output_file, status.error_file) if f]
@@ -278,7 +279,8 @@ class JobRunner:
                              sum(j.completed + j.failed for j in submitted),
                              sum(j.requests for j in submitted))
 
-    def _collect(self, job: Job, files: JobFiles, report: SyncReport) -> None:
+    def _collect(self, job: Job, status: JobStatus, files: JobFiles,
+                 report: SyncReport) -> None:
         embedded: list[str] = []
         failed: list[tuple[str, str, bool]] = []
         group: dict[str, np.ndarray] = {}
@@ -301,9 +303,17 @@ class JobRunner:
         settled = self.ledger.finish_job(job.id, embedded, failed, self.options.max_attempts)
         report.embedded += settled.embedded
         report.failed += settled.failed
-        if settled.requeued:
-            report.errors.append(f"{settled.requeued} chunk(s) of {job.label} were missing or "
-                                 "failed transiently and were queued again")
+        if settled.requeued or settled.failed:
+            reasons = Counter(error.split(":")[0] for _, error, _ in failed)
+            missing = len(queued) - len(embedded) - len(failed)
+            if missing:
+                reasons["missing from the output"] += missing
+            detail = ", ".join(f"{reason} ({n})" for reason, n in reasons.most_common())
+            report.errors.append(
+                f"batch {job.label} ended {status.state}"
+                f"{' without an output file' if not status.output_file else ''}: "
+                f"{settled.embedded} embedded, {settled.requeued} queued again, "
+                f"{settled.failed} failed for good; {detail}")
 
     def _put(self, vectors: dict[str, np.ndarray]) -> None:
         if not vectors:
