@@ -116,8 +116,9 @@ class JobRunner:
         if not self.ledger.open_jobs() and not self.ledger.has_pending():
             return
         cap = self.options.max_cost
-        if cap is not None and self.options.cost(self.unsent_tokens()) > cap:
-            report.refused_cost = round(self.options.cost(self.unsent_tokens()), 6)
+        cost = self.options.cost(self.unsent_tokens()) if cap is not None else 0.0
+        if cap is not None and cost > cap:
+            report.refused_cost = round(cost, 6)
             report.errors.append(
                 f"not submitting: this sync would cost about ${report.refused_cost:.4f} at "
                 f"batch price, over the cap of ${cap:.4f}; run `indexer plan` to see why, "
