@@ -274,12 +274,8 @@ class Ledger:
                            "WHERE uri = ?", (uri,))
                 db.execute("DELETE FROM chunks WHERE uri = ? AND version = 'live'", (uri,))
                 db.execute("UPDATE chunks SET version = 'live' WHERE uri = ?", (uri,))
-                failed = db.execute(
-                    "SELECT count(*), min(k.error) FROM chunks c JOIN keys k USING (custom_id) "
-                    "WHERE c.uri = ? AND k.state = 'failed'", (uri,)).fetchone()
-                reason = f"{failed[0]} chunk(s) failed to embed: {failed[1]}" if failed[0] else None
                 db.execute("UPDATE documents SET status = 'indexed', content_hash = pending_hash,"
-                           " pending_hash = NULL, reason = ? WHERE uri = ?", (reason, uri))
+                           " pending_hash = NULL, reason = NULL WHERE uri = ?", (uri,))
 
     # -- keys and jobs -------------------------------------------------------------
 
@@ -470,9 +466,13 @@ class Ledger:
             "SELECT coalesce(sum(usage_tokens), 0) FROM jobs").fetchone()[0])
 
     def skips(self) -> list[tuple[str, str]]:
-        """Documents with a recorded problem and the reason."""
+        """Documents with a problem and the reason: unreadable, or chunks failed for good."""
         return list(self._db.execute(
-            "SELECT uri, reason FROM documents WHERE reason IS NOT NULL ORDER BY uri"))
+            "SELECT uri, reason FROM documents WHERE reason IS NOT NULL "
+            "UNION ALL "
+            "SELECT c.uri, count(*) || ' chunk(s) failed to embed: ' || min(k.error) "
+            "FROM chunks c JOIN keys k USING (custom_id) "
+            "WHERE k.state = 'failed' GROUP BY c.uri ORDER BY 1"))
 
 
 def _slices(keys: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:

@@ -30,9 +30,9 @@ def test_new_document_publishes_only_when_all_keys_are_embedded(ledger: Ledger,
                                                                  tmp_path: Path) -> None:
     ledger.stage("/d/a.md", "/d", "1:1", "h1", "A", [(chunk(0, "x"), "k1"), (chunk(1, "y"), "k2")])
     assert ledger.publishable() == []
-    assert [r.custom_id for r in ledger.pending_requests()] == ["k1", "k2"]
+    assert [r.custom_id for r in list(ledger.pending_requests())] == ["k1", "k2"]
     job = ledger.create_job("local", Shard(tmp_path / "s.jsonl", 2, 6, 100, ("k1", "k2")))
-    assert ledger.pending_requests() == []
+    assert list(ledger.pending_requests()) == []
     settled = ledger.finish_job(job, ["k1"], [], max_attempts=3)
     assert (settled.embedded, settled.requeued, settled.failed) == (1, 1, 0)  # k2 was missing
     assert ledger.publishable() == []
@@ -48,7 +48,7 @@ def test_new_document_publishes_only_when_all_keys_are_embedded(ledger: Ledger,
 def test_same_text_in_two_documents_is_one_key_with_two_places(ledger: Ledger) -> None:
     ledger.stage("/d/a.md", "/d", "1:1", "ha", "A", [(chunk(0, "licence"), "k")])
     ledger.stage("/d/b.md", "/d", "1:1", "hb", "B", [(chunk(0, "licence"), "k")])
-    assert len(ledger.pending_requests()) == 1
+    assert len(list(ledger.pending_requests())) == 1
     ledger.publish(["/d/a.md", "/d/b.md"])
     (row,) = ledger.key_rows(["k"])
     assert {p.uri for p in row.places} == {"/d/a.md", "/d/b.md"}
@@ -63,7 +63,7 @@ def test_failed_keys_retry_until_attempts_run_out(ledger: Ledger, tmp_path: Path
     for attempt in range(3):
         job = ledger.create_job("local", Shard(tmp_path / f"{attempt}.jsonl", 1, 1, 1, ("k",)))
         ledger.finish_job(job, [], [("k", "server_error: boom", True)], max_attempts=3)
-    assert ledger.pending_requests() == []
+    assert list(ledger.pending_requests()) == []
     assert ledger.counts()["chunks_failed"] == 1
     assert ledger.publishable() == ["/d/a.md"]
     ledger.publish(["/d/a.md"])
