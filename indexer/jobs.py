@@ -223,6 +223,7 @@ class JobRunner:
             return
         files = self.backend.fetch(status, self.batches, job.label)
         self._collect(job, status, files, report)
+        self._regain_budget()
         report.tokens += status.tokens or job.tokens
         self.ledger.set_job(job.id, usage_tokens=status.tokens or job.tokens)
         remote = [f for f in (job.input_file, status.output_file, status.error_file) if f]
@@ -230,6 +231,17 @@ class JobRunner:
         for path in (job.shard, files.output, files.errors):
             if path is not None:
                 path.unlink(missing_ok=True)
+
+    def _regain_budget(self) -> None:
+        """After a batch went through, raise a learned budget a little (back towards the
+        configured one): the service's queue frees up as batches finish."""
+        learned = self.ledger.meta().get("learned_token_budget")
+        if learned:
+            raised = int(int(learned) * 1.25)
+            if raised >= self.options.token_budget:
+                self.ledger.clear_meta("learned_token_budget")
+            else:
+                self.ledger.set_meta({"learned_token_budget": str(raised)})
 
     def _defer(self, job: Job) -> None:
         """Over the organisation's enqueued-token limit: lower the budget and try later.

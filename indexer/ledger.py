@@ -161,6 +161,11 @@ class Ledger:
         with self._tx() as db:
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
 
+    def clear_meta(self, key: str) -> None:
+        """Forget one recorded setting."""
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
     @contextmanager
     def lock(self, command: str, wait: bool = False) -> Iterator[None]:
         """Hold the index's single-writer lock; a lock left by a dead process is taken over.

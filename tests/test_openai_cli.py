@@ -231,3 +231,14 @@ def test_a_validation_error_names_the_source_behind_the_line_and_retry_recovers(
         again = index.sync()
         assert again.embedded == report.failed and again.failed == 0
         assert index.status().chunks_failed == 0
+
+
+def test_a_learned_budget_recovers_after_batches_go_through(docs: Path, tmp_path: Path,
+                                                            emu: Emulator) -> None:
+    with open_index(tmp_path / "idx", emu, token_budget=12_500) as index:
+        index.sync([docs / "faq.txt"])
+        ledger = index._open_ledger()
+        ledger.set_meta({"learned_token_budget": "10000"})
+        (docs / "faq.txt").write_text("A new question and a new answer.\n")
+        assert index.sync().complete
+        assert "learned_token_budget" not in ledger.meta()  # 10,000 x 1.25 >= 12,500
