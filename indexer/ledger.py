@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS jobs(
 CREATE TABLE IF NOT EXISTS dirty(custom_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS lock(
     id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
-    since REAL NOT NULL, command TEXT NOT NULL, owner TEXT NOT NULL);
+    since REAL NOT NULL, command TEXT NOT NULL, owner TEXT NOT NULL, started TEXT);
 """
 
 OPEN_JOB_STATES = ("planned", "uploaded", "creating", "submitted")
@@ -188,8 +188,8 @@ class Ledger:
 
     def _acquire(self, command: str, host: str, pid: int, owner: str) -> None:
         with self._tx() as db:
-            row = db.execute("SELECT pid, host, since, command FROM lock").fetchone()
-            if row and row[1] == host and _alive(row[0]):
+            row = db.execute("SELECT pid, host, since, command, started FROM lock").fetchone()
+            if row and row[1] == host and _alive(row[0], row[4]):
                 raise LockedError(
                     f"another run holds the index ({row[3]!r}, pid {row[0]} on {row[1]}, "
                     f"since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row[2]))}); "
@@ -200,8 +200,8 @@ class Ledger:
                     f"a run on host {row[1]} (pid {row[0]}) holds the index; "
                     "wait for it, or remove the lock if that host is gone"
                 )
-            db.execute("INSERT OR REPLACE INTO lock VALUES (1, ?, ?, ?, ?, ?)",
-                       (pid, host, time.time(), command, owner))
+            db.execute("INSERT OR REPLACE INTO lock VALUES (1, ?, ?, ?, ?, ?, ?)",
+                       (pid, host, time.time(), command, owner, _started(pid)))
 
     # -- documents -----------------------------------------------------------------
 
@@ -485,11 +485,23 @@ def _slices(keys: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
         yield keys[start:start + size]
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, started: str | None) -> bool:
+    """Whether the lock holder still runs: its pid exists and, where the system tells
+    (Linux), it is the same process that took the lock, not a later one given its pid."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    now = _started(pid)
+    return started is None or now is None or now == started
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]

@@ -76,7 +76,7 @@ def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path: Path) ->
     try:
         Ledger(path).close()
         db = sqlite3.connect(path)
-        db.execute("INSERT INTO lock VALUES (1, ?, ?, 0, 'sync', 'other')",
+        db.execute("INSERT INTO lock VALUES (1, ?, ?, 0, 'sync', 'other', NULL)",
                    (holder.pid, socket.gethostname()))
         db.commit()
         ledger = Ledger(path)
@@ -89,3 +89,16 @@ def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path: Path) ->
         row = sqlite3.connect(path).execute("SELECT pid FROM lock").fetchone()
         assert row == (os.getpid(),)
     assert sqlite3.connect(path).execute("SELECT count(*) FROM lock").fetchone() == (0,)
+
+
+def test_a_lock_whose_pid_was_reused_by_another_process_is_stale(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    Ledger(path).close()
+    db = sqlite3.connect(path)
+    # our own pid is alive, but it did not start at tick 1: a recycled pid
+    db.execute("INSERT INTO lock VALUES (1, ?, ?, 0, 'sync', 'other', '1')",
+               (os.getpid(), socket.gethostname()))
+    db.commit()
+    ledger = Ledger(path)
+    with ledger.lock("sync"):
+        assert sqlite3.connect(path).execute("SELECT owner FROM lock").fetchone() != ("other",)
