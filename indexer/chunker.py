@@ -20,11 +20,12 @@ import dataclasses
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from indexer import tokens
 from indexer.errors import ConfigError
-from indexer.records import Chunk, Document
+from indexer.records import Chunk, Document, Segment
 from indexer.structure import LINES, Outline, Section, clean_heading, pieces, sections
 
 VERSION = 1
@@ -110,6 +111,35 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
         # document is still findable.
         plain = tuple(dataclasses.replace(s, format="text") for s in doc.segments)
         return chunk_document(dataclasses.replace(doc, segments=plain), settings)
+    return chunks
+
+
+def refit(doc: Document, chunks: list[Chunk], settings: ChunkerSettings,
+          measure: Callable[[list[str]], list[int]], limit: int) -> list[Chunk]:
+    """Split again the chunks another tokenizer (the embedding model's) counts as over
+    ``limit``, so no chunk is truncated by the model; the others stay as they are.
+
+    Each oversized chunk is cut as a document of its own (same format, headings, page and
+    lines) under a budget scaled by how far over it was, at most three rounds.
+    """
+    for _ in range(3):
+        sizes = measure([c.embed_text for c in chunks])
+        if all(size <= limit for size in sizes):
+            break
+        refitted: list[Chunk] = []
+        for chunk, size in zip(chunks, sizes, strict=True):
+            if size <= limit:
+                refitted.append(chunk)
+                continue
+            budget = max(_MIN_LIMIT, int(chunk.tokens * limit / size * 0.9))
+            segment = next((s for s in doc.segments if s.page == chunk.page), doc.segments[0])
+            part = Segment(chunk.text, segment.format, chunk.page, chunk.heading_path,
+                           chunk.line_start or 1)
+            pieces = chunk_document(dataclasses.replace(doc, segments=(part,)),
+                                    dataclasses.replace(settings, max_tokens=budget,
+                                                        target_tokens=None))
+            refitted.extend(pieces or [chunk])
+        chunks = [dataclasses.replace(c, ordinal=n) for n, c in enumerate(refitted)]
     return chunks
 
 

@@ -107,6 +107,15 @@ class LocalBackend:
         for file_id in file_ids:
             Path(file_id).unlink(missing_ok=True)
 
+    @property
+    def input_limit(self) -> int:
+        """The model's own input limit, in its tokens (longer inputs are truncated)."""
+        return self._model.max_tokens
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Each text's length in the model's tokens, to keep chunks within its limit."""
+        return self._model.count_tokens(texts)
+
     def embed_query(self, texts: Sequence[str]) -> np.ndarray:
         """Embed queries with the same model as the index."""
         return self._model.embed(list(texts))

@@ -409,3 +409,26 @@ def test_a_document_of_headings_only_is_still_indexed() -> None:
     doc = Document("u", "", (Segment("# Release notes\n\n## Version 2\n", "markdown"),), "h")
     chunks = chunk_document(doc, ChunkerSettings())
     assert len(chunks) == 1 and "Release notes" in chunks[0].text
+
+
+def test_refit_splits_only_what_the_model_counts_as_too_long() -> None:
+    from indexer.chunker import refit
+
+    short = "A short paragraph about tea."
+    long = " ".join(f"word{i}" for i in range(120))
+    doc = Document("u", "Guide", (Segment(f"# Guide\n\n{short}\n\n{long}\n", "markdown"),), "h")
+    settings = ChunkerSettings(max_tokens=400)
+    chunks = chunk_document(doc, settings)
+
+    def chars(texts: list[str]) -> list[int]:  # a stricter "model tokenizer"
+        return [len(t) // 2 for t in texts]
+
+    refitted = refit(doc, chunks, settings, chars, limit=150)
+    assert all(n <= 150 for n in chars([c.embed_text for c in refitted]))
+    assert [c.ordinal for c in refitted] == list(range(len(refitted)))
+    assert {c.text for c in chunks if chars([c.embed_text])[0] <= 150} <= {
+        c.text for c in refitted}
+    words = " ".join(c.text for c in refitted).split()
+    assert words == " ".join(c.text for c in chunks).split()  # nothing lost, order kept
+    assert len(refitted) > len(chunks)
+    assert all(c.context == chunks[0].context for c in refitted)
