@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -108,4 +108,18 @@ class Backend(Protocol):
 
     def embed_query(self, texts: Sequence[str]) -> np.ndarray:
         """Embed search queries synchronously with the index's model."""
+        ...
+
+
+@runtime_checkable
+class MeasuresInput(Protocol):
+    """A backend whose model has an input limit of its own, and the tokenizer to check it."""
+
+    @property
+    def input_limit(self) -> int:
+        """The model's input limit, in its own tokens."""
+        ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Each text's length in the model's tokens."""
         ...

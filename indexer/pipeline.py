@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connectors.filesystem import FilesystemSource
-from indexer.backend import Backend
+from indexer.backend import Backend, MeasuresInput
 from indexer.batchfile import Request, content_key, write_shards
 from indexer.chunker import ChunkerSettings, chunk_document, refit
 from indexer.jobs import JobOptions, JobRunner
@@ -142,10 +142,9 @@ class Pipeline:
     def keyed_chunks(self, document: Document) -> list[tuple[Chunk, str]]:
         """A document's chunks with their content keys under the index's model."""
         chunks = chunk_document(document, self.options.chunker)
-        measure = getattr(self.backend, "count_tokens", None)
-        if measure is not None:
-            chunks = refit(document, chunks, self.options.chunker, measure,
-                           self.backend.input_limit)  # type: ignore[attr-defined]
+        if isinstance(self.backend, MeasuresInput):
+            chunks = refit(document, chunks, self.options.chunker, self.backend.count_tokens,
+                           self.backend.input_limit)
         model, dims = self.backend.model, self.backend.dimensions
         return [(c, content_key(model, dims, c.embed_text)) for c in chunks]
 
