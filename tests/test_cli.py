@@ -86,3 +86,11 @@ def test_search_where_and_hybrid(workdir: Path) -> None:
     assert hybrid[0]["places"][0]["uri"].endswith("guides/batches.md")
     bad = run(["search", "x", "--where", "no_such_column = 1"], workdir)
     assert bad.returncode == 1 and "--where" in bad.stderr
+
+
+def test_the_example_script_runs(workdir: Path) -> None:
+    result = subprocess.run([sys.executable, "examples/quickstart.py"], cwd=workdir,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "indexed 7 new or changed files" in result.stdout
+    assert "batches.md · Working with batches › Cancelling a batch" in result.stdout
