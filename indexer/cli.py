@@ -150,6 +150,20 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
+@click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
+@click.pass_context
+def add(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
+        exclude: tuple[str, ...]) -> None:
+    """Remember PATHS as sources (with their globs) without syncing them yet."""
+    with _errors(), _index(ctx) as index:
+        sources = index.add(paths, include, exclude)
+    click.echo("sources:\n" + "\n".join(f"  {s}" for s in sources))
+
+
+@cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")

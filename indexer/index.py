@@ -90,6 +90,14 @@ class Index:
                 report.swapped = True
             return report
 
+    def add(self, paths: Sequence[str | Path], include: Sequence[str] = (),
+            exclude: Sequence[str] = ()) -> list[str]:
+        """Remember folders as sources without syncing; returns every known source."""
+        if not paths:
+            raise SourceError("give at least one folder to add")
+        self._sources(paths, include, exclude, remember=True)
+        return [s.path for s in self.config.sources]
+
     def plan(self, paths: Sequence[str | Path] = (), include: Sequence[str] = (),
              exclude: Sequence[str] = ()) -> Plan:
         """What :meth:`sync` would do and cost now, without spending or changing anything

@@ -55,3 +55,15 @@ def test_invalid_settings_say_what_to_fix(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('[index]\nbackend = "cloud"\n')
     with pytest.raises(ConfigError, match="backend must be"):
         configfile.read(tmp_path)
+
+
+def test_add_remembers_sources_with_their_globs(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\n\nAlpha.\n")
+    (tmp_path / "docs" / "b.txt").write_text("Beta.\n")
+    result = run("add", "docs", "--include", "*.md", cwd=tmp_path)
+    assert result.returncode == 0 and "docs" in result.stdout
+    (source,) = configfile.read(tmp_path / ".indexer").sources
+    assert source.include == ("*.md",)
+    synced = run("sync", "--json", cwd=tmp_path)
+    assert synced.returncode == 0 and '"new": 1' in synced.stdout
