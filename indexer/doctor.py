@@ -78,8 +78,7 @@ def examine(ledger: Ledger, store: Store, layout: Layout, repair: bool,
           wrong, lambda: ledger.mark_dirty(wrong))
 
     if remote_files is not None and cleanup is not None:
-        needed = {j.input_file for j in ledger.open_jobs() if j.input_file}
-        stale = [file_id for file_id, _ in remote_files() if file_id not in needed]
+        stale = stale_remote_files(ledger, remote_files)
         found("remote files", "batch files left on the service", stale, lambda: cleanup(stale))
 
     retired = layout.retired()
@@ -91,3 +90,10 @@ def examine(ledger: Ledger, store: Store, layout: Layout, repair: bool,
     found("old generations", "retired index generations taking disk space",
           [str(p) for p in retired], remove_retired)
     return checkup
+
+
+def stale_remote_files(ledger: Ledger,
+                       remote_files: Callable[[], list[tuple[str, str]]]) -> list[str]:
+    """Ids of the index's remote batch files that no open job still needs."""
+    needed = {j.input_file for j in ledger.open_jobs() if j.input_file}
+    return [file_id for file_id, _ in remote_files() if file_id not in needed]

@@ -139,10 +139,12 @@ class Index:
             for generation in self._layout.retired():
                 self._layout.remove(generation)
                 deleted += 1
-            remote = getattr(self._open_backend(), "remote_files", None)
-            if remote is not None:
-                stale = [file_id for file_id, _ in remote() if file_id not in keep]
-                self._open_backend().cleanup(stale)
+            if ledger.meta().get("backend") == "openai":  # only it keeps files remotely
+                from indexer.doctor import stale_remote_files
+
+                backend = self._open_backend()
+                stale = stale_remote_files(ledger, getattr(backend, "remote_files"))  # noqa: B009
+                backend.cleanup(stale)
                 deleted += len(stale)
             return deleted
 

@@ -189,10 +189,10 @@ class Store:
         indices, prune versions older than the retention, and add the full-text index and
         (past the size threshold) the vector index when missing."""
         names = {i.name for i in self._table.list_indices()}
-        if "text_idx" not in names and self._table.count_rows() > 0:
+        rows = self._table.count_rows() if {"text_idx", "vector_idx"} - names else 0
+        if "text_idx" not in names and rows > 0:
             self._table.create_index("text", config=FTS(), name="text_idx")
-        if ("vector_idx" not in names
-                and self._table.count_rows() >= self.health.vector_index_rows):
+        if "vector_idx" not in names and rows >= self.health.vector_index_rows:
             self._table.create_index("vector", config=IvfRq(distance_type="cosine"),
                                      name="vector_idx")
         with warnings.catch_warnings():  # a short retention is a deliberate setting
