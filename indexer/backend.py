@@ -66,6 +66,21 @@ class JobFiles:
     errors: Path | None
 
 
+@dataclass(frozen=True)
+class RemoteJob:
+    """A batch this index created on the service, as its batch list shows it.
+
+    ``label`` is the ``indexer_shard`` metadata the batch was created with (the ledger's
+    job label, ``job000012-a0``); ``input_file`` is the uploaded shard's file id.
+    """
+
+    remote_id: str
+    label: str
+    state: str
+    input_file: str | None
+    created_at: float
+
+
 class Backend(Protocol):
     """An embedding backend: its model identity, batch jobs and query embedding."""
 
@@ -104,6 +119,11 @@ class Backend(Protocol):
 
     def cleanup(self, file_ids: Sequence[str]) -> None:
         """Delete the job's remote files once ingested (best effort)."""
+        ...
+
+    def remote_jobs(self) -> list[RemoteJob]:
+        """Every batch this index created that the service still lists, newest first
+        (empty for a backend that runs jobs in-process)."""
         ...
 
     def embed_query(self, texts: Sequence[str]) -> np.ndarray:

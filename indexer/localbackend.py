@@ -14,7 +14,7 @@ from typing import IO
 
 import numpy as np
 
-from indexer.backend import JobFiles, JobStatus, Tick
+from indexer.backend import JobFiles, JobStatus, RemoteJob, Tick
 from indexer.batchfile import read_requests
 from indexer.batchoutput import write_failure, write_success
 from indexer.errors import BackendError
@@ -106,6 +106,10 @@ class LocalBackend:
         """Delete the shard and its outputs."""
         for file_id in file_ids:
             Path(file_id).unlink(missing_ok=True)
+
+    def remote_jobs(self) -> list[RemoteJob]:
+        """Local jobs never outlive the run that created them."""
+        return []
 
     @property
     def input_limit(self) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import openai
 
-from indexer.backend import JobError, JobFiles, JobStatus, Tick
+from indexer.backend import JobError, JobFiles, JobStatus, RemoteJob, Tick
 from indexer.errors import BackendError, ConfigError
 
 DEFAULT_DIMENSIONS = {
@@ -93,6 +93,18 @@ class OpenAIBackend:
                         self.settings.index_id, label):
                     return batch.id
         return None
+
+    def remote_jobs(self) -> list[RemoteJob]:
+        """Every batch whose ``indexer_index`` metadata names this index, newest first."""
+        found: list[RemoteJob] = []
+        with _api("list batches"):
+            for batch in self._client.batches.list(limit=100):
+                meta = batch.metadata or {}
+                if meta.get("indexer_index") == self.settings.index_id:
+                    found.append(RemoteJob(batch.id, meta.get("indexer_shard", ""),
+                                           batch.status, batch.input_file_id,
+                                           float(batch.created_at)))
+        return found
 
     def create(self, file_id: str, label: str, tick: Tick) -> str:
         """Create the batch once; after a lost answer, look for it before trying again."""

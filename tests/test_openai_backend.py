@@ -148,3 +148,18 @@ def test_fault_converges_to_the_clean_store_without_paying_twice(
     after = emu.stats()
     # the dropped create answer must not have produced a second batch for the same shard
     assert after["batches_created"] - before["batches_created"] <= 1 + first.jobs + report.jobs
+
+
+def test_remote_jobs_lists_only_this_indexs_batches(docs: Path, tmp_path: Path,
+                                                    emu: Emulator) -> None:
+    with open_index(tmp_path / "a", emu) as first:
+        first.sync([docs])
+        backend = first._open_backend()
+        mine = backend.remote_jobs()
+    with open_index(tmp_path / "b", emu) as other:
+        other.sync([docs / "guide.md"] if (docs / "guide.md").exists() else [docs])
+    assert mine and all(j.label.startswith("job") for j in mine)
+    assert {j.remote_id for j in mine} <= set(emu.stats()["batches"])
+    with open_index(tmp_path / "a", emu) as again:
+        assert {j.remote_id for j in again._open_backend().remote_jobs()} == {
+            j.remote_id for j in mine}
