@@ -6,6 +6,12 @@ When the page has a ``<main>`` element only that is read. What remains becomes o
 section per heading (``h1``-``h6``), with the stack of enclosing headings as its
 ``heading_path``; blocks are separated by blank lines (list items and table rows by a
 single newline) and ``<pre>`` is kept verbatim.
+
+Malformed pages are read the way a reader sees them. ``html.parser`` nests whatever
+follows an unclosed tag inside it (``<h1>Title<p>one`` puts the paragraph inside the
+heading), so a heading's text is only its leading inline text: it ends at the first
+block, cell or heading that follows some text, and what comes after is body text under
+that heading. Likewise the page title is only the leading text of ``<title>``.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ _BLOCKS = frozenset(
     }
 )
 _CELLS = frozenset({"td", "th"})
+_ENDS_HEADING = _BLOCKS | _CELLS | {"pre"} | set(_HEADINGS)
+"""Tags that end a heading's text once it has some (its tag may be unclosed)."""
 _ITEMS = frozenset({"li", "tr", "dt", "dd"})
 _LISTS = frozenset({"ul", "ol", "dl", "table"})
 _NOT_TEXT = (Comment, CData, ProcessingInstruction, Declaration, Doctype)
@@ -73,17 +81,16 @@ def extract(markup: str) -> HtmlText:
     """Split decoded HTML into heading sections of readable text (see the module docstring)."""
     soup = BeautifulSoup(markup, "html.parser")
     title_tag = soup.find("title")
-    title = _inline(title_tag.get_text(" ")) if isinstance(title_tag, Tag) else ""
+    title = _leading_text(title_tag) if isinstance(title_tag, Tag) else ""
     for tag in soup.find_all(_is_boilerplate):
         tag.decompose()
     main = soup.find("main") or soup.find(True, {"role": "main"})
     root = main if isinstance(main, Tag) else soup
     sections = _Sections()
     sections.walk(root)
-    if not title:
-        h1 = root.find("h1")
-        title = _inline(h1.get_text(" ")) if isinstance(h1, Tag) else ""
-    return HtmlText(title=title[:_TITLE_CHARS] or None, sections=sections.finish())
+    segments = sections.finish()
+    title = title or sections.first_h1
+    return HtmlText(title=title[:_TITLE_CHARS] or None, sections=segments)
 
 
 def _is_boilerplate(tag: Tag) -> bool:
@@ -99,6 +106,22 @@ def _is_boilerplate(tag: Tag) -> bool:
 
 def _inline(text: str) -> str:
     return " ".join(text.split())
+
+
+def _leading_text(tag: Tag) -> str:
+    """The text directly inside ``tag`` before its first child element (an unclosed
+    ``<title>`` holds the whole page)."""
+    text: list[str] = []
+    for child in tag.contents:
+        if isinstance(child, Tag):
+            break
+        if isinstance(child, NavigableString) and not isinstance(child, _NOT_TEXT):
+            text.append(child)
+    return _inline("".join(text))
+
+
+def _in_title(node: NavigableString) -> bool:
+    return node.parent is not None and node.parent.name == "title"
 
 
 @dataclass(frozen=True)
@@ -134,6 +157,8 @@ class _Sections:
         self.inline: list[str] = []
         self.item_depth = 0
         self.group = 0
+        self.capturing: int | None = None  # level of the heading whose text is being read
+        self.first_h1 = ""
 
     def walk(self, root: Tag) -> None:
         """Visit ``root``'s descendants with an explicit stack: deeply nested pages are common."""
@@ -143,7 +168,7 @@ class _Sections:
             if isinstance(node, _End):
                 self.close(node.name)
             elif isinstance(node, NavigableString):
-                if not isinstance(node, _NOT_TEXT):
+                if not isinstance(node, _NOT_TEXT) and not _in_title(node):
                     self.inline.append(_SPACES.sub(" ", str(node)))
             elif isinstance(node, Tag) and self.open(node):
                 stack.append(_End(node.name))
@@ -152,9 +177,12 @@ class _Sections:
     def open(self, tag: Tag) -> bool:
         """Handle a start tag; True when its children are to be walked."""
         name = tag.name
+        if name in _ENDS_HEADING:
+            self.end_heading(force=name in _HEADINGS)
         if name in _HEADINGS:
-            self.heading(_HEADINGS[name], _inline(tag.get_text(" ")))
-            return False
+            self.flush()
+            self.capturing = _HEADINGS[name]
+            return True
         if name == "pre":
             self.flush()
             text = normalise(tag.get_text()).removeprefix("\n").rstrip()
@@ -175,16 +203,30 @@ class _Sections:
 
     def close(self, name: str) -> None:
         """Handle an end tag whose children have been walked."""
+        if name in _ENDS_HEADING:
+            self.end_heading(force=name in _HEADINGS)
         if name in _BLOCKS:
             self.flush()
             self.item_depth -= name in _ITEMS
             if name in _LISTS and not self.item_depth:
                 self.group += 1
 
+    def end_heading(self, force: bool) -> None:
+        """Close the heading being read when its text is complete: at a block boundary
+        after some text (``force``: at any heading tag)."""
+        if self.capturing is None:
+            return
+        text = _inline("".join(self.inline))
+        if text or force:
+            self.inline.clear()
+            self.heading(self.capturing, text)
+            self.capturing = None
+
     def heading(self, level: int, text: str) -> None:
-        self.flush()
         if not text:
             return
+        if level == 1 and not self.first_h1:
+            self.first_h1 = text
         while self.headings and self.headings[-1][0] >= level:
             self.headings.pop()
         self.headings.append((level, text))
@@ -198,6 +240,7 @@ class _Sections:
             self.sections[-1].blocks.append((text, self.group if self.item_depth else None))
 
     def finish(self) -> tuple[Segment, ...]:
+        self.end_heading(force=True)
         self.flush()
         return tuple(
             Segment(

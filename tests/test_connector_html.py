@@ -108,3 +108,38 @@ def test_deeply_nested_markup_is_read() -> None:
     depth = 5000
     page = html.extract("<div>" * depth + "<h2>Deep</h2><p>bottom</p>" + "</div>" * depth)
     assert [(s.heading_path, s.text) for s in page.sections] == [(("Deep",), "bottom")]
+
+
+def test_an_unclosed_heading_keeps_the_text_it_swallowed(tmp_path: Path) -> None:
+    markup = "<html><body><h1>Title<p>para one</p><p>para two</p></body></html>"
+    assert sections(markup) == {("Title",): "para one\n\npara two"}
+    assert html.extract(markup).title == "Title"
+    (tmp_path / "page.html").write_text(markup)
+    [item] = list(FilesystemSource(tmp_path).scan())
+    assert isinstance(item, SourceItem)
+    document = load(item)
+    assert isinstance(document, Document), document
+    assert document.title == "Title"
+
+
+def test_malformed_pages_still_yield_their_text() -> None:
+    assert sections("<p>one<p>two<h2>Prices<table><tr><td>tea</td><td>2</td></tr></table>") == {
+        (): "one\n\ntwo", ("Prices",): "tea | 2",
+    }
+    assert sections("<table><tr><td><h2>Menu</h2></td><td>soup</td></tr>"
+                    "<tr><td>bread</td></tr></table>") == {("Menu",): "soup\nbread"}
+    assert sections("<h1>Guide<h2>Install<p>run it</p><h2>Use<ul><li>search") == {
+        ("Guide", "Install"): "run it", ("Guide", "Use"): "- search",
+    }
+    assert sections("<h3>Notes<div>first</div><div>second</div>") == {
+        ("Notes",): "first\n\nsecond",
+    }
+    assert html.extract("<title>Page<body><p>text</p>").title == "Page"
+    assert sections("<title>Page<body><p>text</p>") == {(): "text"}
+
+
+def test_headings_that_wrap_their_text_in_blocks_or_breaks_keep_it() -> None:
+    assert sections("<h1><div>Wrapped</div></h1><p>body</p>") == {("Wrapped",): "body"}
+    assert sections("<h1>Main<br>subtitle <em>here</em></h1><p>body</p>") == {
+        ("Main subtitle here",): "body",
+    }
