@@ -3,9 +3,14 @@
 :meth:`FilesystemSource.scan` walks the tree in sorted order, honouring ``.gitignore``
 files at every level (each applies to its own subtree and deeper files win, as in
 git), the source's include and exclude globs, and a fixed set of tool directories.
-It follows symlinked directories but reports a loop instead of entering it. It never
+It follows symbolic links that stay inside the root, reports a loop instead of entering
+it, and skips a link that leads outside the root unless the source allows it. It never
 reads a document; :func:`load` does, and turns every per-file problem into a
 :class:`~indexer.records.Skip`.
+
+Every document is named by :func:`path_uri` of its path and read through
+:attr:`~indexer.records.SourceItem.path`, so a file name that is not valid UTF-8 is
+indexed like any other.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,6 +101,41 @@ def format_of(name: str) -> str | None:
     return "code" if suffix in _CODE else "text"
 
 
+FILE_URI = "file://"
+"""The prefix of the URIs of paths that are not valid UTF-8 (see :func:`path_uri`)."""
+
+
+def path_uri(path: str) -> str:
+    """The URI that names a file in the index: its absolute POSIX path when that is valid
+    UTF-8, else a ``file://`` URI that spells the path's undecodable bytes as ``%XX``.
+
+    Python hands over a file name whose bytes are not UTF-8 with each undecodable byte
+    as a lone surrogate (``b"caf\\xe9.md"`` -> ``"caf\\udce9.md"``, PEP 383), which
+    SQLite, Arrow and JSON refuse. Such a path becomes ``"file://"`` followed by the path
+    with ``%`` written ``%25`` and each undecodable byte ``%XX``; every other character
+    stays as it is (``file:///notes/caf%E9.md``). The mapping is lossless and one-to-one:
+
+    - a valid-UTF-8 path is its own URI, so existing indexes keep their URIs;
+    - those URIs start with ``/`` and the escaped ones with ``file:``, so they never meet;
+    - ``urllib.parse.unquote_to_bytes(uri.removeprefix("file://"))`` gives back the exact
+      bytes of the path.
+
+    Nothing reads a file through its URI: :class:`~indexer.records.SourceItem` carries the
+    real path.
+    """
+    if path.isascii():
+        return path
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        text = os.fsencode(path).decode("utf-8", "surrogateescape").replace("%", "%25")
+        return FILE_URI + _UNDECODABLE.sub(lambda m: f"%{ord(m[0]) - 0xDC00:02X}", text)
+    return path
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
 _DirKey = tuple[int, int]
 _Ignores = tuple[tuple[str, GitIgnoreSpec], ...]
 
@@ -107,8 +148,11 @@ class FilesystemSource:
     ``include`` is non-empty only matching files are taken; ``exclude`` always wins.
     Files larger than ``max_bytes`` are reported as skipped. Hidden files and folders
     (names starting with a dot, such as ``.env``) are left out unless ``hidden`` is set,
-    so secrets kept in dotfiles are never sent to an embedding service. ``skip_dirs``
-    (absolute paths) are never entered: the index's own directory, whatever its name.
+    so secrets kept in dotfiles are never sent to an embedding service. A symbolic link
+    whose target lies outside the root (``notes/key -> ~/.ssh/id_rsa``) is reported as
+    skipped unless ``follow_links`` is set; links that stay inside the root are always
+    followed. ``skip_dirs`` (absolute paths) are never entered: the index's own
+    directory, whatever its name.
     """
 
     root: Path
@@ -117,12 +161,14 @@ class FilesystemSource:
     max_bytes: int = 20_000_000
     hidden: bool = False
     skip_dirs: tuple[Path, ...] = ()
+    follow_links: bool = False
 
     def scan(self) -> Iterator[SourceItem | Skip]:
         """List every document under the root, in sorted path order, from ``stat`` alone.
 
         Yields a :class:`~indexer.records.Skip` for what is found but cannot be indexed
-        (symlink loop, unreadable directory or file, too large, empty, binary by name).
+        (symlink loop or link outside the root, unreadable directory or file, too large,
+        empty, binary by name).
         Raises :class:`~indexer.errors.SourceError` when the root is missing or is
         neither a directory nor a file.
         """
@@ -135,7 +181,7 @@ class FilesystemSource:
             yield from _Walk(self, absolute.resolve()).run((st.st_dev, st.st_ino))
         elif stat.S_ISREG(st.st_mode):
             path = (absolute.parent.resolve() / absolute.name).as_posix()
-            yield _item(path, path, st, self.max_bytes)
+            yield _item(path, path_uri(path), st, self.max_bytes)
         else:
             raise SourceError(f"source {self.root} is neither a directory nor a file")
 
@@ -228,8 +274,11 @@ class _Walk:
     def __init__(self, source: FilesystemSource, root: Path) -> None:
         self.root = root
         self.root_uri = root.as_posix().rstrip("/")
+        self.root_path = os.fspath(root)
+        self.root_prefix = self.root_uri + "/"
         self.max_bytes = source.max_bytes
         self.hidden = source.hidden
+        self.follow_links = source.follow_links
         self.skip_dirs = frozenset(p.resolve() for p in source.skip_dirs)
         self.include = GitIgnoreSpec.from_lines(source.include) if source.include else None
         self.exclude = GitIgnoreSpec.from_lines(source.exclude) if source.exclude else None
@@ -247,7 +296,7 @@ class _Walk:
                 yield from self.visit(entry, self.stack[-1])
 
     def uri(self, rel: str) -> str:
-        return f"{self.root_uri}/{rel}" if rel else self.root_uri or "/"
+        return path_uri(f"{self.root_uri}/{rel}" if rel else self.root_uri or "/")
 
     def enter(self, path: Path, rel: str, key: _DirKey, ignores: _Ignores) -> Skip | None:
         try:
@@ -283,6 +332,10 @@ class _Walk:
                 return
             if self.skip_dirs and Path(entry.path).resolve() in self.skip_dirs:
                 return
+            outside = self.outside(entry)
+            if outside is not None:
+                yield Skip(self.uri(rel), outside, withdraw=True)
+                return
             key = (st.st_dev, st.st_ino)
             looped = next((frame for frame in self.stack if frame.key == key), None)
             if looped is not None:
@@ -296,7 +349,22 @@ class _Walk:
             return
         if self.include is not None and not self.include.match_file(rel):
             return
+        outside = self.outside(entry)
+        if outside is not None:
+            yield Skip(self.uri(rel), outside, withdraw=True)
+            return
         yield _item(entry.path, self.uri(rel), st, self.max_bytes)
+
+    def outside(self, entry: os.DirEntry[str]) -> str | None:
+        """Why ``entry`` is not followed: a symbolic link to a place outside the root
+        (``None`` when it is no link, stays inside, or such links are allowed)."""
+        if self.follow_links or not entry.is_symlink():
+            return None
+        target = os.path.realpath(entry.path)
+        if target == self.root_path or target.startswith(self.root_prefix):
+            return None
+        return (f"symbolic link to {path_uri(target)} outside the source; "
+                "pass --follow-links to index it")
 
     def ignored(self, rel: str, is_dir: bool, ignores: _Ignores) -> bool:
         """Excluded by the source, or by the deepest ``.gitignore`` with a matching rule."""

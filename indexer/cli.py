@@ -101,6 +101,9 @@ def init(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
+@click.option("--follow-links", is_flag=True,
+              help="Also index what symbolic links leading outside PATHS point to "
+                   "(remembered with the source; by default such links are skipped).")
 @click.option("--backend", type=click.Choice(["auto", "local", "openai"]), default=None,
               help="Embedding backend for a new index (default: openai if OPENAI_API_KEY "
                    "is set, else the embedded local model).")
@@ -118,7 +121,8 @@ def init(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
-         exclude: tuple[str, ...], backend: str | None, base_url: str | None, wait: bool,
+         exclude: tuple[str, ...], follow_links: bool, backend: str | None,
+         base_url: str | None, wait: bool,
          max_cost: float | None, dry_run: bool, rebuild: bool, wait_lock: bool,
          as_json: bool) -> None:
     """Crawl PATHS (remembered as sources) or every known source, and update the store.
@@ -134,12 +138,13 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
       6  another run holds the index (see --wait-lock)
     """
     if dry_run:
-        ctx.invoke(plan, paths=paths, include=include, exclude=exclude, backend=backend,
-                   base_url=base_url, as_json=as_json)
+        ctx.invoke(plan, paths=paths, include=include, exclude=exclude,
+                   follow_links=follow_links, backend=backend, base_url=base_url,
+                   as_json=as_json)
         return
     report = _with_bars(ctx, as_json, backend, base_url, lambda index: index.sync(
         paths, include, exclude, wait=wait, max_cost=max_cost, rebuild=rebuild,
-        wait_lock=wait_lock))
+        wait_lock=wait_lock, follow_links=follow_links))
     _show(report, as_json, "show_report")
     if report.refused_cost:
         sys.exit(5)
@@ -154,12 +159,15 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
+@click.option("--follow-links", is_flag=True,
+              help="Also index what symbolic links leading outside PATHS point to "
+                   "(remembered with the source; by default such links are skipped).")
 @click.pass_context
 def add(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
-        exclude: tuple[str, ...]) -> None:
+        exclude: tuple[str, ...], follow_links: bool) -> None:
     """Remember PATHS as sources (with their globs) without syncing them yet."""
     with _errors(), _index(ctx) as index:
-        sources = index.add(paths, include, exclude)
+        sources = index.add(paths, include, exclude, follow_links)
     click.echo("sources:\n" + "\n".join(f"  {s}" for s in sources))
 
 
@@ -167,6 +175,9 @@ def add(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
+@click.option("--follow-links", is_flag=True,
+              help="Also index what symbolic links leading outside PATHS point to "
+                   "(remembered with the source; by default such links are skipped).")
 @click.option("--backend", type=click.Choice(["auto", "local", "openai"]), default=None,
               help="Embedding backend for a new index.")
 @click.option("--base-url", envvar="OPENAI_BASE_URL", default=None,
@@ -174,11 +185,11 @@ def add(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
 def plan(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
-         exclude: tuple[str, ...], backend: str | None, base_url: str | None,
-         as_json: bool) -> None:
+         exclude: tuple[str, ...], follow_links: bool, backend: str | None,
+         base_url: str | None, as_json: bool) -> None:
     """Show what a sync would do and cost, without spending anything."""
     result = _with_bars(ctx, as_json, backend, base_url,
-                        lambda index: index.plan(paths, include, exclude))
+                        lambda index: index.plan(paths, include, exclude, follow_links))
     _show(result, as_json, "show_plan")
 
 

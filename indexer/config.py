@@ -32,11 +32,13 @@ SYNC_PRICE_PER_MILLION = {
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """A folder (or file) the index crawls, with its include/exclude globs."""
+    """A folder (or file) the index crawls, with its include/exclude globs and whether
+    symbolic links that lead outside it are followed (``follow_links``, off by default)."""
 
     path: str
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    follow_links: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,13 +92,18 @@ def read(directory: Path, environ: Mapping[str, str] = os.environ) -> Config:
                 values[name] = _parse(name, raw)
         for name, value in values.items():
             _check(name, value)
-        sources = tuple(
-            SourceConfig(s["path"], tuple(s.get("include", ())), tuple(s.get("exclude", ())))
-            for s in data.get("sources", ())
-        )
+        sources = tuple(_source(s) for s in data.get("sources", ()))
         return Config(**values, sources=sources)
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}; fix the setting or delete the file") from exc
+
+
+def _source(entry: Mapping[str, Any]) -> SourceConfig:
+    follow = entry.get("follow_links", False)
+    if not isinstance(follow, bool):
+        raise ValueError(f"follow_links must be true or false, not {follow!r}")
+    return SourceConfig(entry["path"], tuple(entry.get("include", ())),
+                        tuple(entry.get("exclude", ())), follow)
 
 
 def remember_source(directory: Path, source: SourceConfig) -> None:
@@ -116,6 +123,8 @@ def remember_source(directory: Path, source: SourceConfig) -> None:
         item["include"] = list(source.include)
     if source.exclude:
         item["exclude"] = list(source.exclude)
+    if source.follow_links:
+        item["follow_links"] = True
     entries.append(item)
     document["sources"] = entries
     _save(path, tomlkit.dumps(document))
@@ -235,4 +244,5 @@ vector_index_rows = 100000
 # path = "/absolute/path/to/docs"
 # include = ["*.md"]
 # exclude = ["drafts/"]
+# follow_links = true  # also index what symbolic links outside the folder point to
 '''

@@ -59,7 +59,7 @@ class Index:
     def sync(self, paths: Sequence[str | Path] = (), include: Sequence[str] = (),
              exclude: Sequence[str] = (), *, wait: bool = False,
              max_cost: float | None = None, rebuild: bool = False,
-             wait_lock: bool = False) -> SyncReport:
+             wait_lock: bool = False, follow_links: bool = False) -> SyncReport:
         """Crawl ``paths`` (added to the index's sources) or every configured source, and
         bring the store up to date: embed what changed, drop what was deleted.
 
@@ -72,8 +72,12 @@ class Index:
         live one (resumed by the next ``rebuild`` sync while batches are in flight) and
         swaps it in once complete (``report.swapped``); search keeps using the old one
         until then.
+
+        ``paths`` are remembered with ``include``, ``exclude`` and ``follow_links``
+        (index what symbolic links leading outside the folder point to; by default
+        such a link is reported as skipped).
         """
-        sources = self._sources(paths, include, exclude, remember=True)
+        sources = self._sources(paths, include, exclude, follow_links, remember=True)
         ledger = self._open_ledger()
         if not rebuild:
             self._check_choice()
@@ -91,18 +95,19 @@ class Index:
             return report
 
     def add(self, paths: Sequence[str | Path], include: Sequence[str] = (),
-            exclude: Sequence[str] = ()) -> list[str]:
-        """Remember folders as sources without syncing; returns every known source."""
+            exclude: Sequence[str] = (), follow_links: bool = False) -> list[str]:
+        """Remember folders as sources (see :meth:`sync`) without syncing; returns every
+        known source."""
         if not paths:
             raise SourceError("give at least one folder to add")
-        self._sources(paths, include, exclude, remember=True)
+        self._sources(paths, include, exclude, follow_links, remember=True)
         return [s.path for s in self.config.sources]
 
     def plan(self, paths: Sequence[str | Path] = (), include: Sequence[str] = (),
-             exclude: Sequence[str] = ()) -> Plan:
+             exclude: Sequence[str] = (), follow_links: bool = False) -> Plan:
         """What :meth:`sync` would do and cost now, without spending or changing anything
         (new sources are not remembered)."""
-        sources = self._sources(paths, include, exclude, remember=False)
+        sources = self._sources(paths, include, exclude, follow_links, remember=False)
         self._check_choice()
         return self._pipeline(wait=False).plan(sources)
 
@@ -237,17 +242,22 @@ class Index:
     # -- internals -----------------------------------------------------------------
 
     def _sources(self, paths: Sequence[str | Path], include: Sequence[str],
-                 exclude: Sequence[str], remember: bool) -> list[FilesystemSource]:
+                 exclude: Sequence[str], follow_links: bool,
+                 remember: bool) -> list[FilesystemSource]:
         """The sources a run covers: ``paths`` (remembered if asked) or every known one."""
-        from connectors.filesystem import FilesystemSource
+        from connectors.filesystem import FilesystemSource, path_uri
 
         config = self.config
-        for path in paths:
+        wanted = [Path(p).resolve().as_posix() for p in paths]
+        for path in wanted:
+            if path_uri(path) != path:
+                raise SourceError(
+                    f"source {path_uri(path)} has a name that is not valid UTF-8; rename it, "
+                    "or give a folder that contains it")
             config = config.with_source(configfile.SourceConfig(
-                Path(path).resolve().as_posix(), tuple(include), tuple(exclude)))
-        wanted = {Path(p).resolve().as_posix() for p in paths}
+                path, tuple(include), tuple(exclude), follow_links))
         sources = [FilesystemSource(Path(s.path), include=s.include, exclude=s.exclude,
-                                    skip_dirs=(self.path,))
+                                    skip_dirs=(self.path,), follow_links=s.follow_links)
                    for s in config.sources if not wanted or s.path in wanted]
         if not sources:
             raise SourceError("no source to sync: give a folder, e.g. `indexer sync ./docs`")

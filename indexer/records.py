@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 class SourceItem:
     """One document a connector found, before anything is read.
 
-    ``uri`` identifies the document across runs (for files: the absolute POSIX path);
-    ``size`` and ``mtime_ns`` form the cheap fingerprint that lets a re-sync skip
-    reading unchanged files.
+    ``uri`` identifies the document across runs and is always valid UTF-8 (for files: the
+    absolute POSIX path, or a ``file://`` URI for a path that is not UTF-8, see
+    :func:`connectors.filesystem.path_uri`); ``path`` is where the file is read, never
+    derived from ``uri``. ``size`` and ``mtime_ns`` form the cheap fingerprint that lets
+    a re-sync skip reading unchanged files.
     """
 
     uri: str
@@ -71,10 +73,15 @@ class Document:
 
 @dataclass(frozen=True)
 class Skip:
-    """A document that could not be indexed, and why (shown to the user, kept in the ledger)."""
+    """A document that could not be indexed, and why (shown to the user, kept in the ledger).
+
+    A document that was indexed before usually stays searchable while it cannot be read;
+    ``withdraw`` means its earlier text must leave the index too (a link now refused).
+    """
 
     uri: str
     reason: str
+    withdraw: bool = False
 
 
 @dataclass(frozen=True)

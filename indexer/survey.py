@@ -43,6 +43,9 @@ def survey(source: FilesystemSource, known: Mapping[str, DocumentState],
         progress.advance()
         seen.add(found.uri)
         if isinstance(found, Skip):
+            state = known.get(found.uri)
+            if found.withdraw and state and (state.content_hash or state.pending_hash):
+                yield Change("deleted", found.uri)
             yield Change("skipped", found.uri, skip=found)
             continue
         state = known.get(found.uri)

@@ -184,6 +184,8 @@ def _place(place: Place) -> str:
 
 
 def _short(uri: str) -> str:
+    if not uri.startswith("/"):
+        return uri  # a file:// URI (a path that is not UTF-8) is shown whole
     try:
         relative = os.path.relpath(uri)
     except ValueError:

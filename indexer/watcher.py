@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import watchfiles
+from watchfiles._rust_notify import WatchfilesRustInternalError
 
 from connectors.filesystem import ALWAYS_SKIPPED
 from indexer.errors import ConfigError, IndexerError, LockedError, SourceError
@@ -78,9 +79,8 @@ def watch(index: Index, paths: Sequence[str | Path], *, debounce_ms: int = 500,
     tick_ms = min(max(debounce_ms, _MIN_TICK_MS), _MAX_TICK_MS)
     retry_seconds = debounce_ms / 1000
     poll_seconds = max(index.config.poll_seconds, _MIN_POLL_SECONDS)
-    changes = watchfiles.watch(
-        *roots, watch_filter=ChangeFilter(roots, index.path.resolve()), debounce=debounce_ms,
-        stop_event=stop, rust_timeout=tick_ms, yield_on_timeout=True)
+    changes = _changes(roots, ChangeFilter(roots, index.path.resolve()), debounce_ms, tick_ms,
+                       stop)
     due: float | None = time.monotonic()
     with contextlib.suppress(KeyboardInterrupt), contextlib.closing(changes):
         for batch in changes:
@@ -102,6 +102,28 @@ def watch(index: Index, paths: Sequence[str | Path], *, debounce_ms: int = 500,
                 continue
             due = time.monotonic() + poll_seconds if _unfinished(report) else None
             on_report(report)
+
+
+def _changes(roots: tuple[Path, ...], keep: ChangeFilter, debounce_ms: int, tick_ms: int,
+             stop: threading.Event | None
+             ) -> Generator[set[tuple[watchfiles.Change, str]], None, None]:
+    """watchfiles' batches of changes, empty ones on each tick.
+
+    watchfiles cannot name a path that is not valid UTF-8: an event on ``caf\\xe9.md``
+    raises and ends its watcher. That event becomes a batch that triggers a sync (which
+    reads the folder itself), and a new watcher takes over.
+    """
+    while True:
+        changes = watchfiles.watch(*roots, watch_filter=keep, debounce=debounce_ms,
+                                   stop_event=stop, rust_timeout=tick_ms, yield_on_timeout=True)
+        try:
+            with contextlib.closing(changes):
+                yield from changes
+            return
+        except WatchfilesRustInternalError as exc:
+            if "decode path" not in str(exc):
+                raise
+            yield {(watchfiles.Change.modified, str(roots[0]))}
 
 
 def _roots(index: Index, paths: Sequence[str | Path]) -> tuple[Path, ...]:

@@ -116,7 +116,8 @@ def test_include_and_exclude_globs(tmp_path: Path) -> None:
     assert rels(tmp_path, items) == ["docs/b.md"]
 
 
-def test_symlinked_directory_is_followed_but_a_loop_is_a_skip(tmp_path: Path) -> None:
+def test_links_outside_the_root_are_followed_when_asked_and_a_loop_is_a_skip(
+        tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     write(outside, "shared.md")
     root = tmp_path / "root"
@@ -124,13 +125,54 @@ def test_symlinked_directory_is_followed_but_a_loop_is_a_skip(tmp_path: Path) ->
     (root / "a/loop").symlink_to(root, target_is_directory=True)
     (root / "linked").symlink_to(outside, target_is_directory=True)
     (outside / "back").symlink_to(root, target_is_directory=True)
-    items, skips = scan(root)
+    items, skips = scan(root, follow_links=True)
     assert rels(root, items) == ["a/doc.md", "linked/shared.md"]
     assert items[1].uri == (root.resolve() / "linked/shared.md").as_posix()
     assert sorted(skip.uri.removeprefix(root.resolve().as_posix() + "/") for skip in skips) == [
         "a/loop", "linked/back",
     ]
     assert all("symlink loop" in skip.reason for skip in skips)
+
+
+def test_links_outside_the_root_are_skipped_with_the_way_to_follow_them(
+        tmp_path: Path) -> None:
+    secret = write(tmp_path / "home/.ssh", "id_rsa", "-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    write(tmp_path / "home/projects", "plan.md", "# Plan\n")
+    root = tmp_path / "root"
+    write(root, "notes.md")
+    (root / "key.txt").symlink_to(secret)
+    (root / "projects").symlink_to(tmp_path / "home/projects", target_is_directory=True)
+    items, skips = scan(root)
+    assert rels(root, items) == ["notes.md"]
+    assert {skip.uri.removeprefix(root.resolve().as_posix() + "/"): skip.reason
+            for skip in skips} == {
+        "key.txt": f"symbolic link to {secret.resolve().as_posix()} outside the source; "
+                   "pass --follow-links to index it",
+        "projects": f"symbolic link to {(tmp_path / 'home/projects').resolve().as_posix()} "
+                    "outside the source; pass --follow-links to index it",
+    }
+    items, skips = scan(root, follow_links=True)
+    assert rels(root, items) == ["key.txt", "notes.md", "projects/plan.md"] and not skips
+
+
+def test_links_inside_the_root_are_followed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write(root, "docs/guide.md")
+    (root / "latest.md").symlink_to(root / "docs/guide.md")
+    (root / "current").symlink_to(Path("docs"), target_is_directory=True)
+    items, skips = scan(root)
+    assert rels(root, items) == ["current/guide.md", "docs/guide.md", "latest.md"]
+    assert not skips
+
+
+def test_excluded_links_outside_the_root_are_not_reported(tmp_path: Path) -> None:
+    write(tmp_path / "outside", "x.md")
+    root = tmp_path / "root"
+    write(root, "a.md")
+    (root / "ext.md").symlink_to(tmp_path / "outside/x.md")
+    (root / "ext").symlink_to(tmp_path / "outside", target_is_directory=True)
+    items, skips = scan(root, exclude=("ext*",))
+    assert rels(root, items) == ["a.md"] and not skips
 
 
 def test_broken_symlink_is_a_skip(tmp_path: Path) -> None:
@@ -285,3 +327,45 @@ def test_hidden_files_are_left_out_unless_asked_for(tmp_path: Path) -> None:
     assert names == {"visible.md"}
     names = {Path(i.uri).name for i in FilesystemSource(tmp_path, hidden=True).scan()}
     assert names == {".env", "notes.md", "visible.md"}
+
+
+def test_names_that_are_not_utf8_get_a_lossless_file_uri(tmp_path: Path) -> None:
+    from urllib.parse import unquote_to_bytes
+
+    root = tmp_path / "root"
+    write(root, "plain.md", "# Plain\n")
+    write(root, "50% off.md", "# Sale\n")
+    base = os.fsencode(root)
+    os.makedirs(base + b"/d\xff")
+    for name, content in [(b"/caf\xe9.md", b"# Caf\xc3\xa9\n"), (b"/d\xff/x%41.txt", b"x\n"),
+                          (b"/img\xe9.png", b"\x89PNG")]:
+        with open(base + name, "wb") as file:
+            file.write(content)
+    items, skips = scan(root)
+    prefix = "file://" + root.resolve().as_posix()
+    assert [item.uri for item in items] == [
+        root.resolve().as_posix() + "/50% off.md",
+        f"{prefix}/caf%E9.md",
+        f"{prefix}/d%FF/x%2541.txt",
+        root.resolve().as_posix() + "/plain.md",
+    ]
+    assert [skip.uri for skip in skips] == [f"{prefix}/img%E9.png"]
+    for item in items:
+        item.uri.encode("utf-8")
+        if item.uri.startswith("file://"):
+            assert unquote_to_bytes(item.uri.removeprefix("file://")) == os.fsencode(item.path)
+    document = load(items[1])
+    assert isinstance(document, Document)
+    assert document.uri == f"{prefix}/caf%E9.md" and document.title == "Café"
+
+
+def test_a_link_target_that_is_not_utf8_is_named_by_its_uri(tmp_path: Path) -> None:
+    os.makedirs(os.fsencode(tmp_path) + b"/out\xe9")
+    with open(os.fsencode(tmp_path) + b"/out\xe9/k", "w") as file:
+        file.write("secret\n")
+    root = tmp_path / "root"
+    root.mkdir()
+    os.symlink(os.fsencode(tmp_path) + b"/out\xe9/k", os.fsencode(root) + b"/k.txt")
+    _, [skip] = scan(root)
+    target = "file://" + tmp_path.resolve().as_posix() + "/out%E9/k"
+    assert skip.reason.startswith(f"symbolic link to {target} outside the source")
