@@ -11,6 +11,7 @@ import sys
 import threading
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,35 +46,33 @@ def bad_uri(folder: Path) -> str:
     return f"file://{folder.resolve().as_posix()}/caf%E9.md"
 
 
-def search_json(index_dir: Path, query: str) -> list[dict[str, object]]:
+def search_json(index_dir: Path, query: str) -> list[dict[str, Any]]:
     result = cli(index_dir, "search", query, "-k", "10", "--json")
     assert result.returncode == 0, result.stderr
-    hits: list[dict[str, object]] = json.loads(result.stdout)
+    hits: list[dict[str, Any]] = json.loads(result.stdout)
     return hits
 
 
-def uris(hits: list[dict[str, object]]) -> set[str]:
-    return {p["uri"] for h in hits for p in h["places"]}  # type: ignore[attr-defined,index]
+def uris(hits: list[dict[str, Any]]) -> set[str]:
+    return {p["uri"] for h in hits for p in h["places"]}
 
 
 def test_a_file_name_that_is_not_utf8_is_indexed_resynced_and_deleted(tmp_path: Path) -> None:
     folder = notes(tmp_path / "notes")
     index_dir = tmp_path / "idx"
-    first = cli(index_dir, "sync", str(folder), "--json")
-    assert first.returncode == 0, first.stderr
-    report = json.loads(first.stdout)
-    assert (report["new"], report["skipped"]) == (3, 0)
+    with Index(index_dir) as index:
+        first = index.sync([folder])
+        assert (first.new, first.skipped) == (3, 0) and first.complete
 
     hits = search_json(index_dir, "espresso pressure")
     assert uris(hits) == {bad_uri(folder), *(f"{folder.resolve().as_posix()}/{n}"
                                             for n in ("tea.md", "bread.md"))}
-    assert hits[0]["places"][0]["uri"] == bad_uri(folder)  # type: ignore[index]
+    assert hits[0]["places"][0]["uri"] == bad_uri(folder)
     shown = cli(index_dir, "search", "espresso pressure", "-k", "1")
     assert shown.returncode == 0 and bad_uri(folder) in shown.stdout, shown.stderr
-    status = cli(index_dir, "status", "--json")
-    assert status.returncode == 0 and json.loads(status.stdout)["documents"] == 3
 
     with Index(index_dir) as index:
+        assert index.status().documents == 3
         again = index.sync([folder])
         assert (again.unchanged, again.new, again.changed, again.embedded) == (3, 0, 0, 0)
         path = os.path.join(os.fsencode(folder), BAD_NAME)
@@ -84,7 +83,8 @@ def test_a_file_name_that_is_not_utf8_is_indexed_resynced_and_deleted(tmp_path: 
         os.unlink(path)
         gone = index.sync([folder])
         assert (gone.deleted, gone.unchanged) == (1, 2) and gone.complete
-    assert bad_uri(folder) not in uris(search_json(index_dir, "espresso pressure"))
+        assert bad_uri(folder) not in {p.uri for h in index.search("espresso", k=10)
+                                       for p in h.places}
 
 
 def test_watch_indexes_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
@@ -140,14 +140,18 @@ def secrets_and_links(tmp_path: Path) -> tuple[Path, Path, Path]:
     return folder, key, home / "recipes"
 
 
+def searchable(index: Index) -> set[str]:
+    return {p.uri for h in index.search("private key soup tea", k=10) for p in h.places}
+
+
 def test_links_outside_the_folder_are_skipped_unless_asked_for(tmp_path: Path) -> None:
     folder, key, recipes = secrets_and_links(tmp_path)
     index_dir = tmp_path / "idx"
     root = folder.resolve().as_posix()
-
-    planned = cli(index_dir, "plan", str(folder), "--json")
-    assert planned.returncode == 0, planned.stderr
-    assert (json.loads(planned.stdout)["new"], json.loads(planned.stdout)["skipped"]) == (1, 2)
+    with Index(index_dir) as index:
+        planned = index.plan([folder])
+        assert (planned.new, planned.skipped) == (1, 2)
+        assert index.plan([folder], follow_links=True).new == 3
 
     first = cli(index_dir, "sync", str(folder))
     assert first.returncode == 0, first.stderr
@@ -155,23 +159,23 @@ def test_links_outside_the_folder_are_skipped_unless_asked_for(tmp_path: Path) -
     for link, target in (("key.txt", key), ("recipes", recipes)):
         assert (f"skipped {folder / link}: symbolic link to {target.resolve().as_posix()} "
                 "outside the source; pass --follow-links to index it") in said, first.stdout
-    assert uris(search_json(index_dir, "private key soup")) == {f"{root}/tea.md"}
+    with Index(index_dir) as index:
+        assert searchable(index) == {f"{root}/tea.md"}
 
     followed = cli(index_dir, "sync", str(folder), "--follow-links", "--json")
     assert followed.returncode == 0, followed.stderr
     report = json.loads(followed.stdout)
     assert (report["new"], report["changed"], report["skipped"]) == (1, 1, 0)  # key.txt: changed
-    assert uris(search_json(index_dir, "private key soup")) == {
-        f"{root}/tea.md", f"{root}/key.txt", f"{root}/recipes/soup.md"}
     config = tomllib.loads((index_dir / "config.toml").read_text())
     assert config["sources"] == [{"path": root, "follow_links": True}]
-    remembered = cli(index_dir, "sync", "--json")  # no paths: the stored source, links and all
-    assert json.loads(remembered.stdout)["unchanged"] == 3, remembered.stdout
-
-    withdrawn = cli(index_dir, "sync", str(folder), "--json")  # named again without the flag
-    assert withdrawn.returncode == 0, withdrawn.stderr
-    assert uris(search_json(index_dir, "private key soup")) == {f"{root}/tea.md"}
     with Index(index_dir) as index:
+        assert searchable(index) == {f"{root}/tea.md", f"{root}/key.txt",
+                                     f"{root}/recipes/soup.md"}
+        assert index.sync().unchanged == 3  # no paths: the stored source, links and all
+
+        withdrawn = index.sync([folder])  # named again without the flag
+        assert (withdrawn.deleted, withdrawn.skipped) == (2, 2) and withdrawn.complete
+        assert searchable(index) == {f"{root}/tea.md"}
         assert {(Path(p.uri).name, p.reason.split(";")[0]) for p in index.status().problems} == {
             ("key.txt", f"symbolic link to {key.resolve().as_posix()} outside the source"),
             ("recipes", f"symbolic link to {recipes.resolve().as_posix()} outside the source"),
