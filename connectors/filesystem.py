@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
-from connectors.text import (
+from indexer.connectors.formats.text import (
     ExtractionError,
     decode,
     looks_binary,
@@ -178,14 +178,14 @@ def _extract(fmt: str, data: bytes) -> tuple[str | None, tuple[Segment, ...]] | 
     # pypdf and BeautifulSoup are imported on first use: together they take ~0.2 s
     # to import, which a sync that finds nothing changed never needs.
     if fmt == "pdf":
-        from connectors import pdf
+        from indexer.connectors.formats import pdf
 
         pdf_text = pdf.extract(data)
         return pdf_text.title, pdf_text.pages
     if looks_binary(data):
         return "binary file"
     if fmt == "html":
-        from connectors import html
+        from indexer.connectors.formats import html
 
         page = html.extract(normalise(decode(data, html.declared_encoding(data))))
         return page.title, page.sections

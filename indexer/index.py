@@ -10,19 +10,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer import config as configfile
-from indexer.backend import Backend
+from indexer.backends.contract import Backend
 from indexer.errors import ConfigError, IndexMismatch, SourceError
-from indexer.layout import Layout
-from indexer.ledger import Ledger
 from indexer.progress import Progress, Silent
 from indexer.records import SearchHit, Skip
 from indexer.report import IndexStatus, JobInfo, Plan, SyncReport
+from indexer.state.layout import Layout
+from indexer.state.ledger import Ledger
 
 if TYPE_CHECKING:
-    from connectors.filesystem import FilesystemSource
-    from indexer.doctor import Checkup
-    from indexer.pipeline import Pipeline
-    from indexer.store import Store
+    from indexer.connectors.filesystem import FilesystemSource
+    from indexer.state.doctor import Checkup
+    from indexer.state.store import Store
+    from indexer.sync.pipeline import Pipeline
 
 DEFAULT_DIR = ".indexer"
 ENV_DIR = "INDEXER_DIR"
@@ -140,7 +140,7 @@ class Index:
                 self._layout.remove(generation)
                 deleted += 1
             if ledger.meta().get("backend") == "openai":  # only it keeps files remotely
-                from indexer.doctor import stale_remote_files
+                from indexer.state.doctor import stale_remote_files
 
                 backend = self._open_backend()
                 stale = stale_remote_files(ledger, getattr(backend, "remote_files"))  # noqa: B009
@@ -151,7 +151,7 @@ class Index:
     def doctor(self, repair: bool = False) -> Checkup:
         """Check that the ledger and the store agree; with ``repair``, mend what is safe
         (never spending: lost vectors are queued for the next sync)."""
-        from indexer.doctor import examine
+        from indexer.state.doctor import examine
 
         self._require()
         ledger = self._open_ledger()
@@ -165,9 +165,9 @@ class Index:
             return checkup
 
     def _pipeline(self, wait: bool, max_cost: float | None = None) -> Pipeline:
-        from indexer.chunker import ChunkerSettings
-        from indexer.jobs import JobOptions
-        from indexer.pipeline import Pipeline, SyncOptions
+        from indexer.chunking.chunker import ChunkerSettings
+        from indexer.sync.jobs import JobOptions
+        from indexer.sync.pipeline import Pipeline, SyncOptions
 
         model = self._open_ledger().meta().get("model") or self.config.model
         jobs = JobOptions(max_attempts=self.config.max_attempts,
@@ -239,7 +239,7 @@ class Index:
     def _sources(self, paths: Sequence[str | Path], include: Sequence[str],
                  exclude: Sequence[str], remember: bool) -> list[FilesystemSource]:
         """The sources a run covers: ``paths`` (remembered if asked) or every known one."""
-        from connectors.filesystem import FilesystemSource
+        from indexer.connectors.filesystem import FilesystemSource
 
         config = self.config
         for path in paths:
@@ -318,7 +318,7 @@ class Index:
         return backend
 
     def _store(self, backend: Backend) -> Store:
-        from indexer.store import Store, StoreHealth
+        from indexer.state.store import Store, StoreHealth
 
         health = StoreHealth(retention_seconds=self.config.version_retention_seconds,
                              max_versions=self.config.max_versions,
@@ -346,8 +346,8 @@ def _make_backend(choice: str, config: configfile.Config, index_id: str,
                   batches: Path) -> Backend:
     batches.mkdir(parents=True, exist_ok=True)
     if choice == "local":
-        from indexer.localbackend import LocalBackend
-        from indexer.localmodel import LocalModel
+        from indexer.backends.local.backend import LocalBackend
+        from indexer.backends.local.model import LocalModel
 
         model = LocalModel.load(Path(config.model_dir) if config.model_dir else None)
         return LocalBackend(model, batches)
@@ -355,7 +355,7 @@ def _make_backend(choice: str, config: configfile.Config, index_id: str,
         if not os.environ.get("OPENAI_API_KEY"):
             raise ConfigError("this index embeds with OpenAI: set OPENAI_API_KEY "
                               "(or use another index directory for the local model)")
-        from indexer.openaibackend import OpenAIBackend, OpenAISettings
+        from indexer.backends.openai import OpenAIBackend, OpenAISettings
 
         return OpenAIBackend(OpenAISettings(
             index_id=index_id, model=config.model, dimensions=config.dimensions,

@@ -22,7 +22,7 @@ from indexer.records import Place, SearchHit
 from indexer.report import FileCounts, IndexStatus, Plan, SyncReport
 
 if TYPE_CHECKING:
-    from indexer.doctor import Checkup
+    from indexer.state.doctor import Checkup
 
 out = Console()
 err = Console(stderr=True)

@@ -14,11 +14,11 @@ from typing import IO
 
 import numpy as np
 
-from indexer.backend import JobFiles, JobStatus, RemoteJob, Tick
-from indexer.batchfile import read_requests
-from indexer.batchoutput import write_failure, write_success
+from indexer.backends.contract import JobFiles, JobStatus, RemoteJob, Tick
+from indexer.backends.local.model import LocalModel
+from indexer.batchfiles.output import write_failure, write_success
+from indexer.batchfiles.requests import read_requests
 from indexer.errors import BackendError
-from indexer.localmodel import LocalModel
 
 _GROUP = 64
 

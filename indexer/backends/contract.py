@@ -7,7 +7,7 @@ embedded backend does it in-process and is finished when ``create`` returns.
 
 A backend whose model reads fewer tokens than the chunk budget may also offer
 ``input_limit`` and ``count_tokens(texts)``: chunks its tokenizer counts as too long
-are then cut again (:func:`indexer.chunker.refit`) rather than silently truncated.
+are then cut again (:func:`indexer.chunking.chunker.refit`) rather than silently truncated.
 
 The pipeline drives a job step by step and records each step in the ledger before
 the next remote call: ``upload`` → ``create`` (after ``find`` if an earlier

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import openai
 
-from indexer.backend import JobError, JobFiles, JobStatus, RemoteJob, Tick
+from indexer.backends.contract import JobError, JobFiles, JobStatus, RemoteJob, Tick
 from indexer.errors import BackendError, ConfigError
 
 DEFAULT_DIMENSIONS = {
@@ -46,7 +46,7 @@ class OpenAISettings:
 
 
 class OpenAIBackend:
-    """Embeds shards through the Batch API; see :class:`indexer.backend.Backend`."""
+    """Embeds shards through the Batch API; see :class:`indexer.backends.contract.Backend`."""
 
     name = "openai"
     max_batch_requests = 50_000

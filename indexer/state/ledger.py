@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.batchfile import Request, Shard
+from indexer.batchfiles.requests import Request, Shard
 from indexer.errors import LockedError, StateError
 from indexer.records import Chunk, Place
 

@@ -1,7 +1,7 @@
 """The build of a local embedding model: optimise an ONNX encoder for CPU, check it, cache it.
 
 Recipe (per source model, once per machine): onnxruntime constant folding, attention
-fusion into ``com.microsoft.Attention`` (:mod:`indexer.attentionfusion`), then dynamic
+fusion into ``com.microsoft.Attention`` (:mod:`indexer.backends.local.attention`), then dynamic
 int8 quantisation with per-channel weights. The candidate must embed fixed sample
 sentences like the source model does (mean cosine >= 0.99); otherwise the next,
 more conservative candidate is tried, ending with the source model as it is.
@@ -125,7 +125,7 @@ def _candidates(source: bytes) -> Generator[tuple[str, bytes], None, None]:
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from indexer.attentionfusion import fuse_attention
+    from indexer.backends.local.attention import fuse_attention
 
     _remove_stale_temporaries(Path(tempfile.gettempdir()), "indexer-build-*")
     with tempfile.TemporaryDirectory(prefix="indexer-build-") as scratch:
@@ -149,7 +149,7 @@ def _candidates(source: bytes) -> Generator[tuple[str, bytes], None, None]:
 
 
 def _embed(model_session: Any, encode: Encode) -> np.ndarray:
-    from indexer.localmodel import vectors
+    from indexer.backends.local.model import vectors
 
     return vectors(model_session, encode(SAMPLES))
 

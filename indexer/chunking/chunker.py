@@ -9,7 +9,7 @@ the document cuts as before. A run between two such anchors that overflows the b
 is split at its strongest interior anchor, recursively.
 
 Token counts are summed rather than recounted: each unit is encoded once, and the
-tokenizer's pre-token rules (see :func:`indexer.tokens.symbol_tail`) make the sum
+tokenizer's pre-token rules (see :func:`indexer.chunking.tokens.symbol_tail`) make the sum
 exact where units join at a line start or a space before a word. The rare chunk
 joined any other way (token-sized pieces of one long word) is counted again whole.
 """
@@ -23,10 +23,10 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from indexer import tokens
+from indexer.chunking import tokens
+from indexer.chunking.structure import LINES, Outline, Section, clean_heading, pieces, sections
 from indexer.errors import ConfigError
 from indexer.records import Chunk, Document, Segment
-from indexer.structure import LINES, Outline, Section, clean_heading, pieces, sections
 
 VERSION = 1
 """Bumped whenever the same document and settings would be cut differently."""

@@ -16,19 +16,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from indexer.backend import Backend, JobError, JobFiles, JobStatus
-from indexer.batchfile import BatchLimits, estimate_tokens, line_ids, write_shards
-from indexer.batchoutput import read_results
+from indexer.backends.contract import Backend, JobError, JobFiles, JobStatus
+from indexer.batchfiles.output import read_results
+from indexer.batchfiles.requests import BatchLimits, estimate_tokens, line_ids, write_shards
 from indexer.errors import BackendError
-from indexer.ledger import Job, Ledger
 from indexer.progress import Progress
 from indexer.records import StoreRow
 from indexer.report import SyncReport
+from indexer.state.ledger import Job, Ledger
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from indexer.store import Store
+    from indexer.state.store import Store
 
 _GROUP = 2_000
 
