@@ -52,7 +52,25 @@ _EXPORTS = {
     "SyncReport": "indexer.report",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BackendError",
+    "Chunk",
+    "ConfigError",
+    "Document",
+    "Index",
+    "IndexMismatch",
+    "IndexStatus",
+    "IndexerError",
+    "LockedError",
+    "Place",
+    "SearchHit",
+    "Segment",
+    "Skip",
+    "SourceError",
+    "SourceItem",
+    "StateError",
+    "SyncReport",
+]
 
 
 def __getattr__(name: str) -> Any:

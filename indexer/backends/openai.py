@@ -8,18 +8,22 @@ API has no idempotency key, so a blind retry could pay for the same shard twice.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import openai
 
 from indexer.backends.contract import JobError, JobFiles, JobStatus, RemoteJob, Tick
 from indexer.errors import BackendError, ConfigError
+
+if TYPE_CHECKING:
+    from indexer.config import Config
 
 DEFAULT_DIMENSIONS = {
     "text-embedding-3-small": 1536,
@@ -50,6 +54,7 @@ class OpenAIBackend:
 
     name = "openai"
     max_batch_requests = 50_000
+    remote = True
 
     def __init__(self, settings: OpenAISettings, client: openai.OpenAI | None = None) -> None:
         self.settings = settings
@@ -217,6 +222,17 @@ class OpenAIBackend:
             response = self._client.embeddings.create(
                 model=self.model, input=list(texts), encoding_format="float", **extra)
         return np.asarray([d.embedding for d in response.data], dtype=np.float32)
+
+
+def create(config: Config, index_id: str, batches: Path) -> OpenAIBackend:
+    """The registry's factory: the OpenAI backend for an index (needs ``OPENAI_API_KEY``)."""
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigError("this index embeds with OpenAI: set OPENAI_API_KEY "
+                          "(or use another index directory for the local model)")
+    return OpenAIBackend(OpenAISettings(
+        index_id=index_id, model=config.model, dimensions=config.dimensions,
+        encoding_format=config.encoding_format, base_url=config.base_url,
+        timeout=config.timeout))
 
 
 @contextmanager

@@ -79,7 +79,8 @@ class Pipeline:
 
     def plan(self, sources: Sequence[FilesystemSource]) -> Plan:
         """What :meth:`sync` would do and cost, without writing or spending anything."""
-        plan = Plan(backend=self.backend.name, model=self.backend.model,
+        plan = Plan(backend=self.backend.name, priced=self.options.jobs.priced,
+                    model=self.backend.model,
                     budget=self.jobs.budget())
         wanted: dict[str, Request] = {r.custom_id: r for r in self.ledger.pending_requests()}
         for source in sources:
