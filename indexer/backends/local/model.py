@@ -18,13 +18,14 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from indexer.backends.local import build as modelbuild
+from indexer.backends.local.build import vectors
 from indexer.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -133,26 +134,6 @@ class LocalModel:
             self._counter = Tokenizer.from_str(self._tokenizer.to_str())
             self._counter.no_truncation()
         return [len(e.ids) for e in self._counter.encode_batch(list(texts))]
-
-
-def vectors(session: Any, token_ids: Sequence[list[int]],
-            pool: Executor | None = None) -> np.ndarray:
-    """Embed tokenised texts with an onnxruntime ``session``, one text per run (on
-    ``pool`` when given): mean-pooled, L2-normalised, float32, in the order given."""
-    inputs = {i.name for i in session.get_inputs()}
-    names = [o.name for o in session.get_outputs()]
-    output = "last_hidden_state" if "last_hidden_state" in names else names[0]
-
-    def one(ids: list[int]) -> np.ndarray:
-        row = np.asarray([ids], dtype=np.int64)
-        feed = {"input_ids": row, "attention_mask": np.ones_like(row),
-                "token_type_ids": np.zeros_like(row)}
-        hidden = session.run([output], {k: v for k, v in feed.items() if k in inputs})[0][0]
-        vector = np.asarray(hidden.mean(axis=0) if hidden.ndim == 2 else hidden, np.float32)
-        return vector / max(float(np.linalg.norm(vector)), 1e-12)
-
-    rows = list(pool.map(one, token_ids)) if pool else [one(ids) for ids in token_ids]
-    return np.stack(rows)
 
 
 def cache_dir() -> Path:
