@@ -74,7 +74,8 @@ def measure(embed: Callable[[Sequence[str]], np.ndarray], texts: list[str],
 
 def start_up(cache: Path) -> float:
     """Seconds for a fresh interpreter to import and load the model, using ``cache``."""
-    code = "from indexer.backends.local.model import LocalModel; LocalModel.load().embed(['warm up'])"
+    code = ("from indexer.backends.local.model import LocalModel; "
+            "LocalModel.load().embed(['warm up'])")
     env = dict(os.environ, INDEXER_CACHE_DIR=str(cache))
     began = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, env=env,

@@ -28,6 +28,7 @@ from indexer.connectors.formats.text import (
     normalise,
     rst_title,
 )
+from indexer.config import Config
 from indexer.errors import SourceError
 from indexer.records import Document, Segment, Skip, SourceItem
 
@@ -114,7 +115,7 @@ class FilesystemSource:
     root: Path
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    max_bytes: int = 20_000_000
+    max_bytes: int = Config.max_bytes
     hidden: bool = False
     skip_dirs: tuple[Path, ...] = ()
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import tomlkit
-
 from indexer.errors import ConfigError
 
 FILENAME = "config.toml"
@@ -57,6 +55,8 @@ class Config:
     version_retention_seconds: float = 60.0
     max_versions: int = 20
     vector_index_rows: int = 100_000
+    refine_factor: int = 10
+    max_bytes: int = 20_000_000
     chunk_tokens: int = 200
     max_attempts: int = 3
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
@@ -101,6 +101,8 @@ def read(directory: Path, environ: Mapping[str, str] = os.environ) -> Config:
 
 def remember_source(directory: Path, source: SourceConfig) -> None:
     """Add or replace one ``[[sources]]`` entry, keeping the file's comments."""
+    import tomlkit  # only writers need it: reading the config stays cheap
+
     path = directory / FILENAME
     document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else None
     if document is None:
@@ -132,6 +134,8 @@ def write_template(directory: Path, settings: Mapping[str, Any]) -> Path:
             _check(name, value)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    import tomlkit
+
     document = tomlkit.parse(TEMPLATE)
     index: Any = document["index"]
     for name, value in chosen.items():
@@ -228,10 +232,15 @@ timeout = 120.0
 
 # Store upkeep: superseded table versions are kept for readers still on them for at
 # most this many seconds and at most this many versions; past vector_index_rows rows an
-# approximate vector index (IVF-RQ) replaces exhaustive search.
+# approximate vector index (IVF-RQ) replaces exhaustive search, re-ranking refine_factor
+# times k candidates exactly.
 version_retention_seconds = 60.0
 max_versions = 20
 vector_index_rows = 100000
+refine_factor = 10
+
+# Files larger than this many bytes are skipped (and reported).
+max_bytes = 20000000
 
 # Folders to index; `indexer sync PATH` adds them.
 # [[sources]]

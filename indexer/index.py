@@ -257,7 +257,7 @@ class Index:
                 Path(path).resolve().as_posix(), tuple(include), tuple(exclude)))
         wanted = {Path(p).resolve().as_posix() for p in paths}
         sources = [FilesystemSource(Path(s.path), include=s.include, exclude=s.exclude,
-                                    skip_dirs=(self.path,))
+                                    max_bytes=config.max_bytes, skip_dirs=(self.path,))
                    for s in config.sources if not wanted or s.path in wanted]
         if not sources:
             raise SourceError("no source to sync: give a folder, e.g. `indexer sync ./docs`")
@@ -324,9 +324,7 @@ class Index:
     def _store(self, backend: Backend) -> Store:
         from indexer.state.store import Store, StoreHealth
 
-        health = StoreHealth(retention_seconds=self.config.version_retention_seconds,
-                             max_versions=self.config.max_versions,
-                             vector_index_rows=self.config.vector_index_rows)
+        health = StoreHealth.from_config(self.config)
         return Store(self._gen / "lancedb", backend.model, backend.dimensions, health)
 
 

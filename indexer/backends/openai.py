@@ -14,16 +14,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import openai
 
 from indexer.backends.contract import JobError, JobFiles, JobStatus, RemoteJob, Tick
+from indexer.config import Config
 from indexer.errors import BackendError, ConfigError
 
-if TYPE_CHECKING:
-    from indexer.config import Config
 
 DEFAULT_DIMENSIONS = {
     "text-embedding-3-small": 1536,
@@ -45,7 +44,7 @@ class OpenAISettings:
     file_expiry_seconds: int = 7 * 24 * 3600
     output_expiry_seconds: int = 7 * 24 * 3600
     max_retries: int = 4
-    timeout: float = 120.0
+    timeout: float = Config.timeout
     create_attempts: int = 4
 
 

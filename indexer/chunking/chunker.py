@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from indexer.chunking import tokens
 from indexer.chunking.structure import LINES, Outline, Section, clean_heading, pieces, sections
+from indexer.config import Config
 from indexer.errors import ConfigError
 from indexer.records import Chunk, Document, Segment
 
@@ -60,7 +61,7 @@ class ChunkerSettings:
     ``target_tokens`` is the typical chunk size (default: 60% of the limit).
     """
 
-    max_tokens: int = 256
+    max_tokens: int = Config.chunk_tokens
     hard_limit: int = 8000
     target_tokens: int | None = None
 
