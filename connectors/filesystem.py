@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
+from indexer.config import Config
 from indexer.connectors.formats.text import (
     ExtractionError,
     decode,
@@ -28,7 +29,6 @@ from indexer.connectors.formats.text import (
     normalise,
     rst_title,
 )
-from indexer.config import Config
 from indexer.errors import SourceError
 from indexer.records import Document, Segment, Skip, SourceItem
 

@@ -23,7 +23,6 @@ from indexer.backends.contract import JobError, JobFiles, JobStatus, RemoteJob, 
 from indexer.config import Config
 from indexer.errors import BackendError, ConfigError
 
-
 DEFAULT_DIMENSIONS = {
     "text-embedding-3-small": 1536,
     "text-embedding-3-large": 3072,
