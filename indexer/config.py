@@ -167,11 +167,6 @@ def _check(name: str, value: object) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, allowed):
         raise ValueError(f"{name} must be {kind.replace(' | None', '')}, not {value!r}")
-    if name == "backend":
-        from indexer.backends import registry
-
-        if value not in registry.names():
-            raise ValueError(f"backend must be one of {', '.join(registry.names())}")
     if name == "encoding_format" and value not in ("base64", "float"):
         raise ValueError("encoding_format must be 'base64' or 'float'")
 

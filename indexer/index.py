@@ -47,6 +47,9 @@ class Index:
         self.path = Path(path) if path is not None else default_path()
         self.progress: Progress = progress or Silent()
         self.config = configfile.read(self.path)
+        if self.config.backend not in registry.names():
+            raise ConfigError(f"{self.path / configfile.FILENAME}: backend must be one of "
+                              f"{', '.join(registry.names())}, not {self.config.backend!r}")
         if base_url:
             self.config = replace(self.config, base_url=base_url)
         self._backend_choice = backend
