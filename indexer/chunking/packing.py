@@ -1,0 +1,262 @@
+"""Packing one section's units into chunks at content-decided boundaries.
+
+See :mod:`indexer.chunking.chunker` for the method; :class:`Packer` is its engine: it
+measures a section's units, finds the anchors, and cuts runs that overflow the budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+from indexer.chunking import tokens
+from indexer.chunking.settings import ChunkerSettings
+from indexer.chunking.structure import LINES, Section, pieces
+
+_INDENTED_RARITY = 4  # how much rarer an anchor is before an indented block of code
+_SURELY_LARGE = 3  # characters per token above which a block is counted in parts first
+
+_FIRST_WORD = re.compile(f"[^{tokens.WHITESPACE}]+")
+
+_Cut = tuple[int, int, int]
+_Level = tuple[str, bool]  # a structure.pieces level, and whether its pieces come grouped
+_CODE_LEVELS: tuple[_Level, ...] = (
+    ("line", True),
+    ("line", False),
+    ("word", True),
+    ("word", False),
+)
+_PROSE_LEVELS: tuple[_Level, ...] = (("sentence", False), *_CODE_LEVELS)
+_LONG_RUN = 8  # budgets' worth of units without an anchor (repetitive text) closes a run
+
+
+class Packer:
+    """Units of one section, their token sums, and the cuts between them.
+
+    Unit ``i`` is ``text[starts[i]:ends[i]]``; ``bodies[i]`` counts it without its
+    symbol tail ``tails[i]`` (see :func:`tokens.symbol_tail`; None when the unit is
+    counted whole). ``final[i]`` counts the unit alone; ``prefix`` sums what units
+    count followed by their gap (see :meth:`_join`), and ``unsafe`` counts the joins
+    whose sum is not known to be exact.
+    """
+
+    def __init__(
+        self, text: str, section: Section, context: str, settings: ChunkerSettings
+    ) -> None:
+        self.text = text
+        self.limit = settings.limit
+        self.head = tokens.count(context + "\n\n") if context else 0
+        self.budget = self.limit - self.head
+        target = min(settings.target, self.budget)
+        self.min_run = target // 4
+        self.rate = max(1, target - self.min_run)
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.bodies: list[int] = []
+        self.tails: list[str | None] = []
+        self.boundary: list[bool] = []
+        for block in section.blocks:
+            levels = _CODE_LEVELS if block.kind == LINES else _PROSE_LEVELS
+            self._add(block.start, block.end, levels, block.boundary)
+        self.final = [self._final(i) for i in range(len(self.starts))]
+        self.prefix = [0]  # prefix sums of inner
+        self.unsafe = [0]  # prefix counts of joins whose sum is not exact
+        for i in range(len(self.starts) - 1):
+            inner, safe = self._join(i)
+            self.prefix.append(self.prefix[-1] + inner)
+            self.unsafe.append(self.unsafe[-1] + (not safe))
+
+    def _add(self, start: int, end: int, levels: tuple[_Level, ...], boundary: bool) -> None:
+        """Add ``text[start:end]`` as one unit, or as smaller ones if it is over the budget."""
+        if levels and end - start > self.budget * _SURELY_LARGE:
+            # likely too large: count the parts, and merge them back if they fit after all
+            first = len(self.starts)
+            if self._split(start, end, levels, boundary):
+                self._merge(first)
+                return
+            levels = ()
+        unit = self.text[start:end]
+        if not levels:
+            for piece, size in tokens.split_counted(unit, self.budget):
+                self._append_counted(start, start + len(piece), size, boundary)
+                start += len(piece)
+            return
+        cut = tokens.symbol_tail(unit)
+        body = tokens.count(unit if cut is None else unit[:cut])
+        tail = None if cut is None else unit[cut:]
+        if body + (_count(tail) if tail else 0) <= self.budget:
+            self._append(start, end, body, tail, boundary)
+        elif not self._split(start, end, levels, boundary):
+            self._add(start, end, (), boundary)
+
+    def _split(self, start: int, end: int, levels: tuple[_Level, ...], boundary: bool) -> bool:
+        """Add the pieces of the first level that cuts the span in two or more; False if none."""
+        for number, (level, grouped) in enumerate(levels):
+            spans = pieces(self.text, start, end, level, self.budget // 2 if grouped else 0)
+            if len(spans) > 1:
+                for piece_start, piece_end in spans:
+                    self._add(piece_start, piece_end, levels[number + 1 :], boundary)
+                return True
+        return False
+
+    def _merge(self, first: int) -> None:
+        """Make units ``first..`` one unit again if together they fit the budget."""
+        last = len(self.starts) - 1
+        total = self._final(last)
+        exact = True
+        for i in range(first, last):
+            inner, safe = self._join(i)
+            total += inner
+            exact = exact and safe
+        if total > self.budget * (1 if exact else 4):
+            return
+        start, end = self.starts[first], self.ends[last]
+        unit = self.text[start:end]
+        if not exact:
+            total = tokens.count(unit)
+            if total > self.budget:
+                return
+        boundary = self.boundary[first]
+        for values in (self.starts, self.ends, self.bodies, self.tails, self.boundary):
+            del values[first:]
+        self._append_counted(start, end, total, boundary)
+
+    def _append_counted(self, start: int, end: int, size: int, boundary: bool) -> None:
+        """Append a unit of ``size`` tokens, finding its symbol tail."""
+        unit = self.text[start:end]
+        cut = tokens.symbol_tail(unit)
+        tail = None if cut is None else unit[cut:]
+        self._append(start, end, size - (_count(tail) if tail else 0), tail, boundary)
+
+    def _append(self, start: int, end: int, body: int, tail: str | None, boundary: bool) -> None:
+        self.starts.append(start)
+        self.ends.append(end)
+        self.bodies.append(body)
+        self.tails.append(tail)
+        self.boundary.append(boundary)
+
+    def _final(self, i: int) -> int:
+        """Tokens of unit ``i`` alone (exact)."""
+        tail = self.tails[i]
+        return self.bodies[i] + (_count(tail) if tail else 0)
+
+    def _join(self, i: int) -> tuple[int, bool]:
+        """Tokens of unit ``i`` and the gap after it, when unit ``i + 1`` follows; exact?
+
+        The gap is the newlines a symbol tail glues on, then everything up to the last
+        newline, then the next unit's indentation or leading space, which the tokenizer
+        reads with that unit's first word.
+        """
+        text, count = self.text, _count
+        tail = self.tails[i]
+        gap = text[self.ends[i] : self.starts[i + 1]]
+        if tail is None or not gap:
+            return self.bodies[i] + count(gap), False
+        glued = len(gap) - len(gap.lstrip("\n")) if tail else 0
+        line = gap.rfind("\n") + 1
+        inner = self.bodies[i] + count(tail + gap[:glued]) + count(gap[glued : max(line, glued)])
+        lead = gap[line:]
+        if not lead:
+            return inner, True
+        start = self.starts[i + 1]
+        word = _head(text, start, self.ends[i + 1], self.tails[i + 1])
+        if word is None:
+            return inner + count(lead), False
+        return inner + _count(lead + word) - _count(word), True
+
+    def estimate(self, first: int, last: int) -> int:
+        """Tokens of units ``first..last`` joined as in the text (exact if the joins are safe)."""
+        return self.prefix[last] - self.prefix[first] + self.final[last]
+
+    def cuts(self) -> list[_Cut]:
+        """``(start, end, tokens of embed_text)`` of each chunk, in order."""
+        out: list[_Cut] = []
+        strength = [self._strength(i) for i in range(len(self.starts))]
+        first = 0
+        for i in range(len(self.starts)):
+            last_unit = i == len(self.starts) - 1
+            run = self.estimate(first, i)
+            anchor = strength[i] < 1.0 and run >= self.min_run
+            if last_unit or anchor or run > self.budget * _LONG_RUN:
+                self._fit(first, i, strength, out)
+                first = i + 1
+        return out
+
+    def _strength(self, i: int) -> float:
+        """Below 1.0 when a chunk may end after unit ``i``; smaller means a stronger anchor.
+
+        A hash of the unit's own text, scaled so that a unit is an anchor with a
+        probability proportional to its tokens (rarer before an indented code block).
+        """
+        unit = self.text[self.starts[i] : self.ends[i]].encode("utf-8")
+        value = int.from_bytes(hashlib.blake2b(unit, digest_size=8).digest(), "big") / 2**64
+        rarer = i + 1 < len(self.starts) and not self.boundary[i + 1]
+        return value * self.rate / self.final[i] * (_INDENTED_RARITY if rarer else 1)
+
+    def _fit(self, first: int, last: int, strength: list[float], out: list[_Cut]) -> None:
+        """Emit units ``first..last`` as one chunk, or split them where they are strongest."""
+        estimate = self.estimate(first, last)
+        if estimate <= self.budget or first == last:
+            exact = self.unsafe[last] == self.unsafe[first]
+            start, end = self.starts[first], self.ends[last]
+            total = self.head + (estimate if exact else tokens.count(self.text[start:end]))
+            if total <= self.limit:
+                out.append((start, end, total))
+                return
+            if first == last:
+                self._hard(start, end, out)
+                return
+        best = min(
+            range(first, last), key=lambda i: self._cut_key(first, i, last, estimate, strength)
+        )
+        self._fit(first, best, strength, out)
+        self._fit(best + 1, last, strength, out)
+
+    def _hard(self, start: int, end: int, out: list[_Cut]) -> None:
+        """Emit ``text[start:end]`` in token-sized pieces (a unit the sums misjudged)."""
+        for piece in tokens.split(self.text[start:end], self.budget):
+            if piece.strip(tokens.WHITESPACE):
+                offset = start + len(piece) - len(piece.lstrip(tokens.WHITESPACE))
+                stop = start + len(piece.rstrip(tokens.WHITESPACE))
+                out.append((offset, stop, self.head + tokens.count(self.text[offset:stop])))
+            start += len(piece)
+
+    def _cut_key(
+        self, first: int, i: int, last: int, total: int, strength: list[float]
+    ) -> tuple[bool, bool, float, int]:
+        """Sort key of a cut after unit ``i``: boundaries, then balance, then anchor strength."""
+        left = self.estimate(first, i)
+        right = self.estimate(i + 1, last)
+        lopsided = min(left, right) * 4 < total
+        return (not self.boundary[i + 1], lopsided, strength[i], abs(left - right))
+
+
+def _head(text: str, start: int, end: int, tail: str | None) -> str | None:
+    """The first word of unit ``text[start:end]``, if the text splits additively after it.
+
+    None when no such split is known (the unit is all symbols, or a character is
+    unassigned in this Python's Unicode tables).
+    """
+    match = _FIRST_WORD.match(text, start, end)
+    stop = match.end() if match else start
+    if stop == start:
+        return None
+    if stop < end:
+        last = unicodedata.category(text[stop - 1])
+        if last[0] in "LN" or (last != "Cn" and text[stop] not in "\r\n"):
+            return text[start:stop]
+        return None
+    if tail is None:
+        return None
+    if not tail:
+        return text[start:end]
+    cut = end - len(tail)
+    return text[start:cut] if cut > start else None
+
+
+def _count(text: str) -> int:
+    """Tokens of ``text``, memoised when it is short enough to recur (gaps, tails)."""
+    if len(text) <= 64:
+        return tokens.count_cached(text) if text else 0
+    return tokens.count(text)
