@@ -15,8 +15,8 @@ import random
 import statistics
 import time
 
-from indexer import tokens
-from indexer.chunker import ChunkerSettings, chunk_document
+from indexer.chunking import tokens
+from indexer.chunking.chunker import ChunkerSettings, chunk_document
 from indexer.records import Document, Segment
 
 _SYLLABLES = [consonant + vowel for consonant in "bdklmnprstvz" for vowel in "aeiou"]

@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.localmodel import LocalModel, vectors
-from indexer.modelbuild import session
+from indexer.backends.local.build import session
+from indexer.backends.local.model import LocalModel, vectors
 
 SUBJECTS = ("the committee", "our database", "a volcano", "the orchestra", "this algorithm",
             "the river", "every student", "the parliament", "a glacier", "the new bicycle",
@@ -74,7 +74,8 @@ def measure(embed: Callable[[Sequence[str]], np.ndarray], texts: list[str],
 
 def start_up(cache: Path) -> float:
     """Seconds for a fresh interpreter to import and load the model, using ``cache``."""
-    code = "from indexer.localmodel import LocalModel; LocalModel.load().embed(['warm up'])"
+    code = ("from indexer.backends.local.model import LocalModel; "
+            "LocalModel.load().embed(['warm up'])")
     env = dict(os.environ, INDEXER_CACHE_DIR=str(cache))
     began = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, env=env,

@@ -23,7 +23,7 @@ import numpy as np
 
 
 def write_output(path: Path, lines: int, dims: int, encoding: str) -> None:
-    from indexer.batchoutput import encode_vector
+    from indexer.batchfiles.output import encode_vector
 
     rng = np.random.default_rng(0)
     with path.open("w") as out:
@@ -40,9 +40,9 @@ def write_output(path: Path, lines: int, dims: int, encoding: str) -> None:
 
 
 def measure(path: Path, dims: int, store_dir: Path | None) -> dict[str, float]:
-    from indexer.batchoutput import read_results
+    from indexer.batchfiles.output import read_results
     from indexer.records import Place, StoreRow
-    from indexer.store import Store
+    from indexer.state.store import Store
 
     store = Store(store_dir, "bench", dims) if store_dir else None
     started = time.perf_counter()

@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from indexer.localmodel import LocalModel, vectors
-from indexer.modelbuild import session
+from indexer.backends.local.build import session
+from indexer.backends.local.model import LocalModel, vectors
 
 TEXTS = [
     "ok", "thanks", "python", "error 404", "how to install", "best pizza near me",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.filesystem import FilesystemSource, load
+from indexer.connectors.filesystem import FilesystemSource, load
 from indexer.records import Document, SourceItem
 
 PER_FOLDER = 50

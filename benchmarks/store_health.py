@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from indexer import Index
-from indexer.layout import Layout
-from indexer.store import Store
+from indexer.state.layout import Layout
+from indexer.state.store import Store
 
 WORDS = (
     "batch", "index", "vector", "search", "model", "token", "chunk", "ledger", "store",

@@ -5,6 +5,6 @@ file into a :class:`~indexer.records.Document`, or a :class:`~indexer.records.Sk
 that says why it cannot be indexed.
 """
 
-from connectors.filesystem import FilesystemSource, load
+from indexer.connectors.filesystem import FilesystemSource, load
 
 __all__ = ["FilesystemSource", "load"]

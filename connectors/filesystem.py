@@ -26,7 +26,8 @@ from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
-from connectors.text import (
+from indexer.config import Config
+from indexer.connectors.formats.text import (
     ExtractionError,
     decode,
     looks_binary,
@@ -158,7 +159,7 @@ class FilesystemSource:
     root: Path
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    max_bytes: int = 20_000_000
+    max_bytes: int = Config.max_bytes
     hidden: bool = False
     skip_dirs: tuple[Path, ...] = ()
     follow_links: bool = False
@@ -224,14 +225,14 @@ def _extract(fmt: str, data: bytes) -> tuple[str | None, tuple[Segment, ...]] | 
     # pypdf and BeautifulSoup are imported on first use: together they take ~0.2 s
     # to import, which a sync that finds nothing changed never needs.
     if fmt == "pdf":
-        from connectors import pdf
+        from indexer.connectors.formats import pdf
 
         pdf_text = pdf.extract(data)
         return pdf_text.title, pdf_text.pages
     if looks_binary(data):
         return "binary file"
     if fmt == "html":
-        from connectors import html
+        from indexer.connectors.formats import html
 
         page = html.extract(normalise(decode(data, html.declared_encoding(data))))
         return page.title, page.sections

@@ -20,6 +20,26 @@ from indexer.errors import IndexerError, LockedError
 EXIT_LOCKED = 6
 
 
+class _Backend(click.ParamType):
+    """A backend name, checked against the registry (plugins included) only when given."""
+
+    name = "backend"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        from indexer.backends import registry
+
+        if value not in registry.names():
+            self.fail(f"{value!r} is not one of {', '.join(registry.names())}", param, ctx)
+        return str(value)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[auto|local|openai|PLUGIN]"
+
+
+_BACKEND = _Backend()
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
     try:
@@ -78,7 +98,7 @@ def cli(ctx: click.Context, index_dir: Path) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--backend", type=click.Choice(["auto", "local", "openai"]), default=None)
+@click.option("--backend", type=_BACKEND, default=None)
 @click.option("--model", default=None, help="OpenAI embedding model.")
 @click.option("--dimensions", type=click.IntRange(min=1), default=None)
 @click.option("--chunk-tokens", type=click.IntRange(min=16), default=None)
@@ -104,7 +124,7 @@ def init(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
 @click.option("--follow-links", is_flag=True,
               help="Also index what symbolic links leading outside PATHS point to "
                    "(remembered with the source; by default such links are skipped).")
-@click.option("--backend", type=click.Choice(["auto", "local", "openai"]), default=None,
+@click.option("--backend", type=_BACKEND, default=None,
               help="Embedding backend for a new index (default: openai if OPENAI_API_KEY "
                    "is set, else the embedded local model).")
 @click.option("--base-url", envvar="OPENAI_BASE_URL", default=None,
@@ -178,7 +198,7 @@ def add(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
 @click.option("--follow-links", is_flag=True,
               help="Also index what symbolic links leading outside PATHS point to "
                    "(remembered with the source; by default such links are skipped).")
-@click.option("--backend", type=click.Choice(["auto", "local", "openai"]), default=None,
+@click.option("--backend", type=_BACKEND, default=None,
               help="Embedding backend for a new index.")
 @click.option("--base-url", envvar="OPENAI_BASE_URL", default=None,
               help="OpenAI-compatible API base URL (or set OPENAI_BASE_URL).")

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import tomlkit
-
 from indexer.errors import ConfigError
 
 FILENAME = "config.toml"
@@ -59,6 +57,8 @@ class Config:
     version_retention_seconds: float = 60.0
     max_versions: int = 20
     vector_index_rows: int = 100_000
+    refine_factor: int = 10
+    max_bytes: int = 20_000_000
     chunk_tokens: int = 200
     max_attempts: int = 3
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
@@ -108,6 +108,8 @@ def _source(entry: Mapping[str, Any]) -> SourceConfig:
 
 def remember_source(directory: Path, source: SourceConfig) -> None:
     """Add or replace one ``[[sources]]`` entry, keeping the file's comments."""
+    import tomlkit  # only writers need it: reading the config stays cheap
+
     path = directory / FILENAME
     document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else None
     if document is None:
@@ -141,6 +143,8 @@ def write_template(directory: Path, settings: Mapping[str, Any]) -> Path:
             _check(name, value)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    import tomlkit
+
     document = tomlkit.parse(TEMPLATE)
     index: Any = document["index"]
     for name, value in chosen.items():
@@ -172,8 +176,6 @@ def _check(name: str, value: object) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, allowed):
         raise ValueError(f"{name} must be {kind.replace(' | None', '')}, not {value!r}")
-    if name == "backend" and value not in ("auto", "local", "openai"):
-        raise ValueError("backend must be 'auto', 'local' or 'openai'")
     if name == "encoding_format" and value not in ("base64", "float"):
         raise ValueError("encoding_format must be 'base64' or 'float'")
 
@@ -234,10 +236,15 @@ timeout = 120.0
 
 # Store upkeep: superseded table versions are kept for readers still on them for at
 # most this many seconds and at most this many versions; past vector_index_rows rows an
-# approximate vector index (IVF-RQ) replaces exhaustive search.
+# approximate vector index (IVF-RQ) replaces exhaustive search, re-ranking refine_factor
+# times k candidates exactly.
 version_retention_seconds = 60.0
 max_versions = 20
 vector_index_rows = 100000
+refine_factor = 10
+
+# Files larger than this many bytes are skipped (and reported).
+max_bytes = 20000000
 
 # Folders to index; `indexer sync PATH` adds them.
 # [[sources]]

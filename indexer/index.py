@@ -10,19 +10,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer import config as configfile
-from indexer.backend import Backend
+from indexer.backends import registry
+from indexer.backends.contract import Backend
 from indexer.errors import ConfigError, IndexMismatch, SourceError
-from indexer.layout import Layout
-from indexer.ledger import Ledger
 from indexer.progress import Progress, Silent
 from indexer.records import SearchHit, Skip
 from indexer.report import IndexStatus, JobInfo, Plan, SyncReport
+from indexer.state.layout import Layout
+from indexer.state.ledger import Ledger
 
 if TYPE_CHECKING:
-    from connectors.filesystem import FilesystemSource
-    from indexer.doctor import Checkup
-    from indexer.pipeline import Pipeline
-    from indexer.store import Store
+    from indexer.connectors.filesystem import FilesystemSource
+    from indexer.state.doctor import Checkup
+    from indexer.state.store import Store
+    from indexer.sync.pipeline import Pipeline
 
 DEFAULT_DIR = ".indexer"
 ENV_DIR = "INDEXER_DIR"
@@ -46,6 +47,9 @@ class Index:
         self.path = Path(path) if path is not None else default_path()
         self.progress: Progress = progress or Silent()
         self.config = configfile.read(self.path)
+        if self.config.backend not in registry.names():
+            raise ConfigError(f"{self.path / configfile.FILENAME}: backend must be one of "
+                              f"{', '.join(registry.names())}, not {self.config.backend!r}")
         if base_url:
             self.config = replace(self.config, base_url=base_url)
         self._backend_choice = backend
@@ -144,11 +148,12 @@ class Index:
             for generation in self._layout.retired():
                 self._layout.remove(generation)
                 deleted += 1
-            if ledger.meta().get("backend") == "openai":  # only it keeps files remotely
-                from indexer.doctor import stale_remote_files
+            built_with = ledger.meta().get("backend")
+            if built_with and registry.get(built_with).remote:  # only then files stay remote
+                from indexer.state.doctor import stale_remote_files
 
                 backend = self._open_backend()
-                stale = stale_remote_files(ledger, getattr(backend, "remote_files"))  # noqa: B009
+                stale = stale_remote_files(ledger, backend.remote_files)
                 backend.cleanup(stale)
                 deleted += len(stale)
             return deleted
@@ -156,13 +161,13 @@ class Index:
     def doctor(self, repair: bool = False) -> Checkup:
         """Check that the ledger and the store agree; with ``repair``, mend what is safe
         (never spending: lost vectors are queued for the next sync)."""
-        from indexer.doctor import examine
+        from indexer.state.doctor import examine
 
         self._require()
         ledger = self._open_ledger()
         with ledger.lock("doctor"):
             backend = self._open_backend()
-            remote = getattr(backend, "remote_files", None)
+            remote = backend.remote_files if backend.remote else None
             checkup = examine(ledger, self._store(backend), self._layout, repair,
                               remote, backend.cleanup if remote else None)
             if repair and any(f.check == "places" for f in checkup.findings):
@@ -170,15 +175,18 @@ class Index:
             return checkup
 
     def _pipeline(self, wait: bool, max_cost: float | None = None) -> Pipeline:
-        from indexer.chunker import ChunkerSettings
-        from indexer.jobs import JobOptions
-        from indexer.pipeline import Pipeline, SyncOptions
+        from indexer.chunking.chunker import ChunkerSettings
+        from indexer.sync.jobs import JobOptions
+        from indexer.sync.pipeline import Pipeline, SyncOptions
 
-        model = self._open_ledger().meta().get("model") or self.config.model
+        meta = self._open_ledger().meta()
+        model = meta.get("model") or self.config.model
+        priced = self._spec(meta).priced
         jobs = JobOptions(max_attempts=self.config.max_attempts,
                           token_budget=self.config.token_budget, wait=wait,
                           poll_seconds=self.config.poll_seconds,
-                          batch_price=self.config.batch_price(model),
+                          batch_price=self.config.batch_price(model) if priced else 0.0,
+                          priced=priced,
                           max_cost=max_cost if max_cost is not None else self.config.max_cost)
         options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens), jobs)
         return Pipeline(self._open_ledger(), self._open_backend, self._store,
@@ -196,6 +204,9 @@ class Index:
         if not query.strip():
             raise ConfigError("the search query is empty")
         self._require()
+        spec = self._spec(self._open_ledger().meta())
+        if not spec.embeds_queries:
+            raise ConfigError(f"the {spec.name} backend cannot embed search queries")
         backend = self._open_backend()
         vector = backend.embed_query([query])[0]
         return self._store(backend).search(vector, k, where, query if hybrid else None)
@@ -211,6 +222,7 @@ class Index:
         return IndexStatus(
             path=str(self.path),
             backend=meta.get("backend", "?"),
+            priced="backend" in meta and registry.get(meta["backend"]).priced,
             model=meta.get("model", "?"),
             dimensions=int(meta.get("dimensions", 0)),
             sources=tuple(s.path for s in self.config.sources),
@@ -224,7 +236,8 @@ class Index:
             problems=tuple(Skip(uri, reason) for uri, reason in ledger.skips()),
             jobs=jobs,
             tokens_billed=billed,
-            cost=round(billed * self.config.batch_price(meta.get("model", "")) / 1e6, 6),
+            cost=round(billed * self.config.batch_price(meta.get("model", "")) / 1e6, 6)
+            if meta.get("backend") and registry.get(meta["backend"]).priced else 0.0,
         )
 
     def close(self) -> None:
@@ -245,7 +258,7 @@ class Index:
                  exclude: Sequence[str], follow_links: bool,
                  remember: bool) -> list[FilesystemSource]:
         """The sources a run covers: ``paths`` (remembered if asked) or every known one."""
-        from connectors.filesystem import FilesystemSource, path_uri
+        from indexer.connectors.filesystem import FilesystemSource, path_uri
 
         config = self.config
         wanted = [Path(p).resolve().as_posix() for p in paths]
@@ -257,7 +270,8 @@ class Index:
             config = config.with_source(configfile.SourceConfig(
                 path, tuple(include), tuple(exclude), follow_links))
         sources = [FilesystemSource(Path(s.path), include=s.include, exclude=s.exclude,
-                                    skip_dirs=(self.path,), follow_links=s.follow_links)
+                                    max_bytes=config.max_bytes, skip_dirs=(self.path,),
+                                    follow_links=s.follow_links)
                    for s in config.sources if not wanted or s.path in wanted]
         if not sources:
             raise SourceError("no source to sync: give a folder, e.g. `indexer sync ./docs`")
@@ -289,14 +303,11 @@ class Index:
                 f" not {asked}; run `indexer sync --rebuild --backend {asked}` to switch, or "
                 "use another index directory (--index)")
         backend = meta.get("backend")
-        built = _recorded(self.config, meta)
-        if settings and backend and _settings(backend, built) != _settings(backend, self.config):
-            raise IndexMismatch(
-                f"this index holds vectors of {meta.get('model')} ({meta.get('dimensions')} "
-                f"dimensions) but the configuration now asks for "
-                f"{_settings(backend, self.config)}; run `indexer sync --rebuild` to build the "
-                "new model's table beside the old one (search keeps working until it is "
-                "swapped in), or restore the setting")
+        if settings and backend:
+            spec = registry.get(backend)
+            wanted = spec.describe(self.config)
+            if spec.describe(_recorded(self.config, meta)) != wanted:
+                raise _model_changed(meta, wanted)
         return meta
 
     def _open_backend(self) -> Backend:
@@ -304,22 +315,15 @@ class Index:
             return self._backend
         ledger = self._open_ledger()
         meta = self._check_choice(settings=False)
-        choice = meta.get("backend") or self._backend_choice or self.config.backend
-        if choice == "auto":
-            choice = "openai" if os.environ.get("OPENAI_API_KEY") else "local"
+        spec = self._spec(meta)
         index_id = meta.get("index_id") or uuid.uuid4().hex[:12]
         config = _recorded(self.config, meta)  # an index keeps the model it was built with
-        backend = _make_backend(choice, config, index_id, self._gen / "batches")
+        backend = spec.create(config, index_id, self._gen / "batches")
         if meta and (meta.get("model"), meta.get("dimensions")) != (
                 backend.model, str(backend.dimensions)):
-            raise IndexMismatch(
-                f"this index holds vectors of {meta.get('model')} ({meta.get('dimensions')} "
-                f"dimensions) but the configuration now asks for {backend.model} "
-                f"({backend.dimensions} dimensions); run `indexer sync --rebuild` to build the "
-                "new model's table beside the old one (search keeps working until it is "
-                "swapped in), or restore the previous setting")
+            raise _model_changed(meta, f"{backend.model} ({backend.dimensions} dimensions)")
         if not meta:
-            ledger.set_meta({"backend": choice, "model": backend.model,
+            ledger.set_meta({"backend": spec.name, "model": backend.model,
                              "dimensions": str(backend.dimensions), "index_id": index_id,
                              "config_model": config.model,
                              "config_dimensions": str(config.dimensions or ""),
@@ -327,12 +331,14 @@ class Index:
         self._backend = backend
         return backend
 
-    def _store(self, backend: Backend) -> Store:
-        from indexer.store import Store, StoreHealth
+    def _spec(self, meta: dict[str, str]) -> registry.BackendSpec:
+        """The backend this index was built with, or the one a new index will use."""
+        return registry.choose(meta.get("backend") or self._backend_choice or self.config.backend)
 
-        health = StoreHealth(retention_seconds=self.config.version_retention_seconds,
-                             max_versions=self.config.max_versions,
-                             vector_index_rows=self.config.vector_index_rows)
+    def _store(self, backend: Backend) -> Store:
+        from indexer.state.store import Store, StoreHealth
+
+        health = StoreHealth.from_config(self.config)
         return Store(self._gen / "lancedb", backend.model, backend.dimensions, health)
 
 
@@ -345,30 +351,10 @@ def _recorded(config: configfile.Config, meta: dict[str, str]) -> configfile.Con
                    model_dir=meta["config_model_dir"] or None)
 
 
-def _settings(backend: str, config: configfile.Config) -> str:
-    """A model setting in words, for comparisons and messages."""
-    if backend == "openai":
-        return f"{config.model} ({config.dimensions or 'default'} dimensions)"
-    return f"the local model at {config.model_dir or 'the packaged default'}"
-
-
-def _make_backend(choice: str, config: configfile.Config, index_id: str,
-                  batches: Path) -> Backend:
-    batches.mkdir(parents=True, exist_ok=True)
-    if choice == "local":
-        from indexer.localbackend import LocalBackend
-        from indexer.localmodel import LocalModel
-
-        model = LocalModel.load(Path(config.model_dir) if config.model_dir else None)
-        return LocalBackend(model, batches)
-    if choice == "openai":
-        if not os.environ.get("OPENAI_API_KEY"):
-            raise ConfigError("this index embeds with OpenAI: set OPENAI_API_KEY "
-                              "(or use another index directory for the local model)")
-        from indexer.openaibackend import OpenAIBackend, OpenAISettings
-
-        return OpenAIBackend(OpenAISettings(
-            index_id=index_id, model=config.model, dimensions=config.dimensions,
-            encoding_format=config.encoding_format, base_url=config.base_url,
-            timeout=config.timeout))
-    raise ConfigError(f"unknown backend {choice!r}; use 'local' or 'openai'")
+def _model_changed(meta: dict[str, str], wanted: str) -> IndexMismatch:
+    """The one message for a configuration that no longer matches the index's vectors."""
+    return IndexMismatch(
+        f"this index holds vectors of {meta.get('model')} ({meta.get('dimensions')} "
+        f"dimensions) but the configuration now asks for {wanted}; run `indexer sync "
+        "--rebuild` to build the new model's table beside the old one (search keeps working "
+        "until it is swapped in), or restore the previous setting")

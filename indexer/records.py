@@ -21,7 +21,7 @@ class SourceItem:
 
     ``uri`` identifies the document across runs and is always valid UTF-8 (for files: the
     absolute POSIX path, or a ``file://`` URI for a path that is not UTF-8, see
-    :func:`connectors.filesystem.path_uri`); ``path`` is where the file is read, never
+    :func:`indexer.connectors.filesystem.path_uri`); ``path`` is where the file is read, never
     derived from ``uri``. ``size`` and ``mtime_ns`` form the cheap fingerprint that lets
     a re-sync skip reading unchanged files.
     """

@@ -62,6 +62,7 @@ class Plan(FileCounts):
     """
 
     backend: str = ""
+    priced: bool = False
     model: str = ""
     chunks: int = 0
     chunks_to_embed: int = 0
@@ -112,6 +113,7 @@ class IndexStatus:
     jobs: tuple[JobInfo, ...] = ()
     tokens_billed: int = 0
     cost: float = 0.0
+    priced: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view."""

@@ -22,7 +22,7 @@ from indexer.records import Place, SearchHit
 from indexer.report import FileCounts, IndexStatus, Plan, SyncReport
 
 if TYPE_CHECKING:
-    from indexer.doctor import Checkup
+    from indexer.state.doctor import Checkup
 
 out = Console()
 err = Console(stderr=True)
@@ -95,7 +95,7 @@ def show_plan(plan: Plan) -> None:
     _files(plan)
     out.print(f"chunks: {plan.chunks} in new or changed files; {plan.chunks_to_embed} to embed "
               f"({plan.tokens} tokens) in {plan.shards} shard(s), {plan.waves} wave(s)")
-    if plan.backend == "local":
+    if not plan.priced:
         out.print(f"cost: none (embedded model {plan.model})")
     else:
         out.print(f"cost: about ${plan.batch_cost:.4f} at batch price "
@@ -151,7 +151,7 @@ def show_status(info: IndexStatus) -> None:
               f"{info.skipped_documents} skipped")
     out.print(f"passages: {info.passages} embedded, {info.chunks_pending} waiting, "
               f"{info.chunks_failed} failed; open jobs: {info.jobs_open}")
-    if info.tokens_billed and info.backend != "local":
+    if info.tokens_billed and info.priced:
         out.print(f"billed: {info.tokens_billed} tokens, about ${info.cost:.4f}")
     if info.jobs:
         table = Table(title="batches in flight")

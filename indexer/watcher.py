@@ -17,7 +17,7 @@ from pathlib import Path
 import watchfiles
 from watchfiles._rust_notify import WatchfilesRustInternalError
 
-from connectors.filesystem import ALWAYS_SKIPPED
+from indexer.connectors.filesystem import ALWAYS_SKIPPED
 from indexer.errors import ConfigError, IndexerError, LockedError, SourceError
 from indexer.index import Index
 from indexer.report import SyncReport

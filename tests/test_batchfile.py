@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.batchfile import (
+from indexer.batchfiles.requests import (
     BatchLimits,
     Request,
     content_key,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.batchoutput import encode_vector, read_results, write_failure, write_success
+from indexer.batchfiles.output import encode_vector, read_results, write_failure, write_success
 
 
 def write_lines(path: Path, lines: list[object]) -> Path:

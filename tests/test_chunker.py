@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer import tokens
-from indexer.chunker import ChunkerSettings, breadcrumb, chunk_document, clean_text
+from indexer.chunking import tokens
+from indexer.chunking.chunker import ChunkerSettings, breadcrumb, chunk_document, clean_text
 from indexer.errors import ConfigError
 from indexer.records import Chunk, Document, Segment
 
@@ -412,7 +412,7 @@ def test_a_document_of_headings_only_is_still_indexed() -> None:
 
 
 def test_refit_splits_only_what_the_model_counts_as_too_long() -> None:
-    from indexer.chunker import refit
+    from indexer.chunking.chunker import refit
 
     short = "A short paragraph about tea."
     long = " ".join(f"word{i}" for i in range(120))

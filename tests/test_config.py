@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer import ConfigError
+from indexer import ConfigError, Index
 from indexer import config as configfile
 
 
@@ -54,7 +54,7 @@ def test_invalid_settings_say_what_to_fix(tmp_path: Path) -> None:
         configfile.read(tmp_path)
     (tmp_path / "config.toml").write_text('[index]\nbackend = "cloud"\n')
     with pytest.raises(ConfigError, match="backend must be"):
-        configfile.read(tmp_path)
+        Index(tmp_path)
 
 
 def test_add_remembers_sources_with_their_globs(tmp_path: Path) -> None:

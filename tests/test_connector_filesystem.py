@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.filesystem import FilesystemSource, load
+from indexer.connectors.filesystem import FilesystemSource, load
 from indexer.errors import SourceError
 from indexer.records import Document, Skip, SourceItem
 

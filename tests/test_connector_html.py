@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connectors import html
-from connectors.filesystem import FilesystemSource, load
+from indexer.connectors.filesystem import FilesystemSource, load
+from indexer.connectors.formats import html
 from indexer.records import Document, SourceItem
 
 PAGE = """<!doctype html>

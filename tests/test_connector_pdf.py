@@ -10,7 +10,7 @@ import pytest
 from pypdf import PageObject, PdfReader, PdfWriter
 from pypdf.errors import DependencyError
 
-from connectors.filesystem import FilesystemSource, load
+from indexer.connectors.filesystem import FilesystemSource, load
 from indexer.records import Document, Skip, SourceItem
 from pdfgen import make_pdf
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from indexer import Index
-from indexer.layout import Layout
-from indexer.store import Store
+from indexer.state.layout import Layout
+from indexer.state.store import Store
 
 
 def doctor(index_dir: Path, *args: str) -> tuple[int, dict[str, Any]]:

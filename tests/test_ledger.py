@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from indexer.batchfile import Shard
+from indexer.batchfiles.requests import Shard
 from indexer.errors import LockedError
-from indexer.ledger import Ledger
 from indexer.records import Chunk
+from indexer.state.ledger import Ledger
 
 
 def chunk(ordinal: int, text: str) -> Chunk:

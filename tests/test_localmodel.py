@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer import localmodel, modelbuild
+from indexer.backends.local import build as modelbuild
+from indexer.backends.local import model as localmodel
+from indexer.backends.local.model import LocalModel
 from indexer.errors import ConfigError
-from indexer.localmodel import LocalModel
 
 TOKENIZER = Path(localmodel.__file__).parent / "assets" / "minilm" / "tokenizer.json"
 LONG = " ".join(f"Paragraph {i} explains how the scheduler retries a failed upload."
@@ -207,7 +208,7 @@ def test_a_packaged_file_with_the_wrong_sha256_is_a_config_error(
 
 
 def test_importing_the_module_does_not_load_onnxruntime() -> None:
-    code = "import sys, indexer.localmodel; print('onnxruntime' in sys.modules)"
+    code = "import sys, indexer.backends.local.model; print('onnxruntime' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"

@@ -14,7 +14,7 @@ import pytest
 
 from emulator.fixture import Emulator, run_emulator
 from indexer import Index, SyncReport
-from indexer.layout import Layout
+from indexer.state.layout import Layout
 
 
 @pytest.fixture()

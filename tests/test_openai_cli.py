@@ -208,7 +208,7 @@ def test_backend_switch_from_local_is_refused_and_rebuilt(docs: Path, tmp_path: 
 
 def test_a_validation_error_names_the_source_behind_the_line_and_retry_recovers(
         docs: Path, tmp_path: Path, emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    from indexer.openaibackend import OpenAIBackend
+    from indexer.backends.openai import OpenAIBackend
 
     real_upload = OpenAIBackend.upload
 

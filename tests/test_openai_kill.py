@@ -69,8 +69,8 @@ def test_crash_mid_ingest_then_converge(docs: Path, tmp_path: Path, emu: Emulato
                                         clean: dict[str, tuple[object, ...]],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash between two store writes of one output file (rows half written)."""
-    from indexer import jobs
-    from indexer.store import Store
+    from indexer.state.store import Store
+    from indexer.sync import jobs
 
     class Crash(BaseException):
         pass

@@ -9,7 +9,7 @@ import pytest
 
 from indexer.errors import IndexMismatch
 from indexer.records import Place, StoreRow
-from indexer.store import Store
+from indexer.state.store import Store
 
 
 def unit(*values: float) -> np.ndarray:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.filesystem import FilesystemSource, load
 from indexer import Index
-from indexer.batchfile import content_key
-from indexer.chunker import ChunkerSettings, chunk_document
+from indexer.batchfiles.requests import content_key
+from indexer.chunking.chunker import ChunkerSettings, chunk_document
+from indexer.connectors.filesystem import FilesystemSource, load
 from indexer.records import Document, SourceItem
 
 
@@ -129,7 +129,7 @@ def test_a_noop_sync_reads_no_file_and_loads_no_model_or_store(docs: Path, tmp_p
     def no_reading(*_: object) -> None:
         raise AssertionError("an unchanged file was read")
 
-    monkeypatch.setattr("indexer.survey.load", no_reading)
+    monkeypatch.setattr("indexer.sync.survey.load", no_reading)
     with Index(tmp_path / "idx") as index:
         report = index.sync([docs])
     assert report.unchanged == 7 and report.embedded == 0

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer import tokens
+from indexer.chunking import tokens
 from indexer.errors import ConfigError
 
 # Characters chosen to exercise cl100k's pre-tokenizer: letters, digits, symbols,
@@ -75,14 +75,14 @@ def test_loading_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_only_the_tokens_module_imports_tiktoken() -> None:
-    root = Path(tokens.__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent
     importers = {
         path.relative_to(root).as_posix()
         for folder in ("indexer", "connectors")
         for path in (root / folder).rglob("*.py")
         if re.search(r"^\s*(import tiktoken|from tiktoken)", path.read_text(), re.M)
     }
-    assert importers == {"indexer/tokens.py"}
+    assert importers == {"indexer/chunking/tokens.py"}
 
 
 @pytest.mark.parametrize(

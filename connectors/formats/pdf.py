@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
 
-from connectors.text import ExtractionError, normalise
+from indexer.connectors.formats.text import ExtractionError, normalise
 from indexer.records import Segment
 
 _TITLE_CHARS = 200

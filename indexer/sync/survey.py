@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from connectors.filesystem import FilesystemSource, load
-from indexer.ledger import DocumentState
+from indexer.connectors.filesystem import FilesystemSource, load
 from indexer.progress import Progress
 from indexer.records import Document, Skip, SourceItem
+from indexer.state.ledger import DocumentState
 
 
 @dataclass(frozen=True)

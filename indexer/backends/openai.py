@@ -8,6 +8,7 @@ API has no idempotency key, so a blind retry could pay for the same shard twice.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,8 @@ from typing import Any
 import numpy as np
 import openai
 
-from indexer.backend import JobError, JobFiles, JobStatus, RemoteJob, Tick
+from indexer.backends.contract import JobError, JobFiles, JobStatus, RemoteJob, Tick
+from indexer.config import Config
 from indexer.errors import BackendError, ConfigError
 
 DEFAULT_DIMENSIONS = {
@@ -41,15 +43,16 @@ class OpenAISettings:
     file_expiry_seconds: int = 7 * 24 * 3600
     output_expiry_seconds: int = 7 * 24 * 3600
     max_retries: int = 4
-    timeout: float = 120.0
+    timeout: float = Config.timeout
     create_attempts: int = 4
 
 
 class OpenAIBackend:
-    """Embeds shards through the Batch API; see :class:`indexer.backend.Backend`."""
+    """Embeds shards through the Batch API; see :class:`indexer.backends.contract.Backend`."""
 
     name = "openai"
     max_batch_requests = 50_000
+    remote = True
 
     def __init__(self, settings: OpenAISettings, client: openai.OpenAI | None = None) -> None:
         self.settings = settings
@@ -217,6 +220,17 @@ class OpenAIBackend:
             response = self._client.embeddings.create(
                 model=self.model, input=list(texts), encoding_format="float", **extra)
         return np.asarray([d.embedding for d in response.data], dtype=np.float32)
+
+
+def create(config: Config, index_id: str, batches: Path) -> OpenAIBackend:
+    """The registry's factory: the OpenAI backend for an index (needs ``OPENAI_API_KEY``)."""
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigError("this index embeds with OpenAI: set OPENAI_API_KEY "
+                          "(or use another index directory for the local model)")
+    return OpenAIBackend(OpenAISettings(
+        index_id=index_id, model=config.model, dimensions=config.dimensions,
+        encoding_format=config.encoding_format, base_url=config.base_url,
+        timeout=config.timeout))
 
 
 @contextmanager

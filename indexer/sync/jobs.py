@@ -16,19 +16,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from indexer.backend import Backend, JobError, JobFiles, JobStatus
-from indexer.batchfile import BatchLimits, estimate_tokens, line_ids, write_shards
-from indexer.batchoutput import read_results
+from indexer.backends.contract import Backend, JobError, JobFiles, JobStatus
+from indexer.batchfiles.output import read_results
+from indexer.batchfiles.requests import BatchLimits, estimate_tokens, line_ids, write_shards
 from indexer.errors import BackendError
-from indexer.ledger import Job, Ledger
 from indexer.progress import Progress
 from indexer.records import StoreRow
 from indexer.report import SyncReport
+from indexer.state.ledger import Job, Ledger
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from indexer.store import Store
+    from indexer.state.store import Store
 
 _GROUP = 2_000
 
@@ -52,6 +52,7 @@ class JobOptions:
     poll_seconds: float = 5.0
     max_poll_seconds: float = 120.0
     batch_price: float = 0.0
+    priced: bool = False
     max_cost: float | None = None
 
     def cost(self, tokens: int) -> float:
@@ -81,7 +82,7 @@ class JobRunner:
 
     def shard_limits(self) -> BatchLimits:
         """The Batch API's limits, with the backend's request cap and the token budget."""
-        remote = self.backend.name != "local"
+        remote = self.backend.remote
         return replace(self.options.limits,
                        max_requests=min(self.options.limits.max_requests,
                                         self.backend.max_batch_requests),
@@ -91,7 +92,7 @@ class JobRunner:
         """Rounds of submission needed to send shards of these sizes within the budget."""
         if not shard_tokens:
             return 0
-        if self.backend.name == "local":
+        if not self.backend.remote:
             return 1
         waves, load = 1, 0
         for tokens in shard_tokens:
@@ -196,7 +197,7 @@ class JobRunner:
             file_id = self.backend.upload(job.shard)
             self.ledger.set_job(job.id, state="uploaded", input_file=file_id)
         self.ledger.set_job(job.id, state="creating")
-        local = self.backend.name == "local"
+        local = not self.backend.remote
         self.progress.stage("embed" if local else f"submit {job.label}", job.requests)
         try:
             remote = self.backend.create(file_id, job.label, self.progress.advance)

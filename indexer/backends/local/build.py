@@ -1,7 +1,7 @@
 """The build of a local embedding model: optimise an ONNX encoder for CPU, check it, cache it.
 
 Recipe (per source model, once per machine): onnxruntime constant folding, attention
-fusion into ``com.microsoft.Attention`` (:mod:`indexer.attentionfusion`), then dynamic
+fusion into ``com.microsoft.Attention`` (:mod:`indexer.backends.local.attention`), then dynamic
 int8 quantisation with per-channel weights. The candidate must embed fixed sample
 sentences like the source model does (mean cosine >= 0.99); otherwise the next,
 more conservative candidate is tried, ending with the source model as it is.
@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Executor
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,7 +126,7 @@ def _candidates(source: bytes) -> Generator[tuple[str, bytes], None, None]:
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from indexer.attentionfusion import fuse_attention
+    from indexer.backends.local.attention import fuse_attention
 
     _remove_stale_temporaries(Path(tempfile.gettempdir()), "indexer-build-*")
     with tempfile.TemporaryDirectory(prefix="indexer-build-") as scratch:
@@ -149,8 +150,6 @@ def _candidates(source: bytes) -> Generator[tuple[str, bytes], None, None]:
 
 
 def _embed(model_session: Any, encode: Encode) -> np.ndarray:
-    from indexer.localmodel import vectors
-
     return vectors(model_session, encode(SAMPLES))
 
 
@@ -203,6 +202,26 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def vectors(session: Any, token_ids: Sequence[list[int]],
+            pool: Executor | None = None) -> np.ndarray:
+    """Embed tokenised texts with an onnxruntime ``session``, one text per run (on
+    ``pool`` when given): mean-pooled, L2-normalised, float32, in the order given."""
+    inputs = {i.name for i in session.get_inputs()}
+    names = [o.name for o in session.get_outputs()]
+    output = "last_hidden_state" if "last_hidden_state" in names else names[0]
+
+    def one(ids: list[int]) -> np.ndarray:
+        row = np.asarray([ids], dtype=np.int64)
+        feed = {"input_ids": row, "attention_mask": np.ones_like(row),
+                "token_type_ids": np.zeros_like(row)}
+        hidden = session.run([output], {k: v for k, v in feed.items() if k in inputs})[0][0]
+        vector = np.asarray(hidden.mean(axis=0) if hidden.ndim == 2 else hidden, np.float32)
+        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+    rows = list(pool.map(one, token_ids)) if pool else [one(ids) for ids in token_ids]
+    return np.stack(rows)
 
 
 def usable_cpus() -> int:

@@ -14,19 +14,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from connectors.filesystem import FilesystemSource
-from indexer.backend import Backend, MeasuresInput
-from indexer.batchfile import Request, content_key, write_shards
-from indexer.chunker import ChunkerSettings, chunk_document, refit
-from indexer.jobs import JobOptions, JobRunner
-from indexer.ledger import Ledger
+from indexer.backends.contract import Backend, MeasuresInput
+from indexer.batchfiles.requests import Request, content_key, write_shards
+from indexer.chunking.chunker import ChunkerSettings, chunk_document, refit
+from indexer.connectors.filesystem import FilesystemSource
 from indexer.progress import Progress
 from indexer.records import Chunk, Document, StoreRow
 from indexer.report import Plan, SyncReport
-from indexer.survey import Change, survey
+from indexer.state.ledger import Ledger
+from indexer.sync.jobs import JobOptions, JobRunner
+from indexer.sync.survey import Change, survey
 
 if TYPE_CHECKING:
-    from indexer.store import Store
+    from indexer.state.store import Store
 
 _GROUP = 2_000
 
@@ -79,7 +79,8 @@ class Pipeline:
 
     def plan(self, sources: Sequence[FilesystemSource]) -> Plan:
         """What :meth:`sync` would do and cost, without writing or spending anything."""
-        plan = Plan(backend=self.backend.name, model=self.backend.model,
+        plan = Plan(backend=self.backend.name, priced=self.options.jobs.priced,
+                    model=self.backend.model,
                     budget=self.jobs.budget())
         wanted: dict[str, Request] = {r.custom_id: r for r in self.ledger.pending_requests()}
         for source in sources:

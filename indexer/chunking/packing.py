@@ -1,39 +1,19 @@
-"""Cutting a document into token-bounded chunks whose boundaries survive edits.
+"""Packing one section's units into chunks at content-decided boundaries.
 
-A section (the blocks under one heading path) is cut into *units*: its blocks, and for
-a block over the budget its lines or sentences, then words, then token-sized pieces.
-Where chunks end is decided by content: a unit closes a chunk when a hash of its own
-text says so, with a probability proportional to its tokens, so a chunk holds about
-``target_tokens``. An edit therefore moves only the boundaries next to it; the rest of
-the document cuts as before. A run between two such anchors that overflows the budget
-is split at its strongest interior anchor, recursively.
-
-Token counts are summed rather than recounted: each unit is encoded once, and the
-tokenizer's pre-token rules (see :func:`indexer.tokens.symbol_tail`) make the sum
-exact where units join at a line start or a space before a word. The rare chunk
-joined any other way (token-sized pieces of one long word) is counted again whole.
+See :mod:`indexer.chunking.chunker` for the method; :class:`Packer` is its engine: it
+measures a section's units, finds the anchors, and cuts runs that overflow the budget.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
 
-from indexer import tokens
-from indexer.errors import ConfigError
-from indexer.records import Chunk, Document, Segment
-from indexer.structure import LINES, Outline, Section, clean_heading, pieces, sections
+from indexer.chunking import tokens
+from indexer.chunking.settings import ChunkerSettings
+from indexer.chunking.structure import LINES, Section, pieces
 
-VERSION = 1
-"""Bumped whenever the same document and settings would be cut differently."""
-
-_SEPARATOR = " › "
-_ELLIPSIS = "…"
-_MIN_LIMIT = 16
 _INDENTED_RARITY = 4  # how much rarer an anchor is before an indented block of code
 _SURELY_LARGE = 3  # characters per token above which a block is counted in parts first
 
@@ -51,151 +31,7 @@ _PROSE_LEVELS: tuple[_Level, ...] = (("sentence", False), *_CODE_LEVELS)
 _LONG_RUN = 8  # budgets' worth of units without an anchor (repetitive text) closes a run
 
 
-@dataclass(frozen=True)
-class ChunkerSettings:
-    """How large chunks are.
-
-    ``max_tokens`` bounds :attr:`Chunk.embed_text` (context and text), counted with
-    cl100k; ``hard_limit`` is never exceeded whatever ``max_tokens`` says;
-    ``target_tokens`` is the typical chunk size (default: 60% of the limit).
-    """
-
-    max_tokens: int = 256
-    hard_limit: int = 8000
-    target_tokens: int | None = None
-
-    def __post_init__(self) -> None:
-        if min(self.max_tokens, self.hard_limit) < _MIN_LIMIT:
-            raise ConfigError(f"chunk max_tokens and hard_limit must be at least {_MIN_LIMIT}")
-        if self.target_tokens is not None and self.target_tokens < 1:
-            raise ConfigError("chunk target_tokens must be positive")
-
-    @property
-    def limit(self) -> int:
-        """The bound every chunk's token count stays within."""
-        return min(self.max_tokens, self.hard_limit)
-
-    @property
-    def target(self) -> int:
-        """The typical chunk size, at most the limit."""
-        wanted = self.target_tokens or round(self.limit * 0.6)
-        return max(1, min(wanted, self.limit))
-
-
-def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
-    """Cut ``doc`` into chunks in document order, each within ``settings.limit`` tokens."""
-    chunks: list[Chunk] = []
-    outline = Outline()
-    for segment in doc.segments:
-        text = clean_text(segment.text)
-        outline.start_segment(tuple(filter(None, map(clean_heading, segment.heading_path))))
-        lines = _LineCounter(text, segment.line_start)
-        for section in sections(text, segment.format, outline):
-            context = breadcrumb(doc.title, section.heading_path, settings.limit // 4)
-            for start, end, count in _Section(text, section, context, settings).cuts():
-                first, last = lines.span(start, end)
-                chunks.append(
-                    Chunk(
-                        ordinal=len(chunks),
-                        text=text[start:end],
-                        context=context,
-                        tokens=count,
-                        heading_path=section.heading_path,
-                        page=segment.page,
-                        line_start=first,
-                        line_end=last,
-                    )
-                )
-    if not chunks and any(s.format != "text" for s in doc.segments):
-        # Only headings, no body: index the headings themselves as plain text, so the
-        # document is still findable.
-        plain = tuple(dataclasses.replace(s, format="text") for s in doc.segments)
-        return chunk_document(dataclasses.replace(doc, segments=plain), settings)
-    return chunks
-
-
-def refit(doc: Document, chunks: list[Chunk], settings: ChunkerSettings,
-          measure: Callable[[list[str]], list[int]], limit: int) -> list[Chunk]:
-    """Split again the chunks another tokenizer (the embedding model's) counts as over
-    ``limit``, so no chunk is truncated by the model; the others stay as they are.
-
-    Each oversized chunk is cut as a document of its own (same format, headings, page and
-    lines) under a budget scaled by how far over it was, at most three rounds.
-    """
-    for _ in range(3):
-        sizes = measure([c.embed_text for c in chunks])
-        if all(size <= limit for size in sizes):
-            break
-        refitted: list[Chunk] = []
-        for chunk, size in zip(chunks, sizes, strict=True):
-            if size <= limit:
-                refitted.append(chunk)
-                continue
-            budget = max(_MIN_LIMIT, int(chunk.tokens * limit / size * 0.9))
-            segment = next((s for s in doc.segments if s.page == chunk.page), doc.segments[0])
-            part = Segment(chunk.text, segment.format, chunk.page, chunk.heading_path,
-                           chunk.line_start or 1)
-            pieces = chunk_document(dataclasses.replace(doc, segments=(part,)),
-                                    dataclasses.replace(settings, max_tokens=budget,
-                                                        target_tokens=None))
-            refitted.extend(pieces or [chunk])
-        chunks = [dataclasses.replace(c, ordinal=n) for n, c in enumerate(refitted)]
-    return chunks
-
-
-def clean_text(text: str) -> str:
-    """``text`` without NULs, with ``\\n`` line ends, and encodable as UTF-8."""
-    text = text.replace("\x00", "")
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    return text
-
-
-def breadcrumb(title: str, heading_path: tuple[str, ...], max_tokens: int) -> str:
-    """``"Title › H1 › H2"`` within ``max_tokens``, without a title equal to the first heading."""
-    parts = [part for part in (clean_heading(title), *heading_path) if part]
-    if len(parts) > 1 and parts[0].casefold() == parts[1].casefold():
-        parts.pop(0)
-    context = _SEPARATOR.join(parts)
-    if not context or tokens.count(context) <= max_tokens:
-        return context
-    if len(parts) > 2:
-        context = _SEPARATOR.join((parts[0], _ELLIPSIS, parts[-1]))
-        if tokens.count(context) <= max_tokens:
-            return context
-    budget = max_tokens - tokens.count(_ELLIPSIS)
-    while budget > 0:
-        head = tokens.split(context, max(budget, 4))[0].rstrip(tokens.WHITESPACE)
-        shortened = head + _ELLIPSIS
-        if tokens.count(shortened) <= max_tokens:
-            return shortened
-        budget -= 1
-    return ""
-
-
-class _LineCounter:
-    """Turns offsets into 1-based source lines, for spans visited in order."""
-
-    def __init__(self, text: str, first_line: int) -> None:
-        self.text = text
-        self.offset = 0
-        self.line = first_line
-
-    def at(self, offset: int) -> int:
-        self.line += self.text.count("\n", self.offset, offset)
-        self.offset = offset
-        return self.line
-
-    def span(self, start: int, end: int) -> tuple[int, int]:
-        return self.at(start), self.at(end - 1)
-
-
-class _Section:
+class Packer:
     """Units of one section, their token sums, and the cuts between them.
 
     Unit ``i`` is ``text[starts[i]:ends[i]]``; ``bodies[i]`` counts it without its

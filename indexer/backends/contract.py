@@ -7,7 +7,7 @@ embedded backend does it in-process and is finished when ``create`` returns.
 
 A backend whose model reads fewer tokens than the chunk budget may also offer
 ``input_limit`` and ``count_tokens(texts)``: chunks its tokenizer counts as too long
-are then cut again (:func:`indexer.chunker.refit`) rather than silently truncated.
+are then cut again (:func:`indexer.chunking.chunker.refit`) rather than silently truncated.
 
 The pipeline drives a job step by step and records each step in the ledger before
 the next remote call: ``upload`` → ``create`` (after ``find`` if an earlier
@@ -88,6 +88,9 @@ class Backend(Protocol):
     model: str
     dimensions: int
     max_batch_requests: int
+    remote: bool
+    """True when jobs run on a service: the token budget and waves apply, files are
+    kept remotely until cleaned up, and batches can be in flight between runs."""
 
     def body(self) -> dict[str, object]:
         """The request body options every line of a shard carries (model, encoding...)."""
@@ -119,6 +122,11 @@ class Backend(Protocol):
 
     def cleanup(self, file_ids: Sequence[str]) -> None:
         """Delete the job's remote files once ingested (best effort)."""
+        ...
+
+    def remote_files(self) -> list[tuple[str, str]]:
+        """``(file id, filename)`` of this index's files kept by the service (empty for a
+        backend that keeps none)."""
         ...
 
     def remote_jobs(self) -> list[RemoteJob]:

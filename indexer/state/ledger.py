@@ -8,19 +8,17 @@ the keys whose store rows must be rewritten (``dirty``), and the writer lock.
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.batchfile import Request, Shard
+from indexer.batchfiles.requests import Request, Shard
 from indexer.errors import LockedError, StateError
 from indexer.records import Chunk, Place
+from indexer.state.lock import Holder, refusal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -172,10 +170,10 @@ class Ledger:
 
         Raises :class:`LockedError` naming the holder, or with ``wait`` polls until free.
         """
-        host, pid, owner = socket.gethostname(), os.getpid(), uuid.uuid4().hex
+        me = Holder.me(command)
         while True:
             try:
-                self._acquire(command, host, pid, owner)
+                self._acquire(me)
                 break
             except LockedError:
                 if not wait:
@@ -184,24 +182,17 @@ class Ledger:
         try:
             yield
         finally:
-            self._db.execute("DELETE FROM lock WHERE owner = ?", (owner,))
+            self._db.execute("DELETE FROM lock WHERE owner = ?", (me.owner,))
 
-    def _acquire(self, command: str, host: str, pid: int, owner: str) -> None:
+    def _acquire(self, me: Holder) -> None:
         with self._tx() as db:
-            row = db.execute("SELECT pid, host, since, command, started FROM lock").fetchone()
-            if row and row[1] == host and _alive(row[0], row[4]):
-                raise LockedError(
-                    f"another run holds the index ({row[3]!r}, pid {row[0]} on {row[1]}, "
-                    f"since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row[2]))}); "
-                    "wait for it to finish, or pass --wait-lock"
-                )
-            if row and row[1] != host:
-                raise LockedError(
-                    f"a run on host {row[1]} (pid {row[0]}) holds the index; "
-                    "wait for it, or remove the lock if that host is gone"
-                )
+            row = db.execute(
+                "SELECT pid, host, since, command, owner, started FROM lock").fetchone()
+            refused = refusal(Holder(*row) if row else None, me.host)
+            if refused is not None:
+                raise refused
             db.execute("INSERT OR REPLACE INTO lock VALUES (1, ?, ?, ?, ?, ?, ?)",
-                       (pid, host, time.time(), command, owner, _started(pid)))
+                       (me.pid, me.host, time.time(), me.command, me.owner, me.started))
 
     # -- documents -----------------------------------------------------------------
 
@@ -483,25 +474,3 @@ class Ledger:
 def _slices(keys: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
     for start in range(0, len(keys), size):
         yield keys[start:start + size]
-
-
-def _alive(pid: int, started: str | None) -> bool:
-    """Whether the lock holder still runs: its pid exists and, where the system tells
-    (Linux), it is the same process that took the lock, not a later one given its pid."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    now = _started(pid)
-    return started is None or now is None or now == started
-
-
-def _started(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), else None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]

@@ -32,7 +32,7 @@ from bs4.element import (
     Tag,
 )
 
-from connectors.text import normalise
+from indexer.connectors.formats.text import normalise
 from indexer.records import Segment
 
 _DROPPED = frozenset(

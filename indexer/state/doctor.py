@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from indexer.layout import Layout
-from indexer.ledger import Ledger
+from indexer.state.layout import Layout
+from indexer.state.ledger import Ledger
 
 if TYPE_CHECKING:
-    from indexer.store import Store
+    from indexer.state.store import Store
 
 
 @dataclass(frozen=True)

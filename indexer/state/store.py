@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 from lancedb.index import FTS, BTree, IvfRq
 
+from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
 from indexer.records import Place, SearchHit, StoreRow
 
@@ -58,13 +59,20 @@ class StoreHealth:
 
     Superseded table versions are kept for readers still on them, but no longer than
     ``retention_seconds`` and no more than the ``max_versions`` newest; past
-    ``vector_index_rows`` rows an IVF-RQ vector index replaces exhaustive search.
+    ``vector_index_rows`` rows an IVF-RQ vector index replaces exhaustive search,
+    re-ranking ``refine_factor`` times ``k`` candidates exactly.
     """
 
-    retention_seconds: float = 60.0
-    max_versions: int = 20
-    vector_index_rows: int = 100_000
-    refine_factor: int = 10
+    retention_seconds: float
+    max_versions: int
+    vector_index_rows: int
+    refine_factor: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> StoreHealth:
+        """The upkeep settings of ``config`` (the defaults live there)."""
+        return cls(config.version_retention_seconds, config.max_versions,
+                   config.vector_index_rows, config.refine_factor)
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,7 @@ class Store:
     def __init__(self, directory: Path, model: str, dimensions: int,
                  health: StoreHealth | None = None) -> None:
         self.model, self.dimensions = model, dimensions
-        self.health = health or StoreHealth()
+        self.health = health or StoreHealth.from_config(Config())
         self._schema = schema(model, dimensions)
         try:
             self._db = lancedb.connect(str(directory))

@@ -12,7 +12,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 
-from indexer.tokens import WHITESPACE
+from indexer.chunking.tokens import WHITESPACE
 
 PROSE = "prose"
 """Block kind split by sentences when it is too large: paragraphs, quotes."""

@@ -1,0 +1,1 @@
+"""Format extraction shared by every connector, by media type and suffix."""

@@ -1,0 +1,1 @@
+"""Embedding backends: the contract, the registry, OpenAI and the local model."""

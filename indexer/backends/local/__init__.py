@@ -1,0 +1,1 @@
+"""The embedded backend: an int8 ONNX sentence model run in-process."""

@@ -1,0 +1,1 @@
+"""Batch files: /v1/embeddings request shards and their output/error files."""

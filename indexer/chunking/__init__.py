@@ -1,0 +1,1 @@
+"""Chunking: tokens, document structure, edit-stable chunks under a budget."""

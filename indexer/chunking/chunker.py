@@ -1,0 +1,145 @@
+"""Cutting a document into token-bounded chunks whose boundaries survive edits.
+
+A section (the blocks under one heading path) is cut into *units*: its blocks, and for
+a block over the budget its lines or sentences, then words, then token-sized pieces.
+Where chunks end is decided by content: a unit closes a chunk when a hash of its own
+text says so, with a probability proportional to its tokens, so a chunk holds about
+``target_tokens``. An edit therefore moves only the boundaries next to it; the rest of
+the document cuts as before. A run between two such anchors that overflows the budget
+is split at its strongest interior anchor, recursively.
+
+Token counts are summed rather than recounted: each unit is encoded once, and the
+tokenizer's pre-token rules (see :func:`indexer.chunking.tokens.symbol_tail`) make the sum
+exact where units join at a line start or a space before a word. The rare chunk
+joined any other way (token-sized pieces of one long word) is counted again whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from indexer.chunking import tokens
+from indexer.chunking.packing import Packer
+from indexer.chunking.settings import MIN_LIMIT, ChunkerSettings
+from indexer.chunking.structure import Outline, clean_heading, sections
+from indexer.records import Chunk, Document, Segment
+
+VERSION = 1
+"""Bumped whenever the same document and settings would be cut differently."""
+
+_SEPARATOR = " › "
+_ELLIPSIS = "…"
+
+
+def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
+    """Cut ``doc`` into chunks in document order, each within ``settings.limit`` tokens."""
+    chunks: list[Chunk] = []
+    outline = Outline()
+    for segment in doc.segments:
+        text = clean_text(segment.text)
+        outline.start_segment(tuple(filter(None, map(clean_heading, segment.heading_path))))
+        lines = _LineCounter(text, segment.line_start)
+        for section in sections(text, segment.format, outline):
+            context = breadcrumb(doc.title, section.heading_path, settings.limit // 4)
+            for start, end, count in Packer(text, section, context, settings).cuts():
+                first, last = lines.span(start, end)
+                chunks.append(
+                    Chunk(
+                        ordinal=len(chunks),
+                        text=text[start:end],
+                        context=context,
+                        tokens=count,
+                        heading_path=section.heading_path,
+                        page=segment.page,
+                        line_start=first,
+                        line_end=last,
+                    )
+                )
+    if not chunks and any(s.format != "text" for s in doc.segments):
+        # Only headings, no body: index the headings themselves as plain text, so the
+        # document is still findable.
+        plain = tuple(dataclasses.replace(s, format="text") for s in doc.segments)
+        return chunk_document(dataclasses.replace(doc, segments=plain), settings)
+    return chunks
+
+
+def refit(doc: Document, chunks: list[Chunk], settings: ChunkerSettings,
+          measure: Callable[[list[str]], list[int]], limit: int) -> list[Chunk]:
+    """Split again the chunks another tokenizer (the embedding model's) counts as over
+    ``limit``, so no chunk is truncated by the model; the others stay as they are.
+
+    Each oversized chunk is cut as a document of its own (same format, headings, page and
+    lines) under a budget scaled by how far over it was, at most three rounds.
+    """
+    for _ in range(3):
+        sizes = measure([c.embed_text for c in chunks])
+        if all(size <= limit for size in sizes):
+            break
+        refitted: list[Chunk] = []
+        for chunk, size in zip(chunks, sizes, strict=True):
+            if size <= limit:
+                refitted.append(chunk)
+                continue
+            budget = max(MIN_LIMIT, int(chunk.tokens * limit / size * 0.9))
+            segment = next((s for s in doc.segments if s.page == chunk.page), doc.segments[0])
+            part = Segment(chunk.text, segment.format, chunk.page, chunk.heading_path,
+                           chunk.line_start or 1)
+            pieces = chunk_document(dataclasses.replace(doc, segments=(part,)),
+                                    dataclasses.replace(settings, max_tokens=budget,
+                                                        target_tokens=None))
+            refitted.extend(pieces or [chunk])
+        chunks = [dataclasses.replace(c, ordinal=n) for n, c in enumerate(refitted)]
+    return chunks
+
+
+def clean_text(text: str) -> str:
+    """``text`` without NULs, with ``\\n`` line ends, and encodable as UTF-8."""
+    text = text.replace("\x00", "")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def breadcrumb(title: str, heading_path: tuple[str, ...], max_tokens: int) -> str:
+    """``"Title › H1 › H2"`` within ``max_tokens``, without a title equal to the first heading."""
+    parts = [part for part in (clean_heading(title), *heading_path) if part]
+    if len(parts) > 1 and parts[0].casefold() == parts[1].casefold():
+        parts.pop(0)
+    context = _SEPARATOR.join(parts)
+    if not context or tokens.count(context) <= max_tokens:
+        return context
+    if len(parts) > 2:
+        context = _SEPARATOR.join((parts[0], _ELLIPSIS, parts[-1]))
+        if tokens.count(context) <= max_tokens:
+            return context
+    budget = max_tokens - tokens.count(_ELLIPSIS)
+    while budget > 0:
+        head = tokens.split(context, max(budget, 4))[0].rstrip(tokens.WHITESPACE)
+        shortened = head + _ELLIPSIS
+        if tokens.count(shortened) <= max_tokens:
+            return shortened
+        budget -= 1
+    return ""
+
+
+class _LineCounter:
+    """Turns offsets into 1-based source lines, for spans visited in order."""
+
+    def __init__(self, text: str, first_line: int) -> None:
+        self.text = text
+        self.offset = 0
+        self.line = first_line
+
+    def at(self, offset: int) -> int:
+        self.line += self.text.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.line
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        return self.at(start), self.at(end - 1)

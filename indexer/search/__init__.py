@@ -1,0 +1,1 @@
+"""Search: query modes over the store (vector, hybrid), later the server."""

@@ -1,0 +1,1 @@
+"""Where an index keeps its state: ledger, writer lock, store, layout, doctor."""

@@ -1,0 +1,1 @@
+"""One sync: survey the sources, run the batch jobs, publish."""
