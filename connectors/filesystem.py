@@ -16,7 +16,6 @@ indexed like any other.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import stat
@@ -26,81 +25,16 @@ from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
-from indexer.config import Config
-from indexer.connectors.formats.text import (
-    ExtractionError,
-    decode,
-    looks_binary,
-    markdown_title,
-    normalise,
-    rst_title,
-)
+from indexer.config import Config, SourceConfig
+from indexer.connectors import formats
+from indexer.connectors.formats import format_of
 from indexer.errors import SourceError
-from indexer.records import Document, Segment, Skip, SourceItem
+from indexer.records import Document, Skip, SourceItem
 
 ALWAYS_SKIPPED = frozenset(
     {".git", ".indexer", ".hg", ".svn", "node_modules", "__pycache__", ".venv"}
 )
 """Names never entered or indexed, wherever they occur."""
-
-_MARKUP = {
-    ".md": "markdown", ".markdown": "markdown", ".mdx": "markdown", ".rst": "rst",
-    ".html": "html", ".htm": "html", ".xhtml": "html", ".pdf": "pdf", ".txt": "text",
-}
-_CODE = frozenset(
-    {
-        ".py", ".pyi", ".pyx", ".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".go", ".rs",
-        ".java", ".kt", ".kts", ".scala", ".groovy", ".gradle", ".c", ".h", ".cc", ".cpp",
-        ".cxx", ".hpp", ".hh", ".hxx", ".cs", ".fs", ".m", ".mm", ".swift", ".rb", ".php",
-        ".pl", ".pm", ".lua", ".r", ".jl", ".dart", ".ex", ".exs", ".erl", ".hrl", ".hs", ".ml",
-        ".mli", ".clj", ".cljs", ".el", ".lisp", ".scm", ".zig", ".nim", ".v", ".sv", ".vhd",
-        ".sh", ".bash", ".zsh", ".fish", ".ps1", ".bat", ".cmd", ".sql", ".toml", ".yaml",
-        ".yml", ".json", ".jsonc", ".json5", ".xml", ".ini", ".cfg", ".conf", ".properties",
-        ".proto", ".graphql", ".gql", ".css", ".scss", ".sass", ".less", ".vue", ".svelte",
-        ".tf", ".hcl", ".cmake", ".mk", ".dockerfile", ".nix", ".vim", ".ipynb"
-    }
-)
-_CODE_NAMES = frozenset(
-    {
-        "makefile", "gnumakefile", "dockerfile", "containerfile", "justfile", "rakefile",
-        "gemfile", "vagrantfile", "jenkinsfile", "procfile", "cmakelists.txt"
-    }
-)
-BINARY_SUFFIXES = frozenset(
-    {
-        ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".ico", ".icns", ".webp", ".tif", ".tiff",
-        ".psd", ".heic", ".avif", ".svg", ".eps", ".raw", ".cr2", ".nef", ".mp3", ".wav",
-        ".flac", ".ogg", ".oga", ".m4a", ".aac", ".opus", ".mp4", ".m4v", ".mov", ".avi",
-        ".mkv", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".zip", ".tar", ".gz", ".tgz", ".bz2",
-        ".tbz2", ".xz", ".txz", ".zst", ".lz", ".lz4", ".lzma", ".7z", ".rar", ".cab", ".jar",
-        ".war", ".ear", ".whl", ".egg", ".apk", ".deb", ".rpm", ".dmg", ".iso", ".img", ".msi",
-        ".exe", ".dll", ".so", ".dylib", ".o", ".obj", ".a", ".lib", ".ko", ".elf", ".bin",
-        ".class", ".pyc", ".pyo", ".pyd", ".wasm", ".ttf", ".otf", ".woff", ".woff2",
-        ".eot", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".odt", ".ods", ".odp",
-        ".epub", ".sqlite", ".sqlite3", ".db", ".mdb", ".parquet", ".arrow", ".feather",
-        ".avro", ".orc", ".lance", ".npy", ".npz", ".pkl", ".pickle", ".h5", ".hdf5", ".onnx",
-        ".pt", ".pth", ".ckpt", ".safetensors", ".gguf", ".tflite", ".pb", ".ds_store", ".swp",
-        ".swo"
-    }
-)
-"""Suffixes of files skipped as binary without being read."""
-
-
-def format_of(name: str) -> str | None:
-    """The format a file name implies; ``None`` for a known binary kind.
-
-    Unknown kinds are ``"text"``: :func:`load` still refuses them when the content is binary.
-    """
-    lower = name.lower()
-    if lower in _CODE_NAMES:
-        return "code"
-    suffix = os.path.splitext(lower)[1] or (lower if lower.startswith(".") else "")
-    if suffix in BINARY_SUFFIXES:
-        return None
-    if suffix in _MARKUP:
-        return _MARKUP[suffix]
-    return "code" if suffix in _CODE else "text"
-
 
 FILE_URI = "file://"
 """The prefix of the URIs of paths that are not valid UTF-8 (see :func:`path_uri`)."""
@@ -164,6 +98,15 @@ class FilesystemSource:
     skip_dirs: tuple[Path, ...] = ()
     follow_links: bool = False
 
+    @property
+    def uri(self) -> str:
+        """The source's identity in the ledger: its root's absolute POSIX path."""
+        return self.root.resolve().as_posix()
+
+    def load(self, item: SourceItem) -> Document | Skip:
+        """Read one listed file (see :func:`load`)."""
+        return load(item)
+
     def scan(self) -> Iterator[SourceItem | Skip]:
         """List every document under the root, in sorted path order, from ``stat`` alone.
 
@@ -188,7 +131,7 @@ class FilesystemSource:
 
 
 def load(item: SourceItem) -> Document | Skip:
-    """Read one document and extract its text; a per-file problem becomes a Skip with its reason."""
+    """Read one file and extract its text; a per-file problem becomes a Skip with its reason."""
     try:
         data = item.path.read_bytes()
     except FileNotFoundError:
@@ -197,48 +140,7 @@ def load(item: SourceItem) -> Document | Skip:
         return Skip(item.uri, "unreadable: permission denied")
     except OSError as exc:
         return Skip(item.uri, f"unreadable: {exc.strerror or exc}")
-    if not data:
-        return Skip(item.uri, "empty file")
-    try:
-        extracted = _extract(item.format, data)
-    except (UnicodeError, ExtractionError) as exc:
-        return Skip(item.uri, str(exc))
-    except RecursionError:
-        return Skip(item.uri, "could not extract text: structure nested too deeply")
-    except Exception as exc:  # one strange file must not stop a crawl
-        return Skip(item.uri, f"could not extract text: {type(exc).__name__}: {exc}")
-    if isinstance(extracted, str):
-        return Skip(item.uri, extracted)
-    title, segments = extracted
-    if not any(segment.text.strip() for segment in segments):
-        return Skip(item.uri, "empty after extraction")
-    return Document(
-        uri=item.uri,
-        title=title or "",
-        segments=segments,
-        content_hash=hashlib.sha256(data).hexdigest(),
-    )
-
-
-def _extract(fmt: str, data: bytes) -> tuple[str | None, tuple[Segment, ...]] | str:
-    """Title and segments of a file's bytes, or the reason it has none."""
-    # pypdf and BeautifulSoup are imported on first use: together they take ~0.2 s
-    # to import, which a sync that finds nothing changed never needs.
-    if fmt == "pdf":
-        from indexer.connectors.formats import pdf
-
-        pdf_text = pdf.extract(data)
-        return pdf_text.title, pdf_text.pages
-    if looks_binary(data):
-        return "binary file"
-    if fmt == "html":
-        from indexer.connectors.formats import html
-
-        page = html.extract(normalise(decode(data, html.declared_encoding(data))))
-        return page.title, page.sections
-    text = normalise(decode(data))
-    title = markdown_title(text) if fmt == "markdown" else rst_title(text) if fmt == "rst" else None
-    return title, (Segment(text=text, format=fmt, line_start=1),)
+    return formats.document(item.uri, data, item.format)
 
 
 def _item(path: str, uri: str, st: os.stat_result, max_bytes: int) -> SourceItem | Skip:
@@ -385,3 +287,14 @@ def _gitignore(path: Path) -> GitIgnoreSpec | None:
     except OSError:
         return None
     return GitIgnoreSpec.from_lines(lines)
+
+
+def create(source: SourceConfig, config: Config, skip_dirs: tuple[Path, ...] = ()
+           ) -> FilesystemSource:
+    """The registry's factory: a folder (or file) source with its globs and settings."""
+    root = Path(source.path.removeprefix("file://"))
+    if not root.exists():
+        raise SourceError(f"source {root} does not exist; check the path")
+    return FilesystemSource(root, include=source.include,
+                            exclude=source.exclude, max_bytes=config.max_bytes,
+                            skip_dirs=skip_dirs, follow_links=source.follow_links)

@@ -20,7 +20,7 @@ from indexer.state.layout import Layout
 from indexer.state.ledger import Ledger
 
 if TYPE_CHECKING:
-    from indexer.connectors.filesystem import FilesystemSource
+    from indexer.connectors.contract import Connector
     from indexer.state.doctor import Checkup
     from indexer.state.store import Store
     from indexer.sync.pipeline import Pipeline
@@ -256,12 +256,14 @@ class Index:
 
     def _sources(self, paths: Sequence[str | Path], include: Sequence[str],
                  exclude: Sequence[str], follow_links: bool,
-                 remember: bool) -> list[FilesystemSource]:
-        """The sources a run covers: ``paths`` (remembered if asked) or every known one."""
-        from indexer.connectors.filesystem import FilesystemSource, path_uri
+                 remember: bool) -> list[Connector]:
+        """The sources a run covers: ``paths`` (remembered if asked) or every known one,
+        each with the connector its URI scheme names."""
+        from indexer.connectors import registry as connectors
+        from indexer.connectors.filesystem import path_uri
 
         config = self.config
-        wanted = [Path(p).resolve().as_posix() for p in paths]
+        wanted = [_location(p) for p in paths]
         for path in wanted:
             if path_uri(path) != path:
                 raise SourceError(
@@ -269,15 +271,10 @@ class Index:
                     "or give a folder that contains it")
             config = config.with_source(configfile.SourceConfig(
                 path, tuple(include), tuple(exclude), follow_links))
-        sources = [FilesystemSource(Path(s.path), include=s.include, exclude=s.exclude,
-                                    max_bytes=config.max_bytes, skip_dirs=(self.path,),
-                                    follow_links=s.follow_links)
+        sources = [connectors.connector_for(s, config, skip_dirs=(self.path,))
                    for s in config.sources if not wanted or s.path in wanted]
         if not sources:
             raise SourceError("no source to sync: give a folder, e.g. `indexer sync ./docs`")
-        for source in sources:
-            if not source.root.exists():
-                raise SourceError(f"source {source.root} does not exist; check the path")
         if remember:
             self.path.mkdir(parents=True, exist_ok=True)
             for entry in config.sources:
@@ -349,6 +346,14 @@ def _recorded(config: configfile.Config, meta: dict[str, str]) -> configfile.Con
     return replace(config, model=meta["config_model"],
                    dimensions=int(meta["config_dimensions"] or 0) or None,
                    model_dir=meta["config_model_dir"] or None)
+
+
+def _location(path: str | Path) -> str:
+    """A source as the config records it: a folder's absolute path, or a URI as given."""
+    from indexer.connectors.registry import scheme_of
+
+    text = str(path)
+    return Path(text).resolve().as_posix() if scheme_of(text) == "file" else text
 
 
 def _model_changed(meta: dict[str, str], wanted: str) -> IndexMismatch:

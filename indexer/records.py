@@ -22,8 +22,10 @@ class SourceItem:
     ``uri`` identifies the document across runs and is always valid UTF-8 (for files: the
     absolute POSIX path, or a ``file://`` URI for a path that is not UTF-8, see
     :func:`indexer.connectors.filesystem.path_uri`); ``path`` is where the file is read, never
-    derived from ``uri``. ``size`` and ``mtime_ns`` form the cheap fingerprint that lets
-    a re-sync skip reading unchanged files.
+    derived from ``uri`` (a connector that fetches by URI may point it at a cache).
+    ``version`` is the connector's own cheap fingerprint when it has one (a git blob id, an
+    ETag); otherwise ``size`` and ``mtime_ns`` form it. Either lets a re-sync skip
+    reading unchanged items.
     """
 
     uri: str
@@ -31,11 +33,12 @@ class SourceItem:
     size: int
     mtime_ns: int
     format: str
+    version: str | None = None
 
     @property
     def fingerprint(self) -> str:
-        """Cheap change detector: size and modification time."""
-        return f"{self.size}:{self.mtime_ns}"
+        """Cheap change detector: the connector's version, else size and modification time."""
+        return self.version or f"{self.size}:{self.mtime_ns}"
 
 
 @dataclass(frozen=True)

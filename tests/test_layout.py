@@ -89,3 +89,91 @@ def test_an_unknown_backend_lists_what_is_installed(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('[index]\nbackend = "mistral"\n')
     with pytest.raises(ConfigError, match="backend must be one of auto, local, openai"):
         Index(tmp_path)
+
+
+def _connector_plugin(site: Path) -> None:
+    """An installed connector for ``notes://FOLDER`` sources: one item per line of
+    FOLDER/notes.txt, fingerprinted by its text, that reports changes since a cursor."""
+    package = site / "notes_connector"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('''
+import hashlib
+from pathlib import Path
+from indexer.connectors import formats
+from indexer.connectors.contract import Changes
+from indexer.connectors.registry import ConnectorSpec
+from indexer.records import Document, SourceItem
+
+SPEC = ConnectorSpec("notes", ("notes",), "notes_connector:create")
+
+
+class Notes:
+    def __init__(self, source, config, skip_dirs):
+        self.uri = source.path
+        self.folder = Path(source.path.removeprefix("notes://"))
+
+    def _log(self, what):
+        with (self.folder / "calls.log").open("a") as log:
+            log.write(what + "\\n")
+
+    def _items(self):
+        lines = (self.folder / "notes.txt").read_text().splitlines()
+        return {f"{self.uri}#{n}": line for n, line in enumerate(lines)}
+
+    def _item(self, uri, line):
+        digest = hashlib.sha256(line.encode()).hexdigest()[:16]
+        return SourceItem(uri, self.folder / "notes.txt", len(line), 0, "markdown", digest)
+
+    def scan(self):
+        self._log("scan")
+        return iter([self._item(u, t) for u, t in self._items().items()])
+
+    def load(self, item):
+        return formats.document(item.uri, self._items()[item.uri].encode(), "markdown")
+
+    def cursor(self):
+        return (self.folder / "notes.txt").read_text()
+
+    def changes(self, since):
+        self._log("changes")
+        before = {n: l for n, l in enumerate(since.splitlines())}
+        now = self._items()
+        found = tuple(self._item(u, t) for u, t in now.items()
+                      if before.get(int(u.rsplit("#", 1)[1])) != t)
+        gone = tuple(f"{self.uri}#{n}" for n in before if f"{self.uri}#{n}" not in now)
+        return Changes(found, gone)
+
+
+def create(source, config, skip_dirs):
+    return Notes(source, config, skip_dirs)
+''')
+    info = site / "notes_connector-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: notes-connector\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[batch_indexer.connectors]\nnotes = notes_connector:SPEC\n")
+
+
+def test_a_connector_plugin_is_chosen_by_scheme_and_asked_for_changes(tmp_path: Path) -> None:
+    _connector_plugin(tmp_path / "site")
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("Alpha is the first letter.\nBeta comes second.\n"
+                                      "Gamma is third.\n")
+    code = (
+        "import sys\n"
+        "from indexer import Index\n"
+        f"with Index({str(tmp_path / 'idx')!r}) as index:\n"
+        f"    report = index.sync([sys.argv[1]])\n"
+        "    print(report.new, report.changed, report.deleted, report.unchanged)\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+
+    def sync() -> str:
+        done = subprocess.run([sys.executable, "-c", code, f"notes://{folder}"], env=env,
+                              capture_output=True, text=True, timeout=300, check=True)
+        return done.stdout.strip()
+
+    assert sync() == "3 0 0 0"
+    (folder / "notes.txt").write_text("Alpha is the first letter.\nBeta comes second, b.\n")
+    assert sync() == "0 1 1 0"  # only what changed since the stored cursor
+    assert (folder / "calls.log").read_text().split() == ["scan", "changes"]

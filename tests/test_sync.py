@@ -129,7 +129,7 @@ def test_a_noop_sync_reads_no_file_and_loads_no_model_or_store(docs: Path, tmp_p
     def no_reading(*_: object) -> None:
         raise AssertionError("an unchanged file was read")
 
-    monkeypatch.setattr("indexer.sync.survey.load", no_reading)
+    monkeypatch.setattr("indexer.connectors.filesystem.load", no_reading)
     with Index(tmp_path / "idx") as index:
         report = index.sync([docs])
     assert report.unchanged == 7 and report.embedded == 0

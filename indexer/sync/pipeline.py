@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from indexer.backends.contract import Backend, MeasuresInput
 from indexer.batchfiles.requests import Request, content_key, write_shards
 from indexer.chunking.chunker import ChunkerSettings, chunk_document, refit
-from indexer.connectors.filesystem import FilesystemSource
+from indexer.connectors.contract import Connector, ReportsChanges
 from indexer.progress import Progress
 from indexer.records import Chunk, Document, StoreRow
 from indexer.report import Plan, SyncReport
@@ -64,28 +64,34 @@ class Pipeline:
         """The search store."""
         return self._open_store(self.backend)
 
-    def sync(self, sources: Sequence[FilesystemSource]) -> SyncReport:
+    def sync(self, sources: Sequence[Connector]) -> SyncReport:
         """Bring the store up to date with ``sources``; see :class:`SyncReport`."""
         started = time.monotonic()
         report = SyncReport()
         for source in sources:
-            root = source.root.resolve().as_posix()
-            for change in survey(source, self.ledger.documents(root), self.progress):
-                self._apply(root, change, report)
+            key = f"cursor {source.uri}"
+            cursor = source.cursor() if isinstance(source, ReportsChanges) else None
+            since = self.ledger.meta().get(key)
+            for change in survey(source, self.ledger.documents(source.uri), self.progress,
+                                 since):
+                self._apply(source.uri, change, report)
+            if cursor is not None:  # every change up to it is staged: start there next time
+                self.ledger.set_meta({key: cursor})
         self.jobs.run(report)
         self.publish(report)
         report.seconds = round(time.monotonic() - started, 3)
         return report
 
-    def plan(self, sources: Sequence[FilesystemSource]) -> Plan:
+    def plan(self, sources: Sequence[Connector]) -> Plan:
         """What :meth:`sync` would do and cost, without writing or spending anything."""
         plan = Plan(backend=self.backend.name, priced=self.options.jobs.priced,
                     model=self.backend.model,
                     budget=self.jobs.budget())
         wanted: dict[str, Request] = {r.custom_id: r for r in self.ledger.pending_requests()}
         for source in sources:
-            root = source.root.resolve().as_posix()
-            for change in survey(source, self.ledger.documents(root), self.progress):
+            since = self.ledger.meta().get(f"cursor {source.uri}")
+            for change in survey(source, self.ledger.documents(source.uri), self.progress,
+                                 since):
                 setattr(plan, change.kind, getattr(plan, change.kind) + 1)
                 if change.skip is not None:
                     plan.skips.append(change.skip)

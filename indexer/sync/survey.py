@@ -1,7 +1,9 @@
 """What changed in a source since the ledger last saw it, decided without writing anything.
 
-A file whose size and mtime match the ledger is unchanged and never read; a file
-that is read but hashes the same is only *touched*. Both ``sync`` (which applies the
+An item whose fingerprint (a file's size and mtime) matches the ledger is unchanged
+and never read; an item that is read but hashes the same is only *touched*. A source
+that reports changes since a cursor (:class:`~indexer.connectors.contract.ReportsChanges`)
+is asked for those instead of being listed in full. Both ``sync`` (which applies the
 changes) and ``plan`` (which only counts them) walk the same survey.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from indexer.connectors.filesystem import FilesystemSource, load
+from indexer.connectors.contract import Connector, ReportsChanges
 from indexer.progress import Progress
 from indexer.records import Document, Skip, SourceItem
 from indexer.state.ledger import DocumentState
@@ -33,13 +35,16 @@ class Change:
     was_skipped: bool = False
 
 
-def survey(source: FilesystemSource, known: Mapping[str, DocumentState],
-           progress: Progress) -> Iterator[Change]:
-    """Every document's :class:`Change`, reading only files whose fingerprint moved."""
+def survey(source: Connector, known: Mapping[str, DocumentState], progress: Progress,
+           since: str | None = None) -> Iterator[Change]:
+    """Every document's :class:`Change`, reading only items whose fingerprint moved;
+    with ``since`` (a cursor the source handed out), only what changed after it."""
     seen: set[str] = set()
     moved: list[SourceItem] = []
-    progress.stage(f"scan {source.root}")
-    for found in source.scan():
+    changes = (source.changes(since) if since is not None
+               and isinstance(source, ReportsChanges) else None)
+    progress.stage(f"scan {source.uri}")
+    for found in changes.found if changes is not None else source.scan():
         progress.advance()
         seen.add(found.uri)
         if isinstance(found, Skip):
@@ -54,12 +59,13 @@ def survey(source: FilesystemSource, known: Mapping[str, DocumentState],
         else:
             moved.append(found)
     progress.end()
-    for uri in known:
-        if uri not in seen:
-            yield Change("deleted", uri)
+    gone = ([uri for uri in changes.deleted if uri in known and uri not in seen]
+            if changes is not None else [uri for uri in known if uri not in seen])
+    for uri in gone:
+        yield Change("deleted", uri)
     progress.stage("read & chunk", len(moved))
     for item in moved:
-        loaded = load(item)
+        loaded = source.load(item)
         state = known.get(item.uri)
         if isinstance(loaded, Skip):
             yield Change("skipped", item.uri, item, skip=loaded)

@@ -1,0 +1,89 @@
+"""The kinds of source this installation can crawl, chosen by the source's URI scheme.
+
+A plain path (or ``file://``) is a folder or file on disk. A third-party connector is a
+package that exposes a :class:`ConnectorSpec` under the entry point group
+``batch_indexer.connectors``; its ``schemes`` say which sources it serves::
+
+    [project.entry-points."batch_indexer.connectors"]
+    notion = "indexer_notion:SPEC"
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from indexer.errors import SourceError
+
+if TYPE_CHECKING:
+    from indexer.config import Config, SourceConfig
+    from indexer.connectors.contract import Connector
+
+ENTRY_POINTS = "batch_indexer.connectors"
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)(?:\+[a-zA-Z0-9.-]+)?://")
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    """A kind of source: its name, the URI schemes it serves, and its factory.
+
+    ``factory`` names ``"module:function"``, called as ``function(source, config,
+    skip_dirs)`` with the source's :class:`~indexer.config.SourceConfig`, the index's
+    :class:`~indexer.config.Config` and the directories never to crawl (the index's own).
+    The module is imported only when such a source is synced.
+    """
+
+    name: str
+    schemes: tuple[str, ...]
+    factory: str
+
+    def create(self, source: SourceConfig, config: Config,
+               skip_dirs: tuple[Path, ...] = ()) -> Connector:
+        """Build the connector for ``source``."""
+        module, _, name = self.factory.partition(":")
+        connector: Connector = getattr(importlib.import_module(module), name)(
+            source, config, skip_dirs)
+        return connector
+
+
+BUILTIN = (
+    ConnectorSpec("filesystem", ("file",), "indexer.connectors.filesystem:create"),
+)
+
+
+@cache
+def specs() -> Mapping[str, ConnectorSpec]:
+    """Every known connector by URI scheme: built-ins first, then installed plugins."""
+    found = {scheme: spec for spec in BUILTIN for scheme in spec.schemes}
+    for point in entry_points(group=ENTRY_POINTS):
+        spec = point.load()
+        if not isinstance(spec, ConnectorSpec):
+            raise SourceError(f"the plugin {point.value!r} registered under {ENTRY_POINTS} "
+                              "is not a ConnectorSpec")
+        for scheme in spec.schemes:
+            found.setdefault(scheme, spec)
+    return found
+
+
+def scheme_of(location: str) -> str:
+    """The URI scheme of a source (``git+https://…`` is ``git``); ``file`` for a path."""
+    match = _SCHEME.match(location)
+    return match[1].lower() if match else "file"
+
+
+def connector_for(source: SourceConfig, config: Config,
+                  skip_dirs: tuple[Path, ...] = ()) -> Connector:
+    """The connector that crawls ``source``; an unknown scheme lists what is installed."""
+    scheme = scheme_of(source.path)
+    spec = specs().get(scheme)
+    if spec is None:
+        kinds = ", ".join(sorted(specs()))
+        raise SourceError(f"no connector for {scheme}:// sources ({source.path}); installed: "
+                          f"{kinds} (plugins register under the {ENTRY_POINTS!r} entry points)")
+    return spec.create(source, config, skip_dirs)
