@@ -61,6 +61,7 @@ class Config:
     max_bytes: int = 20_000_000
     chunk_tokens: int = 200
     max_attempts: int = 3
+    lost_after_seconds: float = 300.0
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
 
     def batch_price(self, model: str) -> float:
@@ -229,6 +230,11 @@ token_budget = 2400000
 
 # Attempts per chunk before it is recorded as failed.
 max_attempts = 3
+
+# A batch the service answers "not found" for is given up (its chunks queued again) only
+# after 3 such answers in a row spanning at least this many seconds, and only if the
+# batch list does not show it either.
+lost_after_seconds = 300.0
 
 # Seconds between polls of batches in flight with `sync --wait`, and per API request.
 poll_seconds = 5.0

@@ -138,13 +138,12 @@ class Index:
         self._require()
         ledger = self._open_ledger()
         with ledger.lock("gc"):
-            jobs = ledger.open_jobs()
-            keep = {str(j.shard) for j in jobs} | {j.input_file for j in jobs if j.input_file}
+            from indexer.state.doctor import stale_local_files
+
             deleted = 0
-            for path in sorted((self._gen / "batches").glob("*")):
-                if str(path) not in keep:
-                    path.unlink(missing_ok=True)
-                    deleted += 1
+            for path in stale_local_files(ledger, self._gen / "batches"):
+                path.unlink(missing_ok=True)
+                deleted += 1
             for generation in self._layout.retired():
                 self._layout.remove(generation)
                 deleted += 1
@@ -169,7 +168,8 @@ class Index:
             backend = self._open_backend()
             remote = backend.remote_files if backend.remote else None
             checkup = examine(ledger, self._store(backend), self._layout, repair,
-                              remote, backend.cleanup if remote else None)
+                              remote, backend.cleanup if remote else None,
+                              self._gen / "batches")
             if repair and any(f.check == "places" for f in checkup.findings):
                 self._pipeline(wait=False).publish(SyncReport())  # rewrites the dirty rows
             return checkup
@@ -187,7 +187,8 @@ class Index:
                           poll_seconds=self.config.poll_seconds,
                           batch_price=self.config.batch_price(model) if priced else 0.0,
                           priced=priced,
-                          max_cost=max_cost if max_cost is not None else self.config.max_cost)
+                          max_cost=max_cost if max_cost is not None else self.config.max_cost,
+                          lost_after_seconds=self.config.lost_after_seconds)
         options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens), jobs)
         return Pipeline(self._open_ledger(), self._open_backend, self._store,
                         self._gen / "batches", options, self.progress)
@@ -216,13 +217,16 @@ class Index:
         self._require()
         ledger = self._open_ledger()
         meta, counts = ledger.meta(), ledger.counts()
-        billed = ledger.billed_tokens()
+        unknown = ledger.jobs_without_usage()
+        billed = None if unknown else ledger.billed_tokens()
+        priced = "backend" in meta and registry.get(meta["backend"]).priced
+        price = self.config.batch_price(meta.get("model", "")) if priced else 0.0
         jobs = tuple(JobInfo(j.label, j.state, j.remote_id, j.remote_state, j.requests,
                              j.completed, j.failed, j.tokens) for j in ledger.open_jobs())
         return IndexStatus(
             path=str(self.path),
             backend=meta.get("backend", "?"),
-            priced="backend" in meta and registry.get(meta["backend"]).priced,
+            priced=priced,
             model=meta.get("model", "?"),
             dimensions=int(meta.get("dimensions", 0)),
             sources=tuple(s.path for s in self.config.sources),
@@ -236,8 +240,8 @@ class Index:
             problems=tuple(Skip(uri, reason) for uri, reason in ledger.skips()),
             jobs=jobs,
             tokens_billed=billed,
-            cost=round(billed * self.config.batch_price(meta.get("model", "")) / 1e6, 6)
-            if meta.get("backend") and registry.get(meta["backend"]).priced else 0.0,
+            cost=None if billed is None else round(billed * price / 1e6, 6),
+            batches_without_usage=unknown,
         )
 
     def close(self) -> None:

@@ -22,13 +22,18 @@ class FileCounts:
 
 @dataclass
 class SyncReport(FileCounts):
-    """The outcome of one ``sync``: document counts, embedding work, problems and time."""
+    """The outcome of one ``sync``: document counts, embedding work, problems and time.
+
+    ``tokens`` is what the backend reported billing; ``batches_without_usage`` counts
+    batches that reported no usage (their tokens are unknown, not estimated).
+    """
 
     chunks: int = 0
     reused: int = 0
     embedded: int = 0
     failed: int = 0
     tokens: int = 0
+    batches_without_usage: int = 0
     jobs: int = 0
     in_flight: int = 0
     pending: int = 0
@@ -95,7 +100,11 @@ class JobInfo:
 
 @dataclass(frozen=True)
 class IndexStatus:
-    """What an index holds: its model, documents, passages and open work."""
+    """What an index holds: its model, documents, passages and open work.
+
+    ``tokens_billed`` and ``cost`` are None (unknown) when some ingested batch reported
+    no usage; ``batches_without_usage`` says how many.
+    """
 
     path: str
     backend: str
@@ -111,8 +120,9 @@ class IndexStatus:
     jobs_open: int
     problems: tuple[Skip, ...]
     jobs: tuple[JobInfo, ...] = ()
-    tokens_billed: int = 0
-    cost: float = 0.0
+    tokens_billed: int | None = 0
+    cost: float | None = 0.0
+    batches_without_usage: int = 0
     priced: bool = False
 
     def to_dict(self) -> dict[str, object]:

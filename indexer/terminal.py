@@ -72,9 +72,13 @@ class BarProgress:
 def show_report(report: SyncReport) -> None:
     """The end-of-sync summary: files by fate, chunks embedded, skips, time."""
     _files(report)
+    billed = f" ({report.tokens} tokens billed)" if report.tokens else ""
+    if report.batches_without_usage:
+        billed = (f" (billed tokens unknown: {report.batches_without_usage} batch(es) reported "
+                  "no usage)")
     out.print(
         f"chunks: {report.chunks} in changed files, {report.reused} already embedded, "
-        f"{report.embedded} embedded now ({report.tokens} tokens), {report.failed} failed"
+        f"{report.embedded} embedded now{billed}, {report.failed} failed"
     )
     for skip in report.skips:
         out.print(f"  skipped {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
@@ -151,8 +155,11 @@ def show_status(info: IndexStatus) -> None:
               f"{info.skipped_documents} skipped")
     out.print(f"passages: {info.passages} embedded, {info.chunks_pending} waiting, "
               f"{info.chunks_failed} failed; open jobs: {info.jobs_open}")
-    if info.tokens_billed and info.priced:
-        out.print(f"billed: {info.tokens_billed} tokens, about ${info.cost:.4f}")
+    if info.tokens_billed is None:
+        out.print(f"billed: unknown ({info.batches_without_usage} batch(es) reported no "
+                  "usage)")
+    elif info.tokens_billed and info.priced:
+        out.print(f"billed: {info.tokens_billed} tokens, about ${info.cost or 0:.4f}")
     if info.jobs:
         table = Table(title="batches in flight")
         for name in ("job", "state", "batch", "progress", "tokens"):

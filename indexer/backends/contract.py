@@ -41,7 +41,12 @@ class JobError:
 
 @dataclass(frozen=True)
 class JobStatus:
-    """Where a submitted job stands, in the Batch API's terms."""
+    """Where a submitted job stands, in the Batch API's terms.
+
+    ``state`` ``lost`` means the service answered that it does not know the job (one
+    such answer is not proof: the runner looks again before giving it up). ``tokens``
+    is the usage the service billed, None when it reported none.
+    """
 
     state: str
     completed: int = 0
@@ -50,7 +55,7 @@ class JobStatus:
     output_file: str | None = None
     error_file: str | None = None
     errors: tuple[JobError, ...] = field(default_factory=tuple)
-    tokens: int = 0
+    tokens: int | None = 0
 
     @property
     def done(self) -> bool:

@@ -8,6 +8,7 @@ API has no idempotency key, so a blind retry could pay for the same shard twice.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -45,6 +46,7 @@ class OpenAISettings:
     max_retries: int = 4
     timeout: float = Config.timeout
     create_attempts: int = 4
+    download_attempts: int = 3
 
 
 class OpenAIBackend:
@@ -148,29 +150,42 @@ class OpenAIBackend:
             JobError(e.code or "error", e.message or "", e.line)
             for e in (batch.errors.data or [] if batch.errors else [])
         )
+        completed = counts.completed if counts else 0
         usage: Any = getattr(batch, "usage", None)
+        tokens: int | None = getattr(usage, "input_tokens", None)
+        if not tokens and completed:
+            tokens = None  # lines were delivered, so a usage of 0 (or none) says nothing
         return JobStatus(
             batch.status,
-            completed=counts.completed if counts else 0,
+            completed=completed,
             failed=counts.failed if counts else 0,
             total=counts.total if counts else 0,
             output_file=batch.output_file_id, error_file=batch.error_file_id,
-            errors=errors, tokens=int(getattr(usage, "input_tokens", 0) or 0),
+            errors=errors, tokens=tokens,
         )
 
     def fetch(self, status: JobStatus, directory: Path, label: str) -> JobFiles:
-        """Stream the output and error files to ``directory`` (retrying truncated downloads)."""
-        output = self._download(status.output_file, directory / f"{label}.output.jsonl")
-        errors = self._download(status.error_file, directory / f"{label}.errors.jsonl")
+        """Download the output and error files to ``directory``, each checked whole.
+
+        Raises :class:`BackendError` when a file is still short (or ends mid-line) after
+        ``download_attempts``: nothing of the job is ingested and the next sync tries again.
+        """
+        output = self._download(status.output_file, directory / f"{label}.output.jsonl",
+                                f"output file of batch {label}")
+        errors = self._download(status.error_file, directory / f"{label}.errors.jsonl",
+                                f"error file of batch {label}")
         return JobFiles(output, errors)
 
-    def _download(self, file_id: str | None, target: Path) -> Path | None:
+    def _download(self, file_id: str | None, target: Path, what: str) -> Path | None:
         if not file_id:
             return None
-        with _api("look up the result file"):
+        with _api(f"look up the {what} ({file_id})"):
             expected = self._client.files.retrieve(file_id).bytes
         part = target.with_suffix(".part")
-        for _ in range(3):
+        got = 0
+        for attempt in range(self.settings.download_attempts):
+            if attempt:
+                time.sleep(min(0.25 * 2 ** attempt, 5.0))
             try:
                 with self._client.files.with_streaming_response.content(file_id) as response, \
                         part.open("wb") as out:
@@ -178,12 +193,17 @@ class OpenAIBackend:
                         out.write(block)
             except Exception:  # a cut stream surfaces as the transport's own error type
                 pass  # what arrived is checked below
-            if part.exists() and part.stat().st_size >= expected:
-                break
-        if not part.exists():
-            raise BackendError(f"could not download {file_id}; the next sync tries again")
-        part.replace(target)  # a still-short file keeps its whole lines; the rest requeues
-        return target
+            got = part.stat().st_size if part.exists() else 0
+            if got == expected and _ends_whole(part):
+                part.replace(target)
+                return target
+        part.unlink(missing_ok=True)
+        detail = (f"got {got} of {expected} bytes" if got != expected
+                  else "the file ends in the middle of a line")
+        raise BackendError(
+            f"could not download the {what} ({file_id}) whole: {detail} after "
+            f"{self.settings.download_attempts} attempts; nothing of it was ingested and "
+            "the remote file is kept, so the next sync downloads it again")
 
     def cancel(self, job_id: str) -> None:
         """Ask OpenAI to cancel; finished lines are still delivered and ingested."""
@@ -205,11 +225,16 @@ class OpenAIBackend:
                 pass  # left for `indexer gc`
 
     def remote_files(self) -> list[tuple[str, str]]:
-        """``(file id, filename)`` of this index's batch files still stored remotely."""
+        """``(file id, filename)`` of this index's batch input files still stored remotely,
+        and of every batch result file (their names do not say whose they are: the
+        ledger knows which ones this index's jobs produced)."""
         prefix = f"{self.settings.index_id}-"
         with _api("list files"):
-            return [(f.id, f.filename) for f in self._client.files.list(purpose="batch")
-                    if f.filename.startswith(prefix)]
+            inputs = [(f.id, f.filename) for f in self._client.files.list(purpose="batch")
+                      if f.filename.startswith(prefix)]
+            results = [(f.id, f.filename)
+                       for f in self._client.files.list(purpose="batch_output")]
+        return inputs + results
 
     def embed_query(self, texts: Sequence[str]) -> np.ndarray:
         """Embed queries with the synchronous endpoint, same model and dimensions."""
@@ -246,6 +271,23 @@ def _api(action: str) -> Iterator[None]:
     except openai.APIError as exc:
         raise BackendError(f"could not {action}: {exc}; check the network and run again") \
             from exc
+
+
+def _ends_whole(path: Path) -> bool:
+    """Whether the file's last line is complete: it ends with a newline, or it parses."""
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        if size == 0:
+            return True
+        handle.seek(max(0, size - 1))
+        if handle.read(1) == b"\n":
+            return True
+    last = path.read_bytes().rsplit(b"\n", 1)[-1]
+    try:
+        json.loads(last)
+    except ValueError:
+        return False
+    return True
 
 
 def _message(exc: openai.APIStatusError) -> str:

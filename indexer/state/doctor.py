@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer.state.layout import Layout
@@ -44,8 +45,10 @@ class Checkup:
 
 def examine(ledger: Ledger, store: Store, layout: Layout, repair: bool,
             remote_files: Callable[[], list[tuple[str, str]]] | None = None,
-            cleanup: Callable[[list[str]], None] | None = None) -> Checkup:
-    """Run every check; with ``repair``, mend what can be mended without spending."""
+            cleanup: Callable[[list[str]], None] | None = None,
+            batches: Path | None = None) -> Checkup:
+    """Run every check; with ``repair``, mend what can be mended without spending.
+    ``batches`` is the generation's scratch directory (default: the live one's)."""
     checkup = Checkup()
 
     def found(check: str, message: str, items: list[str], fix: Callable[[], None]) -> None:
@@ -81,6 +84,15 @@ def examine(ledger: Ledger, store: Store, layout: Layout, repair: bool,
         stale = stale_remote_files(ledger, remote_files)
         found("remote files", "batch files left on the service", stale, lambda: cleanup(stale))
 
+    leftovers = stale_local_files(ledger, batches or layout.current / "batches")
+
+    def remove_leftovers() -> None:
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+
+    found("leftover batch files", "local batch files no open job needs (shards, outputs "
+          "left by an interrupted run)", [str(p) for p in leftovers], remove_leftovers)
+
     retired = layout.retired()
 
     def remove_retired() -> None:
@@ -94,6 +106,26 @@ def examine(ledger: Ledger, store: Store, layout: Layout, repair: bool,
 
 def stale_remote_files(ledger: Ledger,
                        remote_files: Callable[[], list[tuple[str, str]]]) -> list[str]:
-    """Ids of the index's remote batch files that no open job still needs."""
-    needed = {j.input_file for j in ledger.open_jobs() if j.input_file}
-    return [file_id for file_id, _ in remote_files() if file_id not in needed]
+    """Ids of the index's remote files that no open job still needs: input files named
+    after the index, and the output and error files of jobs already ingested (left when
+    a run stopped between ingesting a job and deleting its files).
+
+    ``remote_files`` lists ``(id, filename)`` of the index's input files and of result
+    files, whose names do not say which index they belong to: the ledger does."""
+    prefix = f"{ledger.meta().get('index_id', '')}-"
+    needed = {file_id for job in ledger.open_jobs()
+              for file_id in (job.input_file, job.output_file, job.error_file) if file_id}
+    results = ledger.result_files()
+    return [file_id for file_id, name in remote_files()
+            if file_id not in needed and (file_id in results or name.startswith(prefix))]
+
+
+def stale_local_files(ledger: Ledger, batches: Path) -> list[Path]:
+    """Files in the scratch directory ``batches`` that no open job needs: everything but
+    an open job's shard and its (possibly not yet ingested) output and error files."""
+    if not batches.is_dir():
+        return []
+    needed = set()
+    for job in ledger.open_jobs():
+        needed |= {job.shard.name, f"{job.label}.output.jsonl", f"{job.label}.errors.jsonl"}
+    return sorted(p for p in batches.iterdir() if p.is_file() and p.name not in needed)

@@ -44,8 +44,9 @@ CREATE TABLE IF NOT EXISTS jobs(
     input_file TEXT, output_file TEXT, error_file TEXT,
     requests INTEGER NOT NULL, tokens INTEGER NOT NULL,
     completed INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
-    usage_tokens INTEGER NOT NULL DEFAULT 0, remote_state TEXT,
-    created_at REAL NOT NULL, updated_at REAL NOT NULL, error TEXT);
+    usage_tokens INTEGER DEFAULT 0, remote_state TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, error TEXT,
+    misses INTEGER NOT NULL DEFAULT 0, missing_since REAL);
 CREATE TABLE IF NOT EXISTS dirty(custom_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS lock(
     id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
@@ -55,7 +56,9 @@ CREATE TABLE IF NOT EXISTS lock(
 OPEN_JOB_STATES = ("planned", "uploaded", "creating", "submitted")
 _JOB_FIELDS = frozenset({"state", "attempt", "remote_id", "input_file", "output_file",
                          "error_file", "completed", "failed", "usage_tokens", "remote_state",
-                         "error"})
+                         "error", "misses", "missing_since"})
+_ADDED_JOB_COLUMNS = (("misses", "INTEGER NOT NULL DEFAULT 0"), ("missing_since", "REAL"))
+"""Job columns added after the first release, with their declarations (for migration)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,10 @@ class Job:
 
     ``state`` is the ledger's record of intent: ``planned`` (shard written),
     ``uploaded`` (``input_file`` known), ``creating`` (a create call may have reached
-    the service), ``submitted`` (``remote_id`` known), then ``ingested`` or ``abandoned``.
+    the service), ``submitted`` (``remote_id`` known), then ``ingested``, ``abandoned``
+    or ``lost`` (not found for a while, nor in the batch list; adopted if it turns up).
+    ``usage_tokens`` is None when the service reported no usage. ``misses`` counts the
+    status checks in a row that did not find the batch, since ``missing_since``.
     """
 
     id: int
@@ -92,9 +98,11 @@ class Job:
     tokens: int
     completed: int
     failed: int
-    usage_tokens: int
+    usage_tokens: int | None
     remote_state: str | None
     created_at: float
+    misses: int = 0
+    missing_since: float | None = None
 
     @property
     def label(self) -> str:
@@ -131,8 +139,31 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot open the ledger {path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Bring a ledger an earlier version wrote up to this schema, in place."""
+        if not self._outdated():
+            return
+        with self._tx() as db:
+            columns = {row[1]: bool(row[3]) for row in db.execute("PRAGMA table_info(jobs)")}
+            for name, declaration in _ADDED_JOB_COLUMNS:
+                if name not in columns:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+            if columns.get("usage_tokens"):  # NOT NULL: unknown usage could not be recorded
+                sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' "
+                                 "AND name = 'jobs'").fetchone()[0]
+                db.execute("ALTER TABLE jobs RENAME TO jobs_before_migration")
+                db.execute(sql.replace("usage_tokens INTEGER NOT NULL", "usage_tokens INTEGER"))
+                db.execute("INSERT INTO jobs SELECT * FROM jobs_before_migration")
+                db.execute("DROP TABLE jobs_before_migration")
+
+    def _outdated(self) -> bool:
+        columns = {row[1]: bool(row[3]) for row in self._db.execute("PRAGMA table_info(jobs)")}
+        return columns.get("usage_tokens", False) or any(
+            name not in columns for name, _ in _ADDED_JOB_COLUMNS)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -322,7 +353,8 @@ class Ledger:
         rows = self._db.execute(
             "SELECT id, backend, shard, state, attempt, remote_id, input_file, output_file, "
             "error_file, requests, tokens, completed, failed, usage_tokens, remote_state, "
-            f"created_at FROM jobs WHERE state IN ({marks}) ORDER BY id", tuple(states))
+            f"created_at, misses, missing_since FROM jobs WHERE state IN ({marks}) ORDER BY id",
+            tuple(states))
         return [Job(r[0], r[1], Path(r[2]), *r[3:]) for r in rows]
 
     def open_jobs(self) -> list[Job]:
@@ -365,6 +397,55 @@ class Ledger:
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in embedded])
         return Settled(outcome.get("embedded", 0), outcome.get("pending", 0),
                        outcome.get("failed", 0))
+
+    def lose_job(self, job_id: int, reason: str, max_attempts: int) -> Settled:
+        """Record a batch as lost: its queued keys are charged an attempt and go back to
+        pending (failed once attempts run out). The job keeps its label, so a batch that
+        turns up again under it is recognised and adopted."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE keys SET attempts = attempts + 1, error = ?, "
+                "state = CASE WHEN attempts + 1 < ? THEN 'pending' ELSE 'failed' END "
+                "WHERE job_id = ? AND state = 'queued'", (reason, max_attempts, job_id))
+            outcome = dict(db.execute(
+                "SELECT state, count(*) FROM keys WHERE job_id = ? GROUP BY state", (job_id,)))
+            db.execute("UPDATE keys SET job_id = NULL WHERE job_id = ?", (job_id,))
+            db.execute("UPDATE jobs SET state = 'lost', error = ?, updated_at = ? WHERE id = ?",
+                       (reason, time.time(), job_id))
+        return Settled(0, outcome.get("pending", 0), outcome.get("failed", 0))
+
+    def adopt(self, keys: Sequence[str]) -> tuple[int, set[int]]:
+        """Mark keys embedded whose vectors came from a batch they were no longer queued in
+        (one that turned up again after it was given up): whatever job, pending or failed
+        state they were in, they are settled now. Returns how many changed, and the jobs
+        they were taken out of."""
+        with self._tx() as db:
+            changed, taken_from = 0, set()
+            for key in keys:
+                row = db.execute("SELECT job_id FROM keys WHERE custom_id = ? "
+                                 "AND state != 'embedded'", (key,)).fetchone()
+                if row is None:
+                    continue
+                db.execute("UPDATE keys SET state = 'embedded', error = NULL, job_id = NULL "
+                           "WHERE custom_id = ?", (key,))
+                changed += 1
+                if row[0] is not None:
+                    taken_from.add(int(row[0]))
+            db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in keys])
+        return changed, taken_from
+
+    def queued_counts(self) -> dict[int, int]:
+        """How many keys each job still holds queued."""
+        return dict(self._db.execute(
+            "SELECT job_id, count(*) FROM keys WHERE state = 'queued' GROUP BY job_id"))
+
+    def result_files(self) -> set[str]:
+        """Remote output and error file ids of jobs no longer open (their lines are in)."""
+        marks = ",".join("?" * len(OPEN_JOB_STATES))
+        rows = self._db.execute(
+            f"SELECT output_file, error_file FROM jobs WHERE state NOT IN ({marks})",
+            OPEN_JOB_STATES)
+        return {file_id for row in rows for file_id in row if file_id}
 
     def abandon_job(self, job_id: int, reason: str) -> None:
         """Give a job up without charging its keys an attempt: they go back to pending."""
@@ -457,9 +538,15 @@ class Ledger:
         return out
 
     def billed_tokens(self) -> int:
-        """Tokens of every ingested job, as the backend reported its usage."""
+        """Tokens of every ingested job whose usage the backend reported."""
         return int(self._db.execute(
             "SELECT coalesce(sum(usage_tokens), 0) FROM jobs").fetchone()[0])
+
+    def jobs_without_usage(self) -> int:
+        """Ingested jobs whose batch reported no token usage (their cost is unknown)."""
+        return int(self._db.execute(
+            "SELECT count(*) FROM jobs WHERE state = 'ingested' AND usage_tokens IS NULL"
+        ).fetchone()[0])
 
     def skips(self) -> list[tuple[str, str]]:
         """Documents with a problem and the reason: unreadable, or chunks failed for good."""

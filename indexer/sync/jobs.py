@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from indexer.backends.contract import Backend, JobError, JobFiles, JobStatus
+from indexer.backends.contract import Backend, JobError, JobFiles, JobStatus, RemoteJob
 from indexer.batchfiles.output import read_results
 from indexer.batchfiles.requests import BatchLimits, estimate_tokens, line_ids, write_shards
 from indexer.errors import BackendError
@@ -40,7 +40,10 @@ class JobOptions:
     ``token_budget`` caps the estimated tokens of batches in flight at once (the
     organisation's enqueued-token limit, which the API does not expose); a
     ``token_limit_exceeded`` failure lowers it (remembered in the ledger).
-    ``wait`` keeps polling until every batch is done.
+    ``wait`` keeps polling until every batch is done. A batch the service says it does
+    not know is given up only after ``lost_after_misses`` such answers in a row spanning
+    ``lost_after_seconds``, and only if the batch list does not show it either; one given
+    up is looked for again for ``resurface_seconds`` after it was planned.
     """
 
     limits: BatchLimits = field(default_factory=BatchLimits)
@@ -54,6 +57,9 @@ class JobOptions:
     batch_price: float = 0.0
     priced: bool = False
     max_cost: float | None = None
+    lost_after_misses: int = 3
+    lost_after_seconds: float = 300.0
+    resurface_seconds: float = 8 * 24 * 3600.0
 
     def cost(self, tokens: int) -> float:
         """Dollars for ``tokens`` at the batch price."""
@@ -69,6 +75,8 @@ class JobRunner:
         self.ledger, self._open_backend, self._open_store = ledger, backend, store
         self.batches, self.options, self.progress = batches, options, progress
         self._deferred: dict[int, float] = {}
+        self._looked_for_lost = float("-inf")
+        self._emptied: set[int] = set()
 
     @cached_property
     def backend(self) -> Backend:
@@ -151,16 +159,32 @@ class JobRunner:
         report.pending = self.ledger.count_pending()
 
     def _step(self, report: SyncReport) -> bool:
-        """Plan shards for pending keys, settle finished jobs, submit within the budget."""
-        progressed = self._plan()
+        """Adopt lost batches that turned up again, settle finished jobs, drop unsent jobs
+        whose keys were embedded meanwhile, plan shards for pending keys, and submit
+        within the budget."""
+        progressed = self._resurface(report)
+        failure: BackendError | None = None
         for job in self.ledger.jobs(["submitted"]):
             assert job.remote_id is not None
             status = self.backend.status(job.remote_id)
+            if status.state == "lost":
+                progressed = self._missing(job, report) or progressed
+                continue
+            done = {"output_file": status.output_file, "error_file": status.error_file,
+                    "usage_tokens": status.tokens} if status.done else {}
             self.ledger.set_job(job.id, completed=status.completed, failed=status.failed,
-                                remote_state=status.state)
-            if status.done or status.state == "lost":
-                self._settle(job, status, report)
+                                remote_state=status.state, misses=0, missing_since=None, **done)
+            if status.done:
+                try:
+                    self._settle(job, status, report)
+                except BackendError as exc:  # a download: the job stays submitted
+                    failure = failure or exc
+                    continue
                 progressed = True
+        if failure is not None:
+            raise failure  # after the other jobs settled; the next sync tries it again
+        progressed = self._prune() or progressed
+        progressed = self._plan() or progressed
         budget, requests = self.budget(), self.options.request_budget
         in_flight = self.ledger.jobs(["submitted"])
         tokens = sum(j.tokens for j in in_flight)
@@ -174,6 +198,90 @@ class JobRunner:
             tokens, count, in_flight = tokens + job.tokens, count + job.requests, [job]
             progressed = True
         return progressed
+
+    def _missing(self, job: Job, report: SyncReport) -> bool:
+        """The service answered that it does not know a submitted batch. One answer is no
+        proof: it is given up only after repeated answers over a bounded time, and only if
+        the batch list (by metadata) does not show it either. Returns True if given up."""
+        now = time.time()
+        misses, since = job.misses + 1, job.missing_since or now
+        self.ledger.set_job(job.id, misses=misses, missing_since=since, remote_state="not found")
+        if misses < self.options.lost_after_misses or now - since < self.options.lost_after_seconds:
+            return False
+        listed = next((r for r in self.backend.remote_jobs()
+                       if r.remote_id == job.remote_id or r.label == job.label), None)
+        if listed is not None:
+            self.ledger.set_job(job.id, remote_id=listed.remote_id, remote_state=listed.state,
+                                misses=0, missing_since=None)
+            other = f" as {listed.remote_id}" if listed.remote_id != job.remote_id else ""
+            report.errors.append(
+                f"batch {job.remote_id} ({job.label}) was not found {misses} times, but the "
+                f"batch list still lists it{other} ({listed.state}): kept, and polled again")
+            return False
+        reason = f"batch {job.remote_id} disappeared"
+        settled = self.ledger.lose_job(job.id, reason, self.options.max_attempts)
+        report.failed += settled.failed
+        gone = f", {settled.failed} failed for good" if settled.failed else ""
+        report.errors.append(
+            f"batch {job.remote_id} ({job.label}) disappeared: not found {misses} times over "
+            f"{now - since:.0f}s and not in the batch list; its {settled.requeued} chunk(s) were "
+            f"queued again{gone} (if it turns up later, its output is still collected)")
+        return True
+
+    def _resurface(self, report: SyncReport) -> bool:
+        """Adopt batches given up as lost that the batch list shows again: they are polled
+        and collected like any other, and whatever they hold is not paid for again."""
+        if time.monotonic() - self._looked_for_lost < self.options.max_poll_seconds:
+            return False
+        since = time.time() - self.options.resurface_seconds
+        lost = [j for j in self.ledger.jobs(["lost"]) if j.created_at >= since]
+        if not lost:
+            return False
+        self._looked_for_lost = time.monotonic()
+        listed: dict[str, RemoteJob] = {}
+        for entry in self.backend.remote_jobs():  # newest first
+            listed.setdefault(entry.label, entry)
+        back = False
+        for job in lost:
+            remote = listed.get(job.label)
+            if remote is None:
+                continue
+            self.ledger.set_job(job.id, state="submitted", remote_id=remote.remote_id,
+                                remote_state=remote.state, misses=0, missing_since=None)
+            report.errors.append(
+                f"batch {remote.remote_id} ({job.label}) turned up again after it was given "
+                "up as lost: its output is collected, and the chunks it holds are not "
+                "submitted again")
+            back = True
+        return back
+
+    def _prune(self) -> bool:
+        """Give up unsent jobs some of whose keys were embedded meanwhile (by a lost batch
+        that turned up again): their other keys go back to pending and are planned
+        afresh, so no key already embedded is sent again. A batch in flight whose every
+        key was embedded meanwhile is cancelled (what it finished is paid already)."""
+        unsent = self.ledger.jobs(["planned", "uploaded", "creating"])
+        emptied = [j for j in self.ledger.jobs(["submitted"]) if j.id in self._emptied]
+        if not unsent and not emptied:
+            return False
+        queued = self.ledger.queued_counts()
+        for job in emptied:
+            if job.remote_id and not queued.get(job.id):
+                self.backend.cancel(job.remote_id)
+                self._emptied.discard(job.id)
+        pruned = False
+        for job in unsent:
+            if queued.get(job.id, 0) >= job.requests:
+                continue
+            if job.state == "creating" and self.backend.find(job.label, job.created_at):
+                continue  # it was created after all: collected like any other batch
+            self.ledger.abandon_job(job.id, "some of its chunks were embedded by another "
+                                    "batch; the rest were planned again")
+            if job.input_file:
+                self.backend.cleanup([job.input_file])
+            job.shard.unlink(missing_ok=True)
+            pruned = True
+        return pruned
 
     def _plan(self) -> bool:
         if not self.ledger.has_pending():
@@ -216,17 +324,14 @@ class JobRunner:
         if status.state == "failed":
             self._reject(job, status, report)
             return
-        if status.state == "lost":
-            report.errors.append(f"batch {job.remote_id} ({job.label}) disappeared; "
-                                 "its chunks were queued again")
-            settled = self.ledger.finish_job(job.id, [], [], self.options.max_attempts)
-            report.failed += settled.failed
-            return
         files = self.backend.fetch(status, self.batches, job.label)
         self._collect(job, status, files, report)
         self._regain_budget()
-        report.tokens += status.tokens or job.tokens
-        self.ledger.set_job(job.id, usage_tokens=status.tokens or job.tokens)
+        if status.tokens is None:
+            report.batches_without_usage += 1
+        else:
+            report.tokens += status.tokens
+        # Remote files go only now that every line in them is ingested.
         remote = [f for f in (job.input_file, status.output_file, status.error_file) if f]
         self.backend.cleanup(remote)
         for path in (job.shard, files.output, files.errors):
@@ -299,12 +404,20 @@ class JobRunner:
         failed: list[tuple[str, str, bool]] = []
         group: dict[str, np.ndarray] = {}
         queued = set(self.ledger.job_keys(job.id))
+        strays: dict[str, np.ndarray | None] = {}
+        tally: Counter[str] = Counter()
+        unknown: list[str] = []
         for path in (files.output, files.errors):
             if path is None:
                 continue
             for result in read_results(path, self.backend.dimensions):
-                if result.custom_id not in queued:
-                    continue  # not ours, or already settled: never ingest twice
+                if result.custom_id not in queued:  # never ingest twice, never a stranger
+                    if strays.get(result.custom_id) is None:
+                        strays[result.custom_id] = result.vector
+                    if len(strays) >= _GROUP:
+                        self._strays(strays, tally, unknown)
+                        strays = {}
+                    continue
                 if result.vector is not None:
                     group[result.custom_id] = result.vector
                     embedded.append(result.custom_id)
@@ -314,9 +427,23 @@ class JobRunner:
                     self._put(group)
                     group = {}
         self._put(group)
+        self._strays(strays, tally, unknown)
         settled = self.ledger.finish_job(job.id, embedded, failed, self.options.max_attempts)
-        report.embedded += settled.embedded
+        report.embedded += settled.embedded + tally["adopted"]
         report.failed += settled.failed
+        if sum(tally.values()):
+            parts = []
+            if tally["adopted"]:
+                parts.append(f"{tally['adopted']} embedded from it (they had been queued "
+                             "again)")
+            if tally["unknown"]:
+                parts.append(f"{tally['unknown']} unknown to this index "
+                             f"(e.g. {', '.join(unknown)})")
+            if tally["settled"]:
+                parts.append(f"{tally['settled']} already settled")
+            report.errors.append(
+                f"batch {job.label} returned {sum(tally.values())} line(s) for chunks not in "
+                f"this batch: {'; '.join(parts)}")
         if settled.requeued or settled.failed:
             reasons = Counter(error.split(":")[0] for _, error, _ in failed)
             missing = len(queued) - len(embedded) - len(failed)
@@ -328,6 +455,27 @@ class JobRunner:
                 f"{' without an output file' if not status.output_file else ''}: "
                 f"{settled.embedded} embedded, {settled.requeued} queued again, "
                 f"{settled.failed} failed for good; {detail}")
+
+    def _strays(self, strays: dict[str, np.ndarray | None], tally: Counter[str],
+                unknown: list[str]) -> None:
+        """Lines for keys not queued in the job being collected: a key the ledger does not
+        know is only counted; one already embedded is left alone; one whose vector is
+        still wanted (queued again elsewhere, pending, or failed) is taken, so whatever
+        else holds it is not paid for it again."""
+        if not strays:
+            return
+        states = self.ledger.key_states(list(strays))
+        strangers = [k for k in strays if k not in states]
+        unknown.extend(strangers[:max(0, 3 - len(unknown))])
+        wanted = {k: v for k, v in strays.items()
+                  if v is not None and states.get(k) not in (None, "embedded")}
+        if wanted:
+            self._put(wanted)
+            changed, taken_from = self.ledger.adopt(list(wanted))
+            tally["adopted"] += changed
+            self._emptied |= taken_from
+        tally["unknown"] += len(strangers)
+        tally["settled"] += len(strays) - len(strangers) - len(wanted)
 
     def _put(self, vectors: dict[str, np.ndarray]) -> None:
         if not vectors:

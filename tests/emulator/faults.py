@@ -69,7 +69,12 @@ class BatchFaults:
     no_output_file: bool = False
     """Complete with ``output_file_id`` null: the succeeded lines are delivered nowhere."""
     lost: bool = False
-    """After ``create`` answers, the batch is gone: 404 on retrieve, absent from lists."""
+    """After ``create`` answers, the batch is gone: 404 on retrieve, absent from lists.
+    Bound to an existing batch id, ``lost: false`` brings a lost batch back."""
+    no_usage: bool = False
+    """The batch object carries ``usage: null`` (the service reported no token usage)."""
+    stray_lines: int = 0
+    """Extra output lines whose ``custom_id`` was in no input line (copies of a real one)."""
 
     def line_fault(self, seed: int, batch_id: str, number: int) -> str | None:
         """This line's fault (failed_response, failed_error, missing, non200, nan, wrong_dims)."""

@@ -265,11 +265,20 @@ class Lifecycle:
         written = {"output": 0, "error": 0}
         with scratch["output"].open("w") as out, scratch["error"].open("w") as err:
             sinks: dict[str, IO[str]] = {"output": out, "error": err}
+            model_line: dict[str, Any] | None = None
             for index in order[: batch.done]:
                 where, line_json = self._result_line(batch, lines[index], options)
                 if where != "none":
                     sinks[where].write(json.dumps(line_json) + "\n")
                     written[where] += 1
+                if where == "output" and model_line is None:
+                    model_line = line_json
+            for number in range(batch.faults.stray_lines):
+                if model_line is None:
+                    break
+                stray = {**model_line, "custom_id": f"stray-{batch.id[-8:]}-{number}"}
+                out.write(json.dumps(stray) + "\n")
+                written["output"] += 1
             if status == "expired":
                 for index in order[batch.done :]:
                     expired = {

@@ -50,6 +50,7 @@ STATUS_ERRORS = {
         "server_error",
         None,
     ),
+    404: ("No such object: it was not found.", "invalid_request_error", None),
     502: ("Bad gateway.", "server_error", None),
     503: ("The engine is currently overloaded, please try again later.", "server_error", None),
 }

@@ -117,7 +117,9 @@ class BatchRecord:
                 "completed": self.completed,
                 "failed": self.failed,
             },
-            "usage": {
+            "usage": None
+            if self.faults.no_usage
+            else {
                 "input_tokens": self.input_tokens,
                 "input_tokens_details": {"cached_tokens": 0},
                 "output_tokens": 0,
