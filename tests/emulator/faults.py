@@ -70,6 +70,10 @@ class BatchFaults:
     """Complete with ``output_file_id`` null: the succeeded lines are delivered nowhere."""
     lost: bool = False
     """After ``create`` answers, the batch is gone: 404 on retrieve, absent from lists."""
+    validation_error: str | None = None
+    """Fail validation with this code (``errors.data``), whatever the file holds."""
+    validation_line: int | None = None
+    """The input line the ``validation_error`` names (none: the whole file)."""
 
     def line_fault(self, seed: int, batch_id: str, number: int) -> str | None:
         """This line's fault (failed_response, failed_error, missing, non200, nan, wrong_dims)."""
