@@ -12,6 +12,7 @@ Errors come from one tree, rooted at :class:`IndexerError` (see :mod:`indexer.er
 
 from indexer.errors import (
     BackendError,
+    BackendUnavailable,
     ConfigError,
     IndexerError,
     IndexMismatch,
@@ -25,6 +26,7 @@ from indexer.report import IndexStatus, SyncReport
 
 __all__ = [
     "BackendError",
+    "BackendUnavailable",
     "Chunk",
     "ConfigError",
     "Document",

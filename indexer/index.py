@@ -173,6 +173,7 @@ class Index:
         jobs = JobOptions(max_attempts=self.config.max_attempts,
                           token_budget=self.config.token_budget, wait=wait,
                           poll_seconds=self.config.poll_seconds,
+                          outage_seconds=self.config.outage_seconds,
                           batch_price=self.config.batch_price(model),
                           max_cost=max_cost if max_cost is not None else self.config.max_cost)
         options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens), jobs)
