@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from test_openai_cli import big_docs, cli
+from test_openai_cli import cli
 
 from emulator.fixture import Emulator
 from test_openai_backend import clean, emu, open_index, paid_twice, store_rows
@@ -45,27 +45,28 @@ def closed_port() -> int:
 
 # -- validation failures (point 4) -------------------------------------------------------
 
-def test_too_many_tasks_reshards_under_the_service_limit(tmp_path: Path, emu: Emulator) -> None:
-    docs = big_docs(tmp_path / "docs", files=30)
-    emu.configure(max_requests=20)  # the indexer plans shards of up to 50,000 requests
+def test_too_many_tasks_reshards_under_the_service_limit(
+        docs: Path, tmp_path: Path, emu: Emulator,
+        clean: dict[str, tuple[object, ...]]) -> None:
+    before, known = emu.stats(), len(batches(emu))
+    emu.configure(max_requests=5)  # the indexer plans shards of up to 50,000 requests
     index_dir = tmp_path / "idx"
     open_index(index_dir, emu).close()
     result = cli(index_dir, emu, "sync", str(docs), "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = report_of(result)
     message = next(e for e in report["errors"] if "too_many_tasks" in e)
-    assert "at most 20 requests" in message and "planned again" in message, message
-    states = [b.status for b in batches(emu)]
-    assert states[0] == "failed" and states[1:] and set(states[1:]) == {"completed"}
-    assert all(b.request_counts.total <= 20 for b in batches(emu)[1:])
-    paid_once_each(emu, set(store_rows(index_dir)))
-    status = report_of(cli(index_dir, emu, "status", "--json"))
-    assert status["chunks_failed"] == 0 and status["passages"] == report["embedded"] > 20
-    for i in range(25):
-        (docs / f"extra{i:02d}.md").write_text(f"# Extra {i}\n\nA new page, number {i}.\n")
+    assert "at most 5 requests" in message and "planned again" in message, message
+    created = batches(emu)[known:]
+    assert [b.status for b in created] == ["failed"] + ["completed"] * 4  # 16 chunks: 5+5+5+1
+    assert all(b.request_counts.total <= 5 for b in created[1:])
+    assert store_rows(index_dir) == clean
+    paid_once_each(emu, set(clean), before)
+    for i in range(8):
+        (docs / f"extra{i}.md").write_text(f"# Extra {i}\n\nA new page, number {i}.\n")
     with open_index(index_dir, emu) as index:  # the learned limit holds for later syncs
-        assert index.sync().complete
-    assert [b.status for b in batches(emu)[len(states):]] == ["completed"] * 2
+        assert index.plan().shards == 2
+        assert index.status().chunks_failed == 0
 
 
 def test_invalid_custom_ids_fail_for_good_and_the_file_is_never_resubmitted(
@@ -120,8 +121,9 @@ def test_a_validation_error_naming_no_line_fails_the_chunks_once(
     assert report["failed"] == report["chunks"] and report["embedded"] == 0
     assert any("invalid_request" in e for e in report["errors"])
     assert len(batches(emu)) == 1  # the same file is not submitted again
-    status = report_of(cli(index_dir, emu, "status", "--json"))
-    assert all(len(p["reason"]) < 300 for p in status["problems"])
+    with open_index(index_dir, emu) as index:
+        problems = index.status().problems
+    assert problems and all(len(p.reason) < 300 for p in problems)
 
 
 def test_invalid_json_line_is_reported_with_its_line_and_source(
@@ -142,18 +144,18 @@ def test_a_shard_changed_on_disk_before_upload_is_planned_again(
     before, known = emu.stats(), len(batches(emu))
     emu.fail_route("files.create", status=500, count=50, retry_after_ms=1)
     index_dir = tmp_path / "idx"
-    open_index(index_dir, emu).close()
-    failed = cli(index_dir, emu, "sync", str(docs), "--json")
-    assert failed.returncode == 1, failed.stdout + failed.stderr
+    with open_index(index_dir, emu) as index:
+        assert index.sync([docs]).exit_code == 1  # the upload failed: the shard waits
     emu.clear_faults()
     shards = list((index_dir / "g1" / "batches").glob("*.jsonl"))
     assert len(shards) == 1
     lines = shards[0].read_bytes().splitlines(keepends=True)
     tampered = lines[0].replace(b'"input":"', b'"input":"EDITED ')
     shards[0].write_bytes(b"".join([tampered, *lines[1:], b'{"custom_id": "x", "meth\n']))
-    result = cli(index_dir, emu, "sync", "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    message = next(e for e in report_of(result)["errors"] if "changed on disk" in e)
+    with open_index(index_dir, emu) as index:
+        report = index.sync()
+    assert report.exit_code == 0, report
+    message = next(e for e in report.errors if "changed on disk" in e)
     assert "line 1" in message and "planned again" in message, message
     assert [b.status for b in batches(emu)[known:]] == ["completed"]  # the re-written shard
     assert store_rows(index_dir) == clean
