@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from indexer.errors import (
         BackendError,
+        BackendUnavailable,
         ConfigError,
         IndexerError,
         IndexMismatch,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "BackendError": "indexer.errors",
+    "BackendUnavailable": "indexer.errors",
     "ConfigError": "indexer.errors",
     "IndexerError": "indexer.errors",
     "IndexMismatch": "indexer.errors",
@@ -54,6 +56,7 @@ _EXPORTS = {
 
 __all__ = [
     "BackendError",
+    "BackendUnavailable",
     "Chunk",
     "ConfigError",
     "Document",

@@ -150,10 +150,10 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
     \b
     Exit codes:
       0  the store reflects the sources
-      1  error (nothing half-done: run again once fixed)
+      1  error, nothing running remotely (every step is recorded: run again once fixed)
       2  usage error
-      3  batches still in flight or chunks waiting: run sync again later
-      4  done, but some chunks failed for good (see the report and `indexer status`)
+      3  batches run remotely, or chunks wait for budget: run sync again later
+      4  done, but some chunks stay failed for good (`indexer status`, `indexer retry`)
       5  refused: the estimated cost is over --max-cost (nothing was submitted)
       6  another run holds the index (see --wait-lock)
     """
@@ -166,12 +166,10 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
         paths, include, exclude, wait=wait, max_cost=max_cost, rebuild=rebuild,
         wait_lock=wait_lock, follow_links=follow_links))
     _show(report, as_json, "show_report")
-    if report.refused_cost:
-        sys.exit(5)
-    if not report.complete:
-        sys.exit(3)
-    if report.failed:
-        sys.exit(4)
+    if report.exit_code == 1:
+        click.echo(f"Error: {report.stopped}", err=True)
+    if report.exit_code:
+        sys.exit(report.exit_code)
 
 
 @cli.command()

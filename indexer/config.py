@@ -52,6 +52,7 @@ class Config:
     token_budget: int = 2_400_000
     timeout: float = 120.0
     poll_seconds: float = 5.0
+    outage_seconds: float = 1800.0
     price_per_million: float | None = None
     max_cost: float | None = None
     version_retention_seconds: float = 60.0
@@ -179,6 +180,10 @@ def _check(name: str, value: object) -> None:
         raise ValueError(f"{name} must be {kind.replace(' | None', '')}, not {value!r}")
     if name == "encoding_format" and value not in ("base64", "float"):
         raise ValueError("encoding_format must be 'base64' or 'float'")
+    if name in ("timeout", "poll_seconds") and isinstance(value, int | float) and value <= 0:
+        raise ValueError(f"{name} must be more than 0 seconds, not {value!r}")
+    if name == "outage_seconds" and isinstance(value, int | float) and value < 0:
+        raise ValueError(f"outage_seconds must be 0 seconds or more, not {value!r}")
 
 
 def _save(path: Path, text: str) -> None:
@@ -236,9 +241,18 @@ max_attempts = 3
 # batch list does not show it either.
 lost_after_seconds = 300.0
 
-# Seconds between polls of batches in flight with `sync --wait`, and per API request.
+# Seconds between polls of batches in flight with `sync --wait` (growing to 2 minutes).
 poll_seconds = 5.0
+
+# Seconds an API request may go without an answer (connecting, sending or reading)
+# before it is given up; each request is retried at most twice, so a hung service holds
+# a call for at most about three times this long.
 timeout = 120.0
+
+# With `sync --wait`, how long to keep trying through service errors in a row (429,
+# 5xx, no answer, no network) before giving up with exit 3; without --wait a sync
+# stops at the first such error and the next sync resumes.
+outage_seconds = 1800.0
 
 # Store upkeep: superseded table versions are kept for readers still on them for at
 # most this many seconds and at most this many versions; past vector_index_rows rows an

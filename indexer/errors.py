@@ -6,6 +6,7 @@
     ├── ConfigError               bad settings, a missing or corrupt model file
     ├── SourceError               a source cannot be crawled at all (missing folder)
     ├── BackendError              the embedding backend failed (API, local model)
+    │   └── BackendUnavailable    no answer, or busy (429, 5xx, timeout): may work later
     ├── StateError                the index directory or ledger is unusable, or locked
     │   └── LockedError           another run holds the index's writer lock
     └── IndexMismatch             the index was built with another model or dimension
@@ -31,6 +32,11 @@ class SourceError(IndexerError):
 
 class BackendError(IndexerError):
     """The embedding backend failed in a way the run cannot work around."""
+
+
+class BackendUnavailable(BackendError):
+    """The service did not answer, or answered that it is busy or failing (429, 5xx,
+    a timeout, a dropped connection): the same call may succeed later."""
 
 
 class StateError(IndexerError):

@@ -185,6 +185,7 @@ class Index:
         jobs = JobOptions(max_attempts=self.config.max_attempts,
                           token_budget=self.config.token_budget, wait=wait,
                           poll_seconds=self.config.poll_seconds,
+                          outage_seconds=self.config.outage_seconds,
                           batch_price=self.config.batch_price(model) if priced else 0.0,
                           priced=priced,
                           max_cost=max_cost if max_cost is not None else self.config.max_cost,

@@ -26,6 +26,11 @@ class SyncReport(FileCounts):
 
     ``tokens`` is what the backend reported billing; ``batches_without_usage`` counts
     batches that reported no usage (their tokens are unknown, not estimated).
+    ``in_flight`` counts batches running remotely; ``unsubmitted`` jobs planned but not
+    yet there (waiting for budget, or stopped by an error); ``pending`` keys not in a job.
+    ``failed`` counts chunks that failed for good in this run, ``chunks_failed`` those of
+    live or pending documents that stay failed (from any run, until retried).
+    ``stopped`` is the error that ended the run early ("" if it ran to its end).
     """
 
     chunks: int = 0
@@ -36,7 +41,10 @@ class SyncReport(FileCounts):
     batches_without_usage: int = 0
     jobs: int = 0
     in_flight: int = 0
+    unsubmitted: int = 0
     pending: int = 0
+    chunks_failed: int = 0
+    stopped: str = ""
     published: int = 0
     refused_cost: float = 0.0
     swapped: bool = False
@@ -47,12 +55,30 @@ class SyncReport(FileCounts):
     @property
     def complete(self) -> bool:
         """True when nothing is in flight or waiting: the store reflects the sources."""
-        return self.in_flight == 0 and self.pending == 0
+        return self.in_flight == 0 and self.unsubmitted == 0 and self.pending == 0
+
+    @property
+    def exit_code(self) -> int:
+        """The ``sync`` exit code: 5 refused over the cost cap; 3 batches run remotely, or
+        (with no error) work waits for budget; 1 stopped by an error with nothing running;
+        4 chunks stay failed for good; 0 the store reflects the sources."""
+        if self.refused_cost:
+            return 5
+        if self.in_flight:
+            return 3
+        if self.stopped:
+            return 1
+        if not self.complete:
+            return 3
+        if self.failed or self.chunks_failed:
+            return 4
+        return 0
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view."""
         data = asdict(self)
         data["complete"] = self.complete
+        data["exit_code"] = self.exit_code
         return data
 
 

@@ -88,9 +88,20 @@ def show_report(report: SyncReport) -> None:
         out.print("rebuilt: the new table is live (`indexer gc` removes the old one)")
     if report.refused_cost:
         out.print(f"nothing submitted: estimated ${report.refused_cost:.4f} is over the cost cap")
-    if report.in_flight or report.pending:
-        out.print(f"{report.in_flight} batch job(s) in flight, {report.pending} chunk(s) "
-                  "waiting; run `indexer sync` again later (or `--wait`)")
+    waiting = [f"{n} {what}" for n, what in (
+        (report.unsubmitted, "batch job(s) waiting to submit"),
+        (report.pending, "chunk(s) waiting")) if n]
+    if report.in_flight:
+        out.print(", ".join([f"{report.in_flight} batch job(s) in flight", *waiting])
+                  + "; run `indexer sync` again later (or `--wait`)")
+    elif report.stopped and waiting:
+        out.print(f"nothing runs remotely; {', '.join(waiting)}: fix the error above, then "
+                  "run `indexer sync` again")
+    elif waiting:
+        out.print(f"{', '.join(waiting)}; run `indexer sync` again later (or `--wait`)")
+    if report.chunks_failed:
+        out.print(f"{report.chunks_failed} chunk(s) stay failed for good: see `indexer status`;"
+                  " `indexer retry` queues them again", style="yellow", highlight=False)
     out.print(f"done in {report.seconds:.1f}s")
 
 

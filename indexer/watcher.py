@@ -139,4 +139,4 @@ def _roots(index: Index, paths: Sequence[str | Path]) -> tuple[Path, ...]:
 
 def _unfinished(report: SyncReport) -> bool:
     """True when batches are still running, or chunks wait for a later wave."""
-    return report.in_flight > 0 or (report.pending > 0 and not report.refused_cost)
+    return report.exit_code == 3

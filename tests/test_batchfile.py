@@ -11,7 +11,9 @@ import pytest
 from indexer.batchfiles.requests import (
     BatchLimits,
     Request,
+    check_shard,
     content_key,
+    line_ids,
     read_requests,
     request_line,
     write_shards,
@@ -93,3 +95,35 @@ def test_read_requests_validates_like_the_api(tmp_path: Path) -> None:
     path.write_bytes(good + other)
     with pytest.raises(BackendError, match="model"):
         list(read_requests(path))
+
+
+def test_a_shard_is_checked_against_what_was_planned(tmp_path: Path) -> None:
+    (shard,) = write_shards(requests(4), BODY, tmp_path, "s")
+    keys = [r.custom_id for r in requests(4)]
+    assert check_shard(shard.path, BODY, keys, "m", None) is None
+    original = shard.path.read_bytes()
+    lines = original.splitlines(keepends=True)
+
+    shard.path.write_bytes(b"".join([lines[0], lines[1].replace(b"passage", b"edited")]))
+    assert "line 2: the input is not the text of" in (
+        check_shard(shard.path, BODY, keys, "m", None) or "")
+    shard.path.write_bytes(original[:-30])
+    assert "line 4: invalid JSON" in (check_shard(shard.path, BODY, keys, "m", None) or "")
+    shard.path.write_bytes(b"".join([*lines, b"[1, 2]\n"]))
+    assert "line 5: invalid JSON line" in (check_shard(shard.path, BODY, keys, "m", None) or "")
+    shard.path.write_bytes(b"".join(lines[:3]))
+    assert check_shard(shard.path, BODY, keys, "m", None) == "3 line(s) for 4 chunk(s)"
+    shard.path.write_bytes(original)
+    assert "differ" in (check_shard(shard.path, {**BODY, "dimensions": 8}, keys, "m", None)
+                        or "")
+    assert "not one of this job's chunks" in (
+        check_shard(shard.path, BODY, keys[1:], "m", None) or "")
+    shard.path.unlink()
+    assert "cannot read it" in (check_shard(shard.path, BODY, keys, "m", None) or "")
+
+
+def test_line_ids_recover_the_key_of_a_broken_line(tmp_path: Path) -> None:
+    (shard,) = write_shards(requests(2), BODY, tmp_path, "s")
+    lines = shard.path.read_bytes().splitlines(keepends=True)
+    shard.path.write_bytes(lines[0] + lines[1][:-20] + b"\n")
+    assert line_ids(shard.path) == {1: requests(2)[0].custom_id, 2: requests(2)[1].custom_id}

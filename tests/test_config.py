@@ -67,3 +67,16 @@ def test_add_remembers_sources_with_their_globs(tmp_path: Path) -> None:
     assert source.include == ("*.md",)
     synced = run("sync", "--json", cwd=tmp_path)
     assert synced.returncode == 0 and '"new": 1' in synced.stdout
+
+
+def test_outage_and_timeout_settings_are_documented_overridable_and_checked(
+        tmp_path: Path) -> None:
+    configfile.write_template(tmp_path, {})
+    text = (tmp_path / "config.toml").read_text()
+    assert "outage_seconds = 1800.0" in text and "timeout = 120.0" in text
+    assert configfile.read(tmp_path).outage_seconds == 1800.0
+    assert configfile.read(tmp_path, {"INDEXER_OUTAGE_SECONDS": "90"}).outage_seconds == 90.0
+    with pytest.raises(ConfigError, match="outage_seconds must be 0 seconds or more"):
+        configfile.read(tmp_path, {"INDEXER_OUTAGE_SECONDS": "-1"})
+    with pytest.raises(ConfigError, match="timeout must be more than 0"):
+        configfile.read(tmp_path, {"INDEXER_TIMEOUT": "0"})

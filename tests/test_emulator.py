@@ -163,6 +163,13 @@ def test_auth_is_required(emu: Emulator) -> None:
         assert set(json.loads(error.value.read())["error"]) == {"message", "type", "param", "code"}
 
 
+def test_a_configured_api_key_rejects_others(client: openai.OpenAI, emu: Emulator) -> None:
+    emu.configure(api_key="sk-right")
+    with pytest.raises(openai.AuthenticationError, match="Incorrect API key"):
+        client.batches.list()
+    assert emu.client(api_key="sk-right").batches.list().object == "list"
+
+
 def test_create_refuses_bad_arguments_synchronously(client: openai.OpenAI) -> None:
     text = client.files.create(file=("x.jsonl", b"{}\n"), purpose="user_data")
     bad: list[tuple[dict[str, Any], type[Exception], str]] = [
@@ -213,6 +220,33 @@ def test_validation_fails_the_batch_later(client: openai.OpenAI, content: list[A
     assert batch.errors.object == "list" and batch.errors.data
     assert (batch.errors.data[0].code, batch.errors.data[0].line) == (code, line_no)
     assert batch.output_file_id is None
+
+
+def test_custom_id_pattern_and_injected_validation_errors(client: openai.OpenAI,
+                                                         emu: Emulator) -> None:
+    emu.configure(custom_id_pattern="[a-z]+")
+    batch = finish(client, submit(client, [line("ok"), line("Bad-1"), line("fine")]).id)
+    assert batch.status == "failed" and batch.errors is not None and batch.errors.data
+    assert [(e.code, e.line, e.param) for e in batch.errors.data] == [
+        ("invalid_value", 2, "custom_id")]
+    assert "[a-z]+" in (batch.errors.data[0].message or "")
+    emu.configure(custom_id_pattern="")
+    emu.fault_batches(validation_error="invalid_request", validation_line=None)
+    emu.fault_batches(validation_error="invalid_json_line", validation_line=3)
+    whole = finish(client, submit(client, lines(3)).id)
+    named = finish(client, submit(client, lines(3)).id)
+    assert whole.errors is not None and named.errors is not None
+    assert [(e.code, e.line) for e in whole.errors.data or []] == [("invalid_request", None)]
+    assert [(e.code, e.line) for e in named.errors.data or []] == [("invalid_json_line", 3)]
+    assert finish(client, submit(client, lines(3)).id).status == "completed"
+
+
+def test_file_storage_quota_refuses_uploads(client: openai.OpenAI, emu: Emulator) -> None:
+    used = sum(f.bytes for f in client.files.list())
+    emu.configure(storage_bytes=used + 500)
+    client.files.create(file=("a.jsonl", b"x" * 400), purpose="batch")
+    with pytest.raises(openai.BadRequestError, match="file storage quota"):
+        client.files.create(file=("b.jsonl", b"x" * 400), purpose="batch")
 
 
 def test_bad_bodies_become_4xx_error_lines(client: openai.OpenAI) -> None:

@@ -102,3 +102,19 @@ def test_a_lock_whose_pid_was_reused_by_another_process_is_stale(tmp_path: Path)
     ledger = Ledger(path)
     with ledger.lock("sync"):
         assert sqlite3.connect(path).execute("SELECT owner FROM lock").fetchone() != ("other",)
+
+
+def test_a_rejected_job_fails_only_the_named_keys_and_failures_last_until_removed(
+        ledger: Ledger, tmp_path: Path) -> None:
+    ledger.stage("/d/a.md", "/d", "1:1", "ha", "A", [(chunk(0, "x"), "k1"), (chunk(1, "y"), "k2")])
+    ledger.stage("/d/b.md", "/d", "1:1", "hb", "B", [(chunk(0, "z"), "k3")])
+    job = ledger.create_job("openai", Shard(tmp_path / "s.jsonl", 3, 9, 100, ("k1", "k2", "k3")))
+    assert ledger.reject_job(job, [("k1", "invalid_value: bad id"), ("k3", "x: y")], "refused") == 2
+    assert ledger.key_states(["k1", "k2", "k3"]) == {"k1": "failed", "k2": "pending",
+                                                     "k3": "failed"}
+    assert [r.custom_id for r in ledger.pending_requests()] == ["k2"]  # no attempt charged
+    assert ledger.jobs() == []
+    assert dict(ledger.skips())["/d/a.md"] == "1 chunk(s) failed to embed: invalid_value: bad id"
+    assert ledger.count_failed() == 2
+    ledger.remove(["/d/b.md"])
+    assert ledger.count_failed() == 1

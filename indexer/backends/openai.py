@@ -22,7 +22,7 @@ import openai
 
 from indexer.backends.contract import JobError, JobFiles, JobStatus, RemoteJob, Tick
 from indexer.config import Config
-from indexer.errors import BackendError, ConfigError
+from indexer.errors import BackendError, BackendUnavailable, ConfigError
 
 DEFAULT_DIMENSIONS = {
     "text-embedding-3-small": 1536,
@@ -34,7 +34,12 @@ _TRANSIENT = (openai.APIConnectionError, openai.InternalServerError, openai.Rate
 
 @dataclass(frozen=True)
 class OpenAISettings:
-    """How the index talks to OpenAI (or a compatible service at ``base_url``)."""
+    """How the index talks to OpenAI (or a compatible service at ``base_url``).
+
+    Every request gives up after ``timeout`` seconds without an answer (connecting,
+    sending or reading) and is retried at most ``max_retries`` times by the SDK, so a
+    hung endpoint costs at most about ``(max_retries + 1) * timeout`` seconds per call.
+    """
 
     index_id: str
     model: str = "text-embedding-3-small"
@@ -43,7 +48,7 @@ class OpenAISettings:
     base_url: str | None = None
     file_expiry_seconds: int = 7 * 24 * 3600
     output_expiry_seconds: int = 7 * 24 * 3600
-    max_retries: int = 4
+    max_retries: int = 2
     timeout: float = Config.timeout
     create_attempts: int = 4
     download_attempts: int = 3
@@ -78,18 +83,29 @@ class OpenAIBackend:
         return body
 
     def upload(self, shard: Path) -> str:
-        """Upload a shard with ``purpose="batch"`` and an expiry; return the file id."""
+        """Upload a shard with ``purpose="batch"`` and an expiry; return the file id.
+
+        A refusal for lack of storage says how to free some (``indexer gc``)."""
         name = f"{self.settings.index_id}-{shard.name}"
-        with shard.open("rb") as handle, _api("upload the batch file"):
-            uploaded = self._client.files.create(
-                file=(name, handle), purpose="batch",
-                expires_after={"anchor": "created_at",
-                               "seconds": self.settings.file_expiry_seconds})
+        try:
+            with shard.open("rb") as handle, _api("upload the batch file",
+                                                        self.settings.timeout):
+                uploaded = self._client.files.create(
+                    file=(name, handle), purpose="batch",
+                    expires_after={"anchor": "created_at",
+                                   "seconds": self.settings.file_expiry_seconds})
+        except BackendError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, openai.APIStatusError) and cause.status_code in (400, 403) \
+                    and ("quota" in str(exc).lower() or "storage" in str(exc).lower()):
+                raise BackendError(f"{exc}; free storage (`indexer gc` deletes the files this "
+                                   "index no longer needs), then run again") from cause
+            raise
         return uploaded.id
 
     def find(self, label: str, since: float) -> str | None:
         """The batch this index created for ``label`` (newest first, back to ``since``)."""
-        with _api("list batches"):
+        with _api("list batches", self.settings.timeout):
             for batch in self._client.batches.list(limit=100):
                 if batch.created_at < since - 600:
                     return None
@@ -102,7 +118,7 @@ class OpenAIBackend:
     def remote_jobs(self) -> list[RemoteJob]:
         """Every batch whose ``indexer_index`` metadata names this index, newest first."""
         found: list[RemoteJob] = []
-        with _api("list batches"):
+        with _api("list batches", self.settings.timeout):
             for batch in self._client.batches.list(limit=100):
                 meta = batch.metadata or {}
                 if meta.get("indexer_index") == self.settings.index_id:
@@ -128,9 +144,15 @@ class OpenAIBackend:
                 if found:
                     return found
                 if attempt + 1 == self.settings.create_attempts:
-                    raise BackendError(f"could not create the batch for {label}: {exc}; "
-                                       "the next sync tries again") from exc
+                    raise BackendUnavailable(
+                        f"could not create the batch for {label} "
+                        f"({self.settings.create_attempts} attempts): "
+                        f"{_describe(exc, self.settings.timeout)}; "
+                        "the next sync looks for it, then tries again") from exc
                 time.sleep(min(2.0 ** attempt, 30.0))
+            except openai.AuthenticationError as exc:
+                raise BackendError(f"OpenAI rejected the API key while trying to create the "
+                                   f"batch for {label}; check OPENAI_API_KEY") from exc
             except openai.APIStatusError as exc:
                 raise BackendError(f"OpenAI refused the batch for {label}: {_message(exc)}") \
                     from exc
@@ -259,18 +281,48 @@ def create(config: Config, index_id: str, batches: Path) -> OpenAIBackend:
 
 
 @contextmanager
-def _api(action: str) -> Iterator[None]:
-    """Turn the SDK's errors into :class:`BackendError` saying what failed and what to do."""
+def _api(action: str, timeout: float | None = None) -> Iterator[None]:
+    """Turn the SDK's errors into :class:`BackendError` saying what failed and what to do:
+    :class:`BackendUnavailable` when the same call may work later (no answer, 429, 5xx)."""
     try:
         yield
     except openai.AuthenticationError as exc:
         raise BackendError(f"OpenAI rejected the API key while trying to {action}; "
                            "check OPENAI_API_KEY") from exc
+    except _TRANSIENT as exc:
+        if _code(exc) == "insufficient_quota":
+            raise BackendError(f"could not {action}: {_describe(exc, timeout)}; check the "
+                               "organisation's billing") from exc
+        if isinstance(exc, openai.APITimeoutError):
+            advice = "the service did not answer; run again later"
+        elif isinstance(exc, openai.APIConnectionError):
+            advice = "check the network and run again"
+        else:
+            advice = "the service is busy or failing; run again later"
+        raise BackendUnavailable(f"could not {action}: {_describe(exc, timeout)}; {advice}") \
+            from exc
     except openai.APIStatusError as exc:
         raise BackendError(f"could not {action}: {_message(exc)}") from exc
     except openai.APIError as exc:
-        raise BackendError(f"could not {action}: {exc}; check the network and run again") \
-            from exc
+        raise BackendError(f"could not {action}: {exc}") from exc
+
+
+def _describe(exc: openai.APIError, timeout: float | None = None) -> str:
+    """What went wrong with a call, in words: the HTTP error, or the silence."""
+    if isinstance(exc, openai.APITimeoutError):
+        if timeout:
+            return f"no answer within {timeout:g} s (the `timeout` setting)"
+        return "no answer within the `timeout` setting"
+    if isinstance(exc, openai.APIStatusError):
+        return _message(exc)
+    return f"{exc} (no connection to {exc.request.url.host}:{exc.request.url.port or ''})"
+
+
+def _code(exc: openai.APIError) -> str | None:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    detail = body.get("error", body) if isinstance(body, dict) else {}
+    code = detail.get("code") if isinstance(detail, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _ends_whole(path: Path) -> bool:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,6 +181,9 @@ def read_requests(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
                 line = json.loads(raw)
             except ValueError as exc:
                 raise BackendError(f"{path.name} line {number}: invalid JSON ({exc})") from exc
+            if not isinstance(line, dict):
+                raise BackendError(f"{path.name} line {number}: invalid JSON line "
+                                   "(not an object)")
             custom_id = line.get("custom_id")
             if not isinstance(custom_id, str) or not custom_id:
                 raise BackendError(f"{path.name} line {number}: missing custom_id")
@@ -198,15 +202,50 @@ def read_requests(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
             yield custom_id, body
 
 
+def check_shard(path: Path, body: dict[str, object], keys: Collection[str], model: str,
+                dimensions: int | None) -> str | None:
+    """What is wrong with a written shard, or None: it must still be exactly what was
+    planned, so check it right before it is sent anywhere.
+
+    Beyond :func:`read_requests`'s checks, every line must carry ``body`` and an input
+    whose content key is its ``custom_id`` (the text was not edited), and the lines must
+    be exactly ``keys``, each once.
+    """
+    expected, seen = set(keys), 0
+    try:
+        for number, (custom_id, line_body) in enumerate(read_requests(path), start=1):
+            seen += 1
+            text = line_body.get("input")
+            options = {k: v for k, v in line_body.items() if k != "input"}
+            if custom_id not in expected:
+                return f"line {number}: custom_id {custom_id} is not one of this job's chunks"
+            if options != body:
+                return f"line {number}: request options {options} differ from {body}"
+            if not isinstance(text, str) or content_key(model, dimensions, text) != custom_id:
+                return f"line {number}: the input is not the text of {custom_id}"
+    except BackendError as exc:
+        return str(exc).removeprefix(f"{path.name} ")
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    if seen != len(expected):
+        return f"{seen} line(s) for {len(expected)} chunk(s)"
+    return None
+
+
+_CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"([A-Za-z0-9_-]+)"')
+
+
 def line_ids(path: Path) -> dict[int, str]:
-    """``{line number: custom_id}`` of a shard, without validating it (for error messages)."""
+    """``{line number: custom_id}`` of a shard, without validating it (for error messages):
+    a line that is not valid JSON still gives the ``custom_id`` it spells out."""
     found: dict[int, str] = {}
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
             try:
                 custom_id = json.loads(raw).get("custom_id")
             except (ValueError, AttributeError):
-                continue
+                match = _CUSTOM_ID.search(raw)
+                custom_id = match.group(1).decode() if match else None
             if isinstance(custom_id, str):
                 found[number] = custom_id
     return found

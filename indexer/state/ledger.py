@@ -455,6 +455,28 @@ class Ledger:
             db.execute("UPDATE jobs SET state = 'abandoned', error = ?, updated_at = ? "
                        "WHERE id = ?", (reason, time.time(), job_id))
 
+    def reject_job(self, job_id: int, failed: Sequence[tuple[str, str]], reason: str) -> int:
+        """Close a job the service refused: the ``failed`` keys fail for good, each with its
+        own error; the job's other keys go back to pending without an attempt charged.
+        Returns how many keys failed."""
+        with self._tx() as db:
+            cursor = db.executemany(
+                "UPDATE keys SET state = 'failed', attempts = attempts + 1, error = ?, "
+                "job_id = NULL WHERE custom_id = ? AND job_id = ? AND state = 'queued'",
+                [(error, key, job_id) for key, error in failed])
+            count = max(cursor.rowcount, 0)
+            db.execute("UPDATE keys SET state = 'pending', job_id = NULL "
+                       "WHERE job_id = ? AND state = 'queued'", (job_id,))
+            db.execute("UPDATE jobs SET state = 'abandoned', error = ?, updated_at = ? "
+                       "WHERE id = ?", (reason, time.time(), job_id))
+        return count
+
+    def count_failed(self) -> int:
+        """Keys failed for good that a live or pending document still holds."""
+        return int(self._db.execute(
+            "SELECT count(DISTINCT k.custom_id) FROM keys k JOIN chunks c USING (custom_id) "
+            "WHERE k.state = 'failed'").fetchone()[0])
+
     def job_keys(self, job_id: int) -> list[str]:
         """The keys still queued in a job."""
         return [r[0] for r in self._db.execute(
@@ -553,7 +575,8 @@ class Ledger:
         return list(self._db.execute(
             "SELECT uri, reason FROM documents WHERE reason IS NOT NULL "
             "UNION ALL "
-            "SELECT c.uri, count(*) || ' chunk(s) failed to embed: ' || min(k.error) "
+            "SELECT c.uri, count(*) || ' chunk(s) failed to embed: ' || "
+            "substr(min(k.error), 1, 200) "
             "FROM chunks c JOIN keys k USING (custom_id) "
             "WHERE k.state = 'failed' GROUP BY c.uri ORDER BY 1"))
 

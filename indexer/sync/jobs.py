@@ -8,6 +8,7 @@ failed for good. Every step is written to the ledger before the next remote call
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -18,8 +19,14 @@ from typing import TYPE_CHECKING
 
 from indexer.backends.contract import Backend, JobError, JobFiles, JobStatus, RemoteJob
 from indexer.batchfiles.output import read_results
-from indexer.batchfiles.requests import BatchLimits, estimate_tokens, line_ids, write_shards
-from indexer.errors import BackendError
+from indexer.batchfiles.requests import (
+    BatchLimits,
+    check_shard,
+    estimate_tokens,
+    line_ids,
+    write_shards,
+)
+from indexer.errors import BackendError, BackendUnavailable
 from indexer.progress import Progress
 from indexer.records import StoreRow
 from indexer.report import SyncReport
@@ -31,6 +38,12 @@ if TYPE_CHECKING:
     from indexer.state.store import Store
 
 _GROUP = 2_000
+_ERROR_CHARS = 200
+"""A failed chunk keeps at most this much of its error (``status`` shows it per document)."""
+_LEARNED_LIMITS = {"too_many_tasks": "learned_max_requests",
+                   "file_too_large": "learned_max_bytes"}
+"""Validation codes naming a per-batch limit that smaller shards satisfy, and where the
+lowered limit is remembered."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +53,8 @@ class JobOptions:
     ``token_budget`` caps the estimated tokens of batches in flight at once (the
     organisation's enqueued-token limit, which the API does not expose); a
     ``token_limit_exceeded`` failure lowers it (remembered in the ledger).
-    ``wait`` keeps polling until every batch is done. A batch the service says it does
+    ``wait`` keeps polling until every batch is done, riding out service errors (429,
+    5xx, no answer) for up to ``outage_seconds`` in a row. A batch the service says it does
     not know is given up only after ``lost_after_misses`` such answers in a row spanning
     ``lost_after_seconds``, and only if the batch list does not show it either; one given
     up is looked for again for ``resurface_seconds`` after it was planned.
@@ -54,6 +68,7 @@ class JobOptions:
     wait: bool = False
     poll_seconds: float = 5.0
     max_poll_seconds: float = 120.0
+    outage_seconds: float = 1800.0
     batch_price: float = 0.0
     priced: bool = False
     max_cost: float | None = None
@@ -77,6 +92,7 @@ class JobRunner:
         self._deferred: dict[int, float] = {}
         self._looked_for_lost = float("-inf")
         self._emptied: set[int] = set()
+        self._written: set[int] = set()  # jobs whose shard this run wrote
 
     @cached_property
     def backend(self) -> Backend:
@@ -89,11 +105,15 @@ class JobRunner:
         return self._open_store()
 
     def shard_limits(self) -> BatchLimits:
-        """The Batch API's limits, with the backend's request cap and the token budget."""
+        """The Batch API's limits, with the backend's request cap, the budgets, and any
+        lower per-batch limit the service taught us (``too_many_tasks``, ``file_too_large``)."""
         remote = self.backend.remote
-        return replace(self.options.limits,
-                       max_requests=min(self.options.limits.max_requests,
-                                        self.backend.max_batch_requests),
+        meta, limits = self.ledger.meta(), self.options.limits
+        requests = min(limits.max_requests, self.backend.max_batch_requests,
+                       self.request_budget(), int(meta.get("learned_max_requests") or 10**9))
+        return replace(limits, max_requests=requests,
+                       max_bytes=min(limits.max_bytes,
+                                     int(meta.get("learned_max_bytes") or 10**12)),
                        max_shard_tokens=self.budget() if remote else None)
 
     def waves(self, shard_tokens: list[int]) -> int:
@@ -120,9 +140,20 @@ class JobRunner:
         learned = self.ledger.meta().get("learned_token_budget")
         return int(learned) if learned else self.options.token_budget
 
+    def request_budget(self) -> int:
+        """The enqueued-request budget in force (learned from ``request_limit_exceeded``)."""
+        learned = self.ledger.meta().get("learned_request_budget")
+        return int(learned) if learned else self.options.request_budget
+
     def run(self, report: SyncReport) -> None:
-        """Embed every pending key: plan, submit within the budget, collect, retry."""
+        """Embed every pending key: plan, submit within the budget, collect, retry.
+
+        A :class:`BackendError` ends the run (``report.stopped``) with every step taken
+        recorded, so the next sync resumes; with ``wait``, errors that may pass (429, 5xx,
+        no answer) are waited out for up to ``outage_seconds`` first.
+        """
         if not self.ledger.open_jobs() and not self.ledger.has_pending():
+            self._tally(report)
             return
         cap = self.options.max_cost
         cost = self.options.cost(self.unsent_tokens()) if cap is not None else 0.0
@@ -132,16 +163,31 @@ class JobRunner:
                 f"not submitting: this sync would cost about ${report.refused_cost:.4f} at "
                 f"batch price, over the cap of ${cap:.4f}; run `indexer plan` to see why, "
                 "then raise --max-cost (or max_cost in config.toml) or narrow the sources")
-            report.pending = self.ledger.count_pending()
-            report.in_flight = len(self.ledger.open_jobs())
+            self._tally(report)
             return
         delay = self.options.poll_seconds
+        outage: float | None = None  # when the service last started failing
         while True:
             try:
                 progressed = self._step(report)
+                outage = None
+            except BackendUnavailable as exc:
+                outage = time.monotonic() if outage is None else outage
+                lasted = time.monotonic() - outage
+                if not self.options.wait:
+                    self._stop(report, exc)
+                    break
+                if lasted >= self.options.outage_seconds:
+                    self._stop(report, exc, lasted)
+                    break
+                self.progress.update(
+                    f"service unavailable for {lasted:.0f} s (giving up after "
+                    f"{self.options.outage_seconds:.0f} s): {exc}", 0, 0)
+                time.sleep(delay)
+                delay = min(delay * 1.5, self.options.max_poll_seconds)
+                continue
             except BackendError as exc:
-                # The ledger holds every step taken so far: the next sync resumes here.
-                report.errors.append(str(exc))
+                self._stop(report, exc)
                 break
             open_jobs = self.ledger.open_jobs()
             if not open_jobs and not self.ledger.has_pending():
@@ -155,8 +201,25 @@ class JobRunner:
             else:
                 delay = self.options.poll_seconds
         self.progress.end()
-        report.in_flight = len(self.ledger.open_jobs())
+        self._tally(report)
+
+    def _stop(self, report: SyncReport, exc: BackendError, lasted: float = 0.0) -> None:
+        """End the run on ``exc``; the ledger holds every step taken, the next sync resumes."""
+        message = str(exc)
+        if lasted:
+            message += (f" (the service kept failing for {lasted:.0f} s, over outage_seconds; "
+                        "gave up waiting)")
+        report.stopped = message
+        report.errors.append(message)
+
+    def _tally(self, report: SyncReport) -> None:
+        """Record what is left: batches running remotely, jobs not yet there, keys waiting,
+        and chunks of live or pending documents that failed for good (this run or before)."""
+        jobs = self.ledger.open_jobs()
+        report.in_flight = sum(j.state == "submitted" for j in jobs)
+        report.unsubmitted = len(jobs) - report.in_flight
         report.pending = self.ledger.count_pending()
+        report.chunks_failed = self.ledger.count_failed()
 
     def _step(self, report: SyncReport) -> bool:
         """Adopt lost batches that turned up again, settle finished jobs, drop unsent jobs
@@ -185,7 +248,7 @@ class JobRunner:
             raise failure  # after the other jobs settled; the next sync tries it again
         progressed = self._prune() or progressed
         progressed = self._plan() or progressed
-        budget, requests = self.budget(), self.options.request_budget
+        budget, requests = self.budget(), self.request_budget()
         in_flight = self.ledger.jobs(["submitted"])
         tokens = sum(j.tokens for j in in_flight)
         count = sum(j.requests for j in in_flight)
@@ -194,8 +257,8 @@ class JobRunner:
                 continue
             if in_flight and (tokens + job.tokens > budget or count + job.requests > requests):
                 break
-            self._submit(job, report)
-            tokens, count, in_flight = tokens + job.tokens, count + job.requests, [job]
+            if self._submit(job, report):
+                tokens, count, in_flight = tokens + job.tokens, count + job.requests, [job]
             progressed = True
         return progressed
 
@@ -291,21 +354,31 @@ class JobRunner:
         shards = write_shards(self.ledger.pending_requests(), self.backend.body(),
                               self.batches, label, limits)
         for shard in shards:
-            self.ledger.create_job(self.backend.name, shard)
+            self._written.add(self.ledger.create_job(self.backend.name, shard))
         return bool(shards)
 
-    def _submit(self, job: Job, report: SyncReport) -> None:
+    def _submit(self, job: Job, report: SyncReport) -> bool:
+        """Upload (after checking the shard) and create a job's batch; False when the job
+        was given up instead and its keys were planned again."""
         file_id = job.input_file
+        local = not self.backend.remote
         if job.state == "creating":
             found = self.backend.find(job.label, job.created_at)
             if found:
                 self.ledger.set_job(job.id, state="submitted", remote_id=found)
-                return
+                return True
+        elif self._replan(job, report):
+            return False
         if file_id is None:
-            file_id = self.backend.upload(job.shard)
+            if not local:
+                size = job.shard.stat().st_size
+                self.progress.stage(f"upload {job.label} ({size / 1e6:.1f} MB)")
+            try:
+                file_id = self.backend.upload(job.shard)
+            finally:
+                self.progress.end()
             self.ledger.set_job(job.id, state="uploaded", input_file=file_id)
         self.ledger.set_job(job.id, state="creating")
-        local = not self.backend.remote
         self.progress.stage("embed" if local else f"submit {job.label}", job.requests)
         try:
             remote = self.backend.create(file_id, job.label, self.progress.advance)
@@ -315,6 +388,39 @@ class JobRunner:
             self.progress.end()
         self.ledger.set_job(job.id, state="submitted", remote_id=remote)
         report.jobs += 1
+        return True
+
+    def _replan(self, job: Job, report: SyncReport) -> bool:
+        """Give up a job not yet created if its shard no longer fits the limits in force, or
+        (before upload) no longer holds exactly what was planned; its keys go back to
+        pending without an attempt charged. Returns whether it was given up."""
+        limits = self.shard_limits()
+        size = job.shard.stat().st_size if job.shard.exists() else 0
+        if job.requests > limits.max_requests or size > limits.max_bytes:
+            self._abandon(job, f"over the limit in force ({limits.max_requests} requests, "
+                               f"{limits.max_bytes} bytes): planned again")
+            return True
+        if job.input_file is not None:
+            return False
+        problem = check_shard(job.shard, self.backend.body(), self.ledger.job_keys(job.id),
+                              self.backend.model, self.backend.dimensions)
+        if problem is None:
+            return False
+        if job.id in self._written:  # written moments ago: re-planning would loop
+            raise BackendError(f"shard {job.shard.name} fails its own check right after "
+                               f"being written ({problem}); please report this")
+        self._abandon(job, f"shard changed on disk: {problem}")
+        report.errors.append(
+            f"shard {job.shard.name} ({job.label}) changed on disk after it was written "
+            f"({problem}); it was not uploaded, its {job.requests} chunk(s) were planned again")
+        return True
+
+    def _abandon(self, job: Job, reason: str) -> None:
+        """Give a job up: its keys back to pending (no attempt charged), its files deleted."""
+        self.ledger.abandon_job(job.id, reason)
+        if job.input_file:
+            self.backend.cleanup([job.input_file])
+        job.shard.unlink(missing_ok=True)
 
     def _settle(self, job: Job, status: JobStatus, report: SyncReport) -> None:
         codes = {e.code for e in status.errors}
@@ -341,26 +447,37 @@ class JobRunner:
     def _regain_budget(self) -> None:
         """After a batch went through, raise a learned budget a little (back towards the
         configured one): the service's queue frees up as batches finish."""
-        learned = self.ledger.meta().get("learned_token_budget")
-        if learned:
-            raised = int(int(learned) * 1.25)
-            if raised >= self.options.token_budget:
-                self.ledger.clear_meta("learned_token_budget")
-            else:
-                self.ledger.set_meta({"learned_token_budget": str(raised)})
+        meta = self.ledger.meta()
+        for key, configured in (("learned_token_budget", self.options.token_budget),
+                                ("learned_request_budget", self.options.request_budget)):
+            if meta.get(key):
+                raised = int(int(meta[key]) * 1.25)
+                if raised >= configured:
+                    self.ledger.clear_meta(key)
+                else:
+                    self.ledger.set_meta({key: str(raised)})
 
-    def _defer(self, job: Job) -> None:
-        """Over the organisation's enqueued-token limit: lower the budget and try later.
+    def _defer(self, job: Job, requests: bool = False) -> None:
+        """Over the organisation's enqueued-token limit (or with ``requests``, its
+        enqueued-request limit): lower that budget and try later.
 
         A shard larger than the lowered budget is given up and its keys re-sharded
         smaller; any other waits (a new attempt, so a new label) until batches finish.
         """
-        others = sum(j.tokens for j in self.ledger.jobs(["submitted"]) if j.id != job.id)
-        learned = max(self.options.min_token_budget, int(0.8 * others) or job.tokens // 2)
-        budget = min(learned, self.budget())
-        self.ledger.set_meta({"learned_token_budget": str(budget)})
-        if job.tokens > budget and not others:
-            self.ledger.abandon_job(job.id, "token_limit_exceeded: re-sharded smaller")
+        others_jobs = [j for j in self.ledger.jobs(["submitted"]) if j.id != job.id]
+        if requests:
+            size, key, floor, current = job.requests, "learned_request_budget", 1, \
+                self.request_budget()
+            others = sum(j.requests for j in others_jobs)
+        else:
+            size, key, floor, current = job.tokens, "learned_token_budget", \
+                self.options.min_token_budget, self.budget()
+            others = sum(j.tokens for j in others_jobs)
+        budget = min(max(floor, int(0.8 * others) or size // 2), current)
+        self.ledger.set_meta({key: str(budget)})
+        if size > budget and not others:
+            code = "request_limit_exceeded" if requests else "token_limit_exceeded"
+            self.ledger.abandon_job(job.id, f"{code}: re-sharded smaller")
             if job.input_file:
                 self.backend.cleanup([job.input_file])
         else:
@@ -369,20 +486,82 @@ class JobRunner:
             self._deferred[job.id] = time.monotonic() + self.options.poll_seconds
 
     def _reject(self, job: Job, status: JobStatus, report: SyncReport) -> None:
-        keys = self.ledger.job_keys(job.id)
+        """A batch failed validation: never send the same file again.
+
+        A per-batch limit the service names (``too_many_tasks``, ``file_too_large``) is
+        learned and the keys re-sharded under it; an enqueued-request limit is deferred
+        like the token one. Otherwise the lines the errors name fail for good, each with
+        its own error and source, and the job's other keys are planned again; errors that
+        name no line of ours fail every chunk of the job, once.
+        """
+        errors = status.errors or (JobError("failed", "the batch failed without a reason"),)
+        codes = {e.code for e in errors}
+        if "request_limit_exceeded" in codes:
+            self._defer(job, requests=True)
+            return
+        limit = next((e for e in errors if e.code in _LEARNED_LIMITS), None)
+        if limit is not None and self._learn_limit(job, limit, report):
+            return
+        queued = set(self.ledger.job_keys(job.id))
         lines = line_ids(job.shard) if job.shard.exists() else {}
         sources = self.ledger.job_sources(list(lines.values()))
-        for error in status.errors or (JobError("failed", "the batch failed"),):
-            key = lines.get(error.line or 0)
-            where = f" (line {error.line}: {sources.get(key, key)})" if key else ""
-            report.errors.append(f"batch {job.label} failed validation: {error.code}: "
-                                 f"{error.message}{where}")
-        reason = "; ".join(f"{e.code}: {e.message}" for e in status.errors) or "batch failed"
-        settled = self.ledger.finish_job(job.id, [], [(k, reason, True) for k in keys],
-                                         self.options.max_attempts)
-        report.failed += settled.failed
+        named: dict[str, str] = {}
+        shown: list[str] = []
+        for error in errors:
+            key = lines.get(error.line) if error.line else None
+            if key is None or key not in queued or key in named:
+                continue
+            named[key] = _short(f"{error.code}: {_short(error.message, 120)} "
+                                f"({sources.get(key, f'batch line {error.line}')})")
+            shown.append(f"{error.code} at line {error.line} ({sources.get(key, key)}): "
+                         f"{_short(error.message, 120)}")
+        head = f"batch {job.label} failed validation"
+        if named:
+            failed = self.ledger.reject_job(job.id, list(named.items()), head)
+            more = f"; and {len(shown) - 3} more" if len(shown) > 3 else ""
+            report.errors.append(
+                f"{head}: {'; '.join(shown[:3])}{more}. Those {failed} chunk(s) failed for "
+                f"good (`indexer retry` queues them again); the other "
+                f"{len(queued) - failed} were planned again")
+        else:
+            first = errors[0]
+            where = f" (line {first.line})" if first.line else ""
+            reason = _short(f"{first.code}: {first.message}{where}")
+            failed = self.ledger.reject_job(job.id, [(k, reason) for k in queued], head)
+            others = f" (+{len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+            report.errors.append(
+                f"{head}: {reason}{others}; it names no line to leave out, so its {failed} "
+                "chunk(s) failed for good rather than send the same file again "
+                "(`indexer retry` queues them again)")
+        report.failed += failed
         if job.input_file:
             self.backend.cleanup([job.input_file])
+        job.shard.unlink(missing_ok=True)
+
+    def _learn_limit(self, job: Job, error: JobError, report: SyncReport) -> bool:
+        """Lower the per-batch limit ``error`` names below this shard and give the job up
+        so its keys are re-sharded (no attempt charged). False if it cannot shrink."""
+        if job.requests <= 1:
+            return False
+        stated = _stated_limit(error.message)
+        if error.code == "too_many_tasks":
+            limit = stated if stated and stated < job.requests else job.requests // 2
+            limit = min(limit, self.shard_limits().max_requests)
+            self.ledger.set_meta({_LEARNED_LIMITS[error.code]: str(limit)})
+            unit = f"{limit} requests"
+        else:
+            size = job.shard.stat().st_size if job.shard.exists() else 0
+            if not size:
+                return False
+            limit = int(stated * 0.95) if stated and stated < size else size // 2
+            limit = min(limit, self.shard_limits().max_bytes)
+            self.ledger.set_meta({_LEARNED_LIMITS[error.code]: str(limit)})
+            unit = f"{limit:,} bytes"
+        self._abandon(job, f"{error.code}: re-sharded under {unit}")
+        report.errors.append(
+            f"batch {job.label} failed validation: {error.code}: {_short(error.message)}; "
+            f"its {job.requests} chunk(s) were planned again in batches of at most {unit}")
+        return True
 
     def cancel(self) -> int:
         """Ask the backend to cancel every submitted batch; the next sync collects them."""
@@ -483,3 +662,15 @@ class JobRunner:
         rows = self.ledger.key_rows(list(vectors))
         self.store.put([StoreRow(r.custom_id, r.text, r.context, r.places, vectors[r.custom_id])
                         for r in rows])
+
+
+def _short(text: str, limit: int = _ERROR_CHARS) -> str:
+    """``text`` on one line without a closing period, cut to ``limit`` characters."""
+    flat = " ".join(text.split()).rstrip(".")
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+
+
+def _stated_limit(message: str) -> int | None:
+    """The limit a validation message states ("... the maximum is 20."), if it does."""
+    found = re.search(r"(?:maximum|limit|at most)\D{0,20}?([\d,]+)", message, re.IGNORECASE)
+    return int(found.group(1).replace(",", "")) if found else None

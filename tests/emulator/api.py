@@ -140,6 +140,13 @@ class Api:
             )
         if purpose == "batch" and not upload.filename.endswith(".jsonl"):
             raise invalid("Invalid file format for Batch API. Must be .jsonl", param="file")
+        stored = sum(f.bytes for f in self.store.files.values())
+        if stored + len(upload.value) > self.options.storage_bytes:
+            raise invalid(
+                "You have exceeded your file storage quota. Organizations are limited to "
+                f"{self.options.storage_bytes:,} bytes of files. Please delete old files or "
+                "attempt with a smaller file size."
+            )
         now = self.store.now()
         expires_at: float | None = now + BATCH_FILE_DAYS * 86_400 if purpose == "batch" else None
         if "expires_after[anchor]" in form or "expires_after[seconds]" in form:

@@ -75,6 +75,10 @@ class BatchFaults:
     """The batch object carries ``usage: null`` (the service reported no token usage)."""
     stray_lines: int = 0
     """Extra output lines whose ``custom_id`` was in no input line (copies of a real one)."""
+    validation_error: str | None = None
+    """Fail validation with this code (``errors.data``), whatever the file holds."""
+    validation_line: int | None = None
+    """The input line the ``validation_error`` names (none: the whole file)."""
 
     def line_fault(self, seed: int, batch_id: str, number: int) -> str | None:
         """This line's fault (failed_response, failed_error, missing, non200, nan, wrong_dims)."""

@@ -93,6 +93,17 @@ class Lifecycle:
         if validation.errors:
             self._fail(batch, list(validation.errors), at)
             return
+        if batch.faults.validation_error is not None:
+            line = batch.faults.validation_line
+            where = f"Line {line}" if line is not None else "The input file"
+            error = {
+                "code": batch.faults.validation_error,
+                "line": line,
+                "message": f"{where} failed validation (injected).",
+                "param": None,
+            }
+            self._fail(batch, [error], at)
+            return
         others = [
             b
             for b in self.store.batches.values()

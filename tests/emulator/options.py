@@ -33,6 +33,12 @@ class Options:
     request_budget: int = 1_000_000
     """Enqueued requests allowed per model."""
     batches_per_hour: int = 2000
+    storage_bytes: int = 100_000_000_000
+    """The organisation's file storage quota: uploads past it are refused (400)."""
+    api_key: str = ""
+    """The one API key accepted (401 ``invalid_api_key`` for others); empty: any key."""
+    custom_id_pattern: str = ""
+    """A regular expression every ``custom_id`` must match (``invalid_value``); empty: any."""
     seed: int = 0
     """Seeds output order and random faults; the same seed gives the same files."""
 
@@ -49,9 +55,7 @@ class Options:
         unknown = sorted(set(changes) - set(kinds))
         if unknown:
             raise ValueError(f"unknown option(s): {', '.join(unknown)}")
-        coerced: dict[str, Any] = {
-            k: (float(v) if kinds[k] == "float" else int(v)) for k, v in changes.items()
-        }
+        coerced: dict[str, Any] = {k: _KINDS[kinds[k]](v) for k, v in changes.items()}
         return replace(self, **coerced)
 
 
@@ -64,6 +68,9 @@ INSTANT: dict[str, Any] = {
 """The settings ``--instant`` stands for."""
 
 
+_KINDS: dict[Any, type] = {"float": float, "int": int, "str": str}
+
+
 def option_kinds() -> dict[str, type]:
     """Each option's name and Python type, for building command-line flags."""
-    return {f.name: (float if f.type == "float" else int) for f in fields(Options)}
+    return {f.name: _KINDS[f.type] for f in fields(Options)}

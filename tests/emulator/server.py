@@ -188,19 +188,28 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def _authorized(self) -> bool:
+    def _refusal(self) -> ApiError | None:
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and bool(token.strip())
+        if scheme.lower() != "bearer" or not token.strip():
+            return ApiError(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            )
+        wanted = self.server.api.options.api_key
+        if wanted and token.strip() != wanted:
+            return ApiError(
+                401,
+                f"Incorrect API key provided: {token.strip()[:3]}***. You can find your API key "
+                "at https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
+            )
+        return None
 
     def _api(self, route: str, object_id: str, body: bytes, query: dict[str, str]) -> None:
-        if not self._authorized():
-            self._send_error(
-                ApiError(
-                    401,
-                    "You didn't provide an API key. You need to provide your API key in an "
-                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                )
-            )
+        refusal = self._refusal()
+        if refusal is not None:
+            self._send_error(refusal)
             return
         server = self.server
         with server.lock:

@@ -7,6 +7,7 @@ endpoint would refuse does not: it becomes a 4xx line of the error file later.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,7 @@ def _error(
 
 
 def _check_line(
-    number: int, raw: bytes, endpoint: str, seen: set[str], model: str | None
+    number: int, raw: bytes, endpoint: str, seen: set[str], model: str | None, pattern: str
 ) -> tuple[BatchLine | None, dict[str, Any] | None]:
     try:
         request = json.loads(raw.decode("utf-8"))
@@ -63,6 +64,14 @@ def _check_line(
         return None, _error(
             "missing_required_parameter",
             "Missing required parameter: 'custom_id'.",
+            number,
+            "custom_id",
+        )
+    if pattern and not re.fullmatch(pattern, custom_id):
+        return None, _error(
+            "invalid_value",
+            f"Invalid 'custom_id': string does not match pattern. Expected a string that "
+            f"matches the pattern '{pattern}'.",
             number,
             "custom_id",
         )
@@ -130,7 +139,9 @@ def validate_file(data: bytes, endpoint: str, options: Options) -> Validation:
     seen: set[str] = set()
     model: str | None = None
     for number, raw in enumerate(raw_lines, start=1):
-        line, error = _check_line(number, raw.rstrip(b"\r"), endpoint, seen, model)
+        line, error = _check_line(
+            number, raw.rstrip(b"\r"), endpoint, seen, model, options.custom_id_pattern
+        )
         if error is not None:
             if len(errors) < MAX_REPORTED_ERRORS:
                 errors.append(error)
