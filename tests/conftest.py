@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from emulator.fixture import Emulator, run_emulator
+from support import open_index, store_rows
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -33,3 +36,21 @@ def docs(tmp_path: Path) -> Path:
     target = tmp_path / "docs"
     shutil.copytree(EXAMPLES / "docs", target)
     return target
+
+
+@pytest.fixture()
+def emu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    """The OpenAI emulator in its own process, with an API key set for the index."""
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with run_emulator(tmp_path / "emu") as emulator:
+        yield emulator
+
+
+@pytest.fixture()
+def clean(docs: Path, tmp_path: Path, emu: Emulator) -> dict[str, tuple[object, ...]]:
+    """The store a fault-free run builds (vectors are a pure function of the text)."""
+    with open_index(tmp_path / "clean", emu) as index:
+        report = index.sync([docs])
+    assert report.complete and report.embedded > 0 and not report.errors
+    emu.control("POST", "config", {})  # still alive
+    return store_rows(tmp_path / "clean")

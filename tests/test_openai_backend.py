@@ -3,76 +3,14 @@ and no chunk is ever paid for twice."""
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import lancedb
 import pytest
 
-from emulator.fixture import Emulator, run_emulator
-from indexer import Index, SyncReport
-from indexer.state.layout import Layout
-
-
-@pytest.fixture()
-def emu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    with run_emulator(tmp_path / "emu") as emulator:
-        yield emulator
-
-
-def open_index(path: Path, emu: Emulator, **config: Any) -> Index:
-    if not path.exists():
-        path.mkdir(parents=True)
-        settings = {"backend": "openai", "timeout": 5.0, "poll_seconds": 0.05, **config}
-        lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
-        (path / "config.toml").write_text("[index]\n" + "\n".join(lines) + "\n")
-    return Index(path, base_url=emu.base_url)
-
-
-def store_rows(index_dir: Path) -> dict[str, tuple[object, ...]]:
-    generation = Layout(index_dir).current
-    table = lancedb.connect(str(generation / "lancedb")).open_table("chunks")
-    rows = table.to_arrow().to_pylist()
-    return {r["custom_id"]: (tuple(round(x, 5) for x in r["vector"]), r["text"],
-                             tuple(p["uri"] for p in r["places"]), r["n_places"])
-            for r in rows}
-
-
-def sync_until_done(index: Index, rounds: int = 6) -> SyncReport:
-    report = index.sync([])
-    for _ in range(rounds):
-        if report.complete:
-            break
-        report = index.sync([])
-    return report
-
-
-@pytest.fixture()
-def clean(docs: Path, tmp_path: Path, emu: Emulator) -> dict[str, tuple[object, ...]]:
-    """The store a fault-free run builds (vectors are a pure function of the text)."""
-    with open_index(tmp_path / "clean", emu) as index:
-        report = index.sync([docs])
-    assert report.complete and report.embedded > 0 and not report.errors
-    emu.control("POST", "config", {})  # still alive
-    return store_rows(tmp_path / "clean")
-
-
-BILLED_GARBAGE = {"nan", "wrong_dims"}
-"""Line faults the service bills although the vector is unusable: re-buying them is right."""
-
-
-def paid_twice(emu: Emulator, before: dict[str, Any]) -> list[str]:
-    """custom_ids delivered more than once since ``before`` (a stats snapshot), except
-    those whose first delivery was an unusable vector."""
-    stats = emu.stats()
-    old = before["by_custom_id"]
-    garbage = {k for k, fault in stats["faulted"].items() if fault in BILLED_GARBAGE}
-    return [k for k, n in stats["by_custom_id"].items()
-            if n - old.get(k, 0) > 1 and k not in garbage]
+from emulator.fixture import Emulator
+from support import open_index, paid_twice, store_rows, sync_until_done
 
 
 def test_happy_path_equals_local_pipeline_shape(docs: Path, tmp_path: Path, emu: Emulator,

@@ -11,15 +11,7 @@ from pathlib import Path
 import pytest
 
 from emulator.fixture import Emulator
-from test_openai_backend import clean, emu, open_index, paid_twice, store_rows
-
-__all__ = ["clean", "emu"]
-
-
-def cli(index_dir: Path, emu: Emulator, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPENAI_BASE_URL": emu.base_url}
-    return subprocess.run([sys.executable, "-m", "indexer", "--index", str(index_dir), *args],
-                          env=env, text=True, capture_output=True, timeout=300)
+from support import cli, open_index, paid_twice, store_rows
 
 
 def big_docs(folder: Path, files: int = 100) -> Path:

@@ -16,15 +16,12 @@ from typing import Any
 
 import openai
 import pytest
-from test_openai_cli import cli
 
 from emulator.fixture import Emulator
 from indexer.state.doctor import stale_local_files
 from indexer.state.layout import Layout
 from indexer.state.ledger import Ledger
-from test_openai_backend import clean, emu, open_index, paid_twice, store_rows, sync_until_done
-
-__all__ = ["clean", "emu"]  # fixtures shared with test_openai_backend
+from support import cli, open_index, paid_twice, store_rows, sync_until_done
 
 
 def created(emu: Emulator, before: dict[str, Any]) -> int:

@@ -13,9 +13,7 @@ from typing import Any
 import pytest
 
 from emulator.fixture import Emulator
-from test_openai_backend import clean, emu, open_index, paid_twice, store_rows, sync_until_done
-
-__all__ = ["clean", "emu"]  # fixtures shared with test_openai_backend
+from support import open_index, paid_twice, store_rows, sync_until_done
 
 STEPS: dict[str, dict[str, Any]] = {
     "after upload, before create": {"route": "batches.create", "action": "hang", "seconds": 20},

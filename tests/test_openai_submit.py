@@ -9,12 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from test_openai_cli import cli
-
 from emulator.fixture import Emulator
-from test_openai_backend import clean, emu, open_index, paid_twice, store_rows
-
-__all__ = ["clean", "emu"]
+from support import cli, open_index, paid_twice, store_rows
 
 
 def report_of(result: Any) -> dict[str, Any]:

@@ -19,9 +19,7 @@ from emulator.fixture import Emulator
 from indexer import ConfigError, Index, SourceError
 from indexer import config as configfile
 from indexer.watcher import watch
-from test_openai_backend import emu, open_index, paid_twice
-
-__all__ = ["emu"]
+from support import open_index, paid_twice
 
 BAD_NAME = b"caf\xe9.md"
 """A Latin-1 file name, as an old archive or a Windows share leaves it: not UTF-8."""
