@@ -35,6 +35,7 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_readme_quickstart_finds_the_known_passage(workdir: Path) -> None:
     commands = [c for c in readme_block("## Quickstart") if c.startswith("indexer ")]
     assert [c.split()[1] for c in commands] == ["sync", "search"]
@@ -50,6 +51,7 @@ def test_readme_quickstart_finds_the_known_passage(workdir: Path) -> None:
                and "indexer cancel" in h["text"] for h in hits)
 
 
+@pytest.mark.slow
 def test_sync_json_status_and_errors(workdir: Path) -> None:
     result = run(["sync", "examples/docs", "--json"], workdir)
     assert result.returncode == 0, result.stderr
@@ -65,6 +67,7 @@ def test_sync_json_status_and_errors(workdir: Path) -> None:
     assert empty.returncode == 1 and "indexer sync" in empty.stderr
 
 
+@pytest.mark.slow
 def test_help_does_not_import_heavy_libraries() -> None:
     code = ("import sys; from indexer.cli import cli\n"
             "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
@@ -74,6 +77,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
     assert result.stdout.strip().endswith("[]"), result.stdout
 
 
+@pytest.mark.slow
 def test_search_where_and_hybrid(workdir: Path) -> None:
     assert run(["sync", "examples/docs"], workdir).returncode == 0
     result = run(["search", "price of embeddings", "--where", "uri LIKE '%.pdf'", "--json"],
@@ -88,6 +92,7 @@ def test_search_where_and_hybrid(workdir: Path) -> None:
     assert bad.returncode == 1 and "--where" in bad.stderr
 
 
+@pytest.mark.slow
 def test_the_example_script_runs(workdir: Path) -> None:
     result = subprocess.run([sys.executable, "examples/quickstart.py"], cwd=workdir,
                             capture_output=True, text=True, timeout=600)

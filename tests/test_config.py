@@ -17,6 +17,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_init_writes_a_commented_config_that_survives_adding_sources(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -57,6 +58,7 @@ def test_invalid_settings_say_what_to_fix(tmp_path: Path) -> None:
         Index(tmp_path)
 
 
+@pytest.mark.slow
 def test_add_remembers_sources_with_their_globs(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.md").write_text("# A\n\nAlpha.\n")

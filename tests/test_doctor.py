@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from indexer import Index
 from indexer.state.layout import Layout
 from indexer.state.store import Store
@@ -20,6 +22,7 @@ def doctor(index_dir: Path, *args: str) -> tuple[int, dict[str, Any]]:
     return result.returncode, json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_doctor_finds_and_repairs_damage(docs: Path, tmp_path: Path) -> None:
     index_dir = tmp_path / "idx"
     with Index(index_dir) as index:

@@ -38,6 +38,7 @@ def test_the_wheel_installs_only_the_indexer_package(tmp_path: Path) -> None:
     assert "indexer/backends/local/assets/minilm/tokenizer.json" in names
 
 
+@pytest.mark.slow
 def test_importing_a_connector_loads_no_state_or_config_machinery() -> None:
     loaded = json.loads(run_python(
         "import json, sys, indexer.connectors.filesystem\n"
@@ -46,6 +47,7 @@ def test_importing_a_connector_loads_no_state_or_config_machinery() -> None:
     assert loaded == []
 
 
+@pytest.mark.slow
 def test_the_public_names_load_on_first_use() -> None:
     out = run_python("import sys, indexer\n"
                      "print('indexer.index' in sys.modules, indexer.Index.__name__, "
@@ -69,6 +71,7 @@ def _plugin(site: Path) -> None:
     (info / "entry_points.txt").write_text("[batch_indexer.backends]\ntiny = tiny_backend:SPEC\n")
 
 
+@pytest.mark.slow
 def test_a_backend_plugin_registers_through_entry_points(tmp_path: Path, docs: Path) -> None:
     _plugin(tmp_path / "site")
     code = (
@@ -154,6 +157,7 @@ def create(source, config, skip_dirs):
         "[batch_indexer.connectors]\nnotes = notes_connector:SPEC\n")
 
 
+@pytest.mark.slow
 def test_a_connector_plugin_is_chosen_by_scheme_and_asked_for_changes(tmp_path: Path) -> None:
     _connector_plugin(tmp_path / "site")
     folder = tmp_path / "notes"

@@ -70,6 +70,7 @@ def test_failed_keys_retry_until_attempts_run_out(ledger: Ledger, tmp_path: Path
     assert "1 chunk(s) failed to embed: server_error: boom" in dict(ledger.skips())["/d/a.md"]
 
 
+@pytest.mark.slow
 def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])

@@ -207,6 +207,7 @@ def test_a_packaged_file_with_the_wrong_sha256_is_a_config_error(
         LocalModel.load()
 
 
+@pytest.mark.slow
 def test_importing_the_module_does_not_load_onnxruntime() -> None:
     code = "import sys, indexer.backends.local.model; print('onnxruntime' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

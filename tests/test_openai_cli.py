@@ -50,6 +50,7 @@ def test_token_limit_exceeded_lowers_the_budget_and_reshards(tmp_path: Path,
     assert paid_twice(emu, before) == []
 
 
+@pytest.mark.slow
 def test_in_flight_exit_code_then_wait(docs: Path, tmp_path: Path, emu: Emulator,
                                        clean: dict[str, tuple[object, ...]]) -> None:
     emu.configure(speed=8, validating_seconds=0.3, finalizing_seconds=0.1)
@@ -66,6 +67,7 @@ def test_in_flight_exit_code_then_wait(docs: Path, tmp_path: Path, emu: Emulator
     assert json.loads(cli(index_dir, emu, "status", "--json").stdout)["tokens_billed"] > 0
 
 
+@pytest.mark.slow
 def test_cancel_keeps_partial_results_and_the_rest_is_requeued(
         docs: Path, tmp_path: Path, emu: Emulator,
         clean: dict[str, tuple[object, ...]]) -> None:
@@ -85,6 +87,7 @@ def test_cancel_keeps_partial_results_and_the_rest_is_requeued(
     assert paid_twice(emu, before) == []
 
 
+@pytest.mark.slow
 def test_gc_deletes_remote_files_left_behind(docs: Path, tmp_path: Path, emu: Emulator) -> None:
     emu.inject({"routes": [{"route": "files.delete", "status": 500, "count": 100,
                             "retry_after_ms": 1}]})
@@ -99,6 +102,7 @@ def test_gc_deletes_remote_files_left_behind(docs: Path, tmp_path: Path, emu: Em
     assert [f.id for f in client.files.list(purpose="batch")] == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["cancel", "gc", "status"])
 def test_commands_on_a_missing_index_fail_clearly(tmp_path: Path, emu: Emulator,
                                                   command: str) -> None:
@@ -123,6 +127,7 @@ def test_plan_numbers_equal_what_sync_submits(tmp_path: Path, emu: Emulator) -> 
     assert plan.sync_cost == pytest.approx(2 * plan.batch_cost)
 
 
+@pytest.mark.slow
 def test_cost_cap_refuses_to_submit(docs: Path, tmp_path: Path, emu: Emulator) -> None:
     index_dir = tmp_path / "idx"
     open_index(index_dir, emu, price_per_million=1000.0).close()
@@ -138,6 +143,7 @@ def test_cost_cap_refuses_to_submit(docs: Path, tmp_path: Path, emu: Emulator) -
     assert allowed.returncode == 0, allowed.stderr
 
 
+@pytest.mark.slow
 def test_dimension_change_is_refused_then_rebuilt_beside_and_swapped(
         docs: Path, tmp_path: Path, emu: Emulator) -> None:
     index_dir = tmp_path / "idx"
@@ -168,6 +174,7 @@ def test_dimension_change_is_refused_then_rebuilt_beside_and_swapped(
     assert sorted(p.name for p in index_dir.glob("g*")) == ["g2"]
 
 
+@pytest.mark.slow
 def test_backend_switch_from_local_is_refused_and_rebuilt(docs: Path, tmp_path: Path,
                                                           emu: Emulator) -> None:
     index_dir = tmp_path / "idx"
@@ -183,6 +190,7 @@ def test_backend_switch_from_local_is_refused_and_rebuilt(docs: Path, tmp_path: 
     assert (status["backend"], status["model"]) == ("openai", "text-embedding-3-small")
 
 
+@pytest.mark.slow
 def test_a_validation_error_names_the_source_behind_the_line_and_retry_recovers(
         docs: Path, tmp_path: Path, emu: Emulator) -> None:
     emu.fault_batches(validation_error="duplicate_custom_id", validation_line=2)

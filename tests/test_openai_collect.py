@@ -143,6 +143,7 @@ def test_a_batch_sent_again_for_a_lost_one_is_cancelled_when_the_lost_one_turns_
 # -- point 3: a download cut short is never taken as complete -------------------------
 
 
+@pytest.mark.slow
 def test_a_download_cut_short_every_time_is_retried_by_the_next_sync(
         docs: Path, tmp_path: Path, emu: Emulator,
         clean: dict[str, tuple[object, ...]]) -> None:
@@ -189,6 +190,7 @@ def test_output_lines_with_unknown_ids_are_reported_once_per_batch(
     assert store_rows(tmp_path / "idx") == clean  # the strays were not stored
 
 
+@pytest.mark.slow
 def test_billed_tokens_are_unknown_when_a_batch_reports_no_usage(
         docs: Path, tmp_path: Path, emu: Emulator) -> None:
     emu.fault_batches(no_usage=True)
@@ -217,6 +219,7 @@ def wait_for_call(emu: Emulator, route: str, count: int, timeout: float = 60.0) 
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_files_left_by_a_crash_after_a_job_finished_are_found_and_removed(
         docs: Path, tmp_path: Path, emu: Emulator) -> None:
     index_dir = tmp_path / "idx"
@@ -254,6 +257,7 @@ def test_files_left_by_a_crash_after_a_job_finished_are_found_and_removed(
     assert cli(index_dir, emu, "doctor").returncode == 0
 
 
+@pytest.mark.slow
 def test_doctor_repair_removes_an_output_whose_job_is_gone(
         docs: Path, tmp_path: Path, emu: Emulator) -> None:
     index_dir = tmp_path / "idx"

@@ -33,6 +33,7 @@ def wait_for_call(emu: Emulator, route: str, count: int, timeout: float = 60.0) 
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", STEPS)
 def test_kill_at_each_step_then_converge(step: str, docs: Path, tmp_path: Path, emu: Emulator,
                                          clean: dict[str, tuple[object, ...]]) -> None:

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from emulator.fixture import Emulator
 from support import cli, open_index, paid_twice, store_rows
 
@@ -41,6 +43,7 @@ def closed_port() -> int:
 
 # -- validation failures (point 4) -------------------------------------------------------
 
+@pytest.mark.slow
 def test_too_many_tasks_reshards_under_the_service_limit(
         docs: Path, tmp_path: Path, emu: Emulator,
         clean: dict[str, tuple[object, ...]]) -> None:
@@ -65,6 +68,7 @@ def test_too_many_tasks_reshards_under_the_service_limit(
         assert index.status().chunks_failed == 0
 
 
+@pytest.mark.slow
 def test_invalid_custom_ids_fail_for_good_and_the_file_is_never_resubmitted(
         docs: Path, tmp_path: Path, emu: Emulator,
         clean: dict[str, tuple[object, ...]]) -> None:
@@ -106,6 +110,7 @@ def test_invalid_custom_ids_fail_for_good_and_the_file_is_never_resubmitted(
     paid_once_each(emu, good | bad, before)
 
 
+@pytest.mark.slow
 def test_a_validation_error_naming_no_line_fails_the_chunks_once(
         docs: Path, tmp_path: Path, emu: Emulator) -> None:
     emu.fault_batches(count=None, validation_error="invalid_request")
@@ -160,6 +165,7 @@ def test_a_shard_changed_on_disk_before_upload_is_planned_again(
 
 # -- hard failures are not work in flight (point 9) --------------------------------------
 
+@pytest.mark.slow
 def test_a_rejected_key_exits_1_with_the_cause(docs: Path, tmp_path: Path,
                                                emu: Emulator) -> None:
     emu.configure(api_key="sk-the-right-one")
@@ -172,6 +178,7 @@ def test_a_rejected_key_exits_1_with_the_cause(docs: Path, tmp_path: Path,
     assert "1 batch job(s) waiting to submit" in result.stdout
 
 
+@pytest.mark.slow
 def test_no_network_exits_1_with_the_cause(docs: Path, tmp_path: Path, emu: Emulator) -> None:
     index_dir = tmp_path / "idx"
     open_index(index_dir, emu).close()
@@ -184,6 +191,7 @@ def test_no_network_exits_1_with_the_cause(docs: Path, tmp_path: Path, emu: Emul
     assert "check the network" in report["stopped"]
 
 
+@pytest.mark.slow
 def test_a_storage_quota_refusal_exits_1_with_the_cause(docs: Path, tmp_path: Path,
                                                         emu: Emulator) -> None:
     emu.configure(storage_bytes=1_000)
@@ -195,6 +203,7 @@ def test_a_storage_quota_refusal_exits_1_with_the_cause(docs: Path, tmp_path: Pa
     assert "in flight" not in result.stdout
 
 
+@pytest.mark.slow
 def test_a_failing_batch_list_exits_1_with_the_cause(docs: Path, tmp_path: Path,
                                                      emu: Emulator) -> None:
     emu.fail_route("batches.create", status=500, count=50, retry_after_ms=1)
@@ -213,6 +222,7 @@ def test_a_failing_batch_list_exits_1_with_the_cause(docs: Path, tmp_path: Path,
 
 # -- hung endpoints are bounded (point 10) -----------------------------------------------
 
+@pytest.mark.slow
 def test_a_hung_create_ends_the_sync_in_bounded_time(docs: Path, tmp_path: Path,
                                                      emu: Emulator) -> None:
     emu.fail_route("batches.create", action="hang", count=50, seconds=60)
@@ -230,6 +240,7 @@ def test_a_hung_create_ends_the_sync_in_bounded_time(docs: Path, tmp_path: Path,
     assert len(batches(emu)) == 1
 
 
+@pytest.mark.slow
 def test_a_hung_status_call_exits_3_while_the_batch_runs(
         docs: Path, tmp_path: Path, emu: Emulator,
         clean: dict[str, tuple[object, ...]]) -> None:
@@ -249,6 +260,7 @@ def test_a_hung_status_call_exits_3_while_the_batch_runs(
     assert paid_twice(emu, before) == []
 
 
+@pytest.mark.slow
 def test_a_hung_download_is_bounded(docs: Path, tmp_path: Path, emu: Emulator,
                                     clean: dict[str, tuple[object, ...]]) -> None:
     before = emu.stats()
@@ -269,6 +281,7 @@ def test_a_hung_download_is_bounded(docs: Path, tmp_path: Path, emu: Emulator,
 
 # -- --wait rides out a short outage (point 11) ------------------------------------------
 
+@pytest.mark.slow
 def test_wait_keeps_polling_through_a_short_outage(docs: Path, tmp_path: Path,
                                                    emu: Emulator) -> None:
     emu.configure(speed=20, validating_seconds=0.2)

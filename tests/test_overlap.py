@@ -14,6 +14,7 @@ import pytest
 from indexer import Index, LockedError
 
 
+@pytest.mark.slow
 def test_second_sync_reports_the_holder_and_exit_code_6(tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()

@@ -117,6 +117,7 @@ def test_a_changed_model_is_refused(docs: Path, tmp_path: Path) -> None:
         other.sync([docs / "faq.txt"])
 
 
+@pytest.mark.slow
 def test_a_noop_sync_reads_no_file_and_loads_no_model_or_store(docs: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch
                                                                  ) -> None:

@@ -55,6 +55,7 @@ def uris(hits: list[dict[str, Any]]) -> set[str]:
     return {p["uri"] for h in hits for p in h["places"]}
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_is_indexed_resynced_and_deleted(tmp_path: Path) -> None:
     folder = notes(tmp_path / "notes")
     index_dir = tmp_path / "idx"
@@ -142,6 +143,7 @@ def searchable(index: Index) -> set[str]:
     return {p.uri for h in index.search("private key soup tea", k=10) for p in h.places}
 
 
+@pytest.mark.slow
 def test_links_outside_the_folder_are_skipped_unless_asked_for(tmp_path: Path) -> None:
     folder, key, recipes = secrets_and_links(tmp_path)
     index_dir = tmp_path / "idx"
@@ -180,6 +182,7 @@ def test_links_outside_the_folder_are_skipped_unless_asked_for(tmp_path: Path) -
         }
 
 
+@pytest.mark.slow
 def test_add_remembers_follow_links(tmp_path: Path) -> None:
     folder, _, _ = secrets_and_links(tmp_path)
     index_dir = tmp_path / "idx"
