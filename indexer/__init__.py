@@ -13,6 +13,7 @@ Errors come from one tree, rooted at :class:`IndexerError` (see :mod:`indexer.er
 from indexer.errors import (
     BackendError,
     ConfigError,
+    DamageError,
     IndexerError,
     IndexMismatch,
     LockedError,
@@ -27,6 +28,7 @@ __all__ = [
     "BackendError",
     "Chunk",
     "ConfigError",
+    "DamageError",
     "Document",
     "Index",
     "IndexMismatch",
