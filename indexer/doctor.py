@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer.layout import Layout
 from indexer.ledger import Ledger
 
 if TYPE_CHECKING:
-    from indexer.store import Store
+    from indexer.store import Damage, Restoration, Store
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,60 @@ def stale_remote_files(ledger: Ledger,
     """Ids of the index's remote batch files that no open job still needs."""
     needed = {j.input_file for j in ledger.open_jobs() if j.input_file}
     return [file_id for file_id, _ in remote_files() if file_id not in needed]
+
+
+def mend_store(ledger: Ledger, directory: Path, model: str, dimensions: int,
+               repair: bool) -> Finding | None:
+    """Check the search table itself: there, whole, every column (run before the other
+    checks, which read it). With ``repair`` restore it from what is intact, queue the
+    chunks whose vectors are lost, and have every row rewritten if columns came back
+    empty."""
+    from indexer.store import Store, inspect, restore
+
+    damage = inspect(directory)
+    if damage.missing_table and not ledger.holds_vectors():
+        return None  # a new index: the table is made on its first write
+    if not damage.broken and not damage.migrations:
+        return None
+    if not repair:
+        message, count = _store_problem(damage, len(ledger.keys_in_state("embedded")))
+        return Finding("store", message, count)
+    restored = restore(directory, model, dimensions)
+    held = Store(directory, model, dimensions).keys()
+    lost = sorted(ledger.keys_in_state("embedded") - held)
+    ledger.requeue(lost)
+    if restored.rewrite:
+        ledger.mark_dirty(sorted(held))
+    return store_finding(restored, len(lost))
+
+
+def store_finding(restored: Restoration, lost: int) -> Finding:
+    """A store restoration as a finding: what was wrong, what was done, and how many
+    chunks the next sync pays to embed again."""
+    done = []
+    if restored.recreated:
+        done.append("re-created the table empty")
+    if restored.restored_version is not None:
+        done.append(f"went back to table version {restored.restored_version}")
+    if restored.dropped_rows:
+        done.append(f"dropped {restored.dropped_rows} unreadable row(s), "
+                    f"{restored.recovered_rows} recovered from earlier versions")
+    if restored.rewrite:
+        done.append("rows rewritten from the ledger")
+    done.extend(restored.migrations)
+    return Finding("store", f"chunk(s) the next sync embeds again; {restored.damage.describe()}"
+                   f" ({'; '.join(done)})", max(lost, 0), True)
+
+
+def _store_problem(damage: Damage, embedded: int) -> tuple[str, int]:
+    if damage.missing_table:
+        return "chunk(s) whose vectors were in the missing search table", embedded
+    if damage.unreadable:
+        return f"search table that cannot be read ({damage.unreadable})", 1
+    if damage.lost_fragments:
+        return f"row(s) lost: {damage.describe()}", damage.lost_rows
+    if damage.lost_columns:
+        return (f"column(s) gone from the search table: {', '.join(damage.lost_columns)}",
+                len(damage.lost_columns))
+    return (f"schema change(s) to make (a sync makes them too): {', '.join(damage.migrations)}",
+            len(damage.migrations))

@@ -26,7 +26,8 @@ def test_doctor_finds_and_repairs_damage(docs: Path, tmp_path: Path) -> None:
         index.sync([docs])
         status = index.status()
     assert doctor(index_dir) == (0, {"healthy": True, "checks": [
-        "duplicate keys", "orphan rows", "missing vectors", "places", "old generations"],
+        "ledger", "store", "duplicate keys", "orphan rows", "missing vectors", "places",
+        "old generations"],
         "findings": []})
 
     store = Store(Layout(index_dir).current / "lancedb", status.model, status.dimensions)
