@@ -125,9 +125,9 @@ def mend_store(ledger: Ledger, directory: Path, model: str, dimensions: int,
     return store_finding(restored, len(lost))
 
 
-def store_finding(restored: Restoration, lost: int) -> Finding:
+def store_finding(restored: Restoration, lost: int | None) -> Finding:
     """A store restoration as a finding: what was wrong, what was done, and how many
-    chunks the next sync pays to embed again."""
+    chunks the next sync pays to embed again (``None``: unknown, the ledger is lost too)."""
     done = []
     if restored.recreated:
         done.append("re-created the table empty")
@@ -139,8 +139,11 @@ def store_finding(restored: Restoration, lost: int) -> Finding:
     if restored.rewrite:
         done.append("rows rewritten from the ledger")
     done.extend(restored.migrations)
-    return Finding("store", f"chunk(s) the next sync embeds again; {restored.damage.describe()}"
-                   f" ({'; '.join(done)})", max(lost, 0), True)
+    cost = ("chunk(s) the next sync embeds again" if lost is not None else
+            "known chunk(s) to embed again (the ledger is lost too: the next sync embeds "
+            "whatever the store lacks)")
+    return Finding("store", f"{cost}; {restored.damage.describe()} ({'; '.join(done)})",
+                   max(lost or 0, 0), True)
 
 
 def _store_problem(damage: Damage, embedded: int) -> tuple[str, int]:

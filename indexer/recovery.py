@@ -80,8 +80,8 @@ def ledger_problem(path: Path) -> str | None:
         return "missing"
     try:
         ledger = Ledger(path)
-    except DamageError as exc:
-        return str(exc)
+    except DamageError:
+        return "damaged"
     try:
         return None if ledger.meta() else "empty"
     finally:
@@ -100,31 +100,44 @@ def recover_ledger(generation: Path, config: Config,
 
     path = generation / "state.db"
     problem = ledger_problem(path)
-    if problem is None or not Layout.holds_index(generation):
+    kept = Layout.holds_index(generation)
+    if problem is None or (problem in ("missing", "empty") and not kept):
         return []
+    if not kept:  # a damaged ledger of an index that embedded nothing yet: start afresh
+        return [Finding("ledger", f"damaged ledger set aside as {set_aside(path)} (the index "
+                        "held no vectors yet: the next sync starts a new one)", 1, True)]
     found = Layout.identity(generation)
     recorded = found is not None
     meta = found or _guess_identity(config, recorded_model(generation / "lancedb"))
     remote = service(meta)  # fails (missing API key...) before anything is changed
     findings = []
     if problem != "missing":
-        moved = set_aside(path)
-        findings.append(Finding("ledger", f"damaged ledger set aside as {moved}", 1, True))
+        findings.append(Finding("ledger", f"{problem} ledger set aside as {set_aside(path)}",
+                                1, True))
     store_dir = generation / "lancedb"
-    restored = restore(store_dir, meta["model"], int(meta["dimensions"]))
-    if restored.damage.broken:
-        findings.append(store_finding(restored, restored.dropped_rows - restored.recovered_rows))
-    store = Store(store_dir, meta["model"], int(meta["dimensions"]))
+    rows: Iterable[dict[str, Any]] = ()
+    table = Layout.has_table(generation)
+    if table:
+        restored = restore(store_dir, meta["model"], int(meta["dimensions"]))
+        if restored.damage.broken:
+            lost = None if restored.recreated else restored.dropped_rows - restored.recovered_rows
+            findings.append(store_finding(restored, lost))
+        rows = Store(store_dir, meta["model"], int(meta["dimensions"])).rows()
     sources = [s.path for s in config.sources]
-    rebuilt = rebuild(path, meta, store.rows(), sources, remote, generation / "batches")
+    rebuilt = rebuild(path, meta, rows, sources, remote, generation / "batches")
     Layout.record_identity(generation, identity(meta))
     message = (f"key(s) rebuilt into a new ledger from the store ({rebuilt.documents} "
-               f"document(s); the next sync reads every file again and embeds only what the "
-               f"store lacks), {rebuilt.jobs} batch(es) in flight recorded with "
-               f"{rebuilt.queued} chunk(s) queued")
+               "document(s); the next sync reads every file again and embeds only what the "
+               "store lacks)")
+    if remote is not None:
+        message += (f", {rebuilt.jobs} batch(es) in flight recorded with {rebuilt.queued} "
+                    "chunk(s) queued")
     if rebuilt.unreadable_jobs:
-        message += (f"; {rebuilt.unreadable_jobs} batch(es) in flight had no readable input "
-                    "file: their chunks are embedded again")
+        message += (f"; {rebuilt.unreadable_jobs} batch(es) in flight had no readable "
+                    "input file: their chunks are embedded again")
+    if not table:
+        message += ("; there is no search table (never written, or lost): the next sync "
+                    "embeds every chunk that is not in a batch in flight")
     if not recorded and meta["backend"] == "openai":
         message += ("; the index id was never recorded (an index made by an older version): "
                     "batches it had in flight cannot be found")
@@ -143,14 +156,18 @@ def rebuild(path: Path, meta: dict[str, str], rows: Iterable[dict[str, Any]],
     try:
         ledger.set_meta(meta)
         places: dict[str, list[tuple[str, Place]]] = defaultdict(list)
+        unpublished: list[str] = []
 
         def keys() -> Iterable[tuple[str, str, str]]:
             for row in rows:
                 for place in row["places"] or ():
                     places[place["uri"]].append((row["custom_id"], Place(**place)))
+                if not row["places"]:
+                    unpublished.append(row["custom_id"])
                 yield row["custom_id"], row["text"] or "", row["context"] or ""
 
         ledger.restore_keys(keys())
+        ledger.mark_dirty(unpublished)  # dropped by the next flush unless a document holds it
         ledger.restore_documents({
             uri: (_source(uri, sources),
                   sorted(found, key=lambda c: (c[1].page or 0, c[1].line_start or 0, c[0])))
