@@ -26,13 +26,14 @@ class Damage:
     lost_fragments: tuple[int, ...] = ()
     lost_rows: int = 0
     lost_columns: tuple[str, ...] = ()
+    lost_indices: tuple[str, ...] = ()
     migrations: tuple[str, ...] = ()
 
     @property
     def broken(self) -> bool:
-        """True when rows, columns or the table itself are lost."""
+        """True when rows, columns, indices or the table itself are lost."""
         return self.missing_table or bool(self.unreadable or self.lost_fragments
-                                          or self.lost_columns)
+                                          or self.lost_columns or self.lost_indices)
 
     def describe(self) -> str:
         """The damage in words."""
@@ -46,6 +47,8 @@ class Damage:
                          "file(s) can no longer be read")
         if self.lost_columns:
             parts.append(f"column(s) {', '.join(self.lost_columns)} are gone")
+        if self.lost_indices:
+            parts.append(f"the files of index(es) {', '.join(self.lost_indices)} are gone")
         return "; ".join(parts) or "nothing"
 
     def error(self, directory: Path) -> DamageError:

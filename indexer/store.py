@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +33,10 @@ _ESSENTIAL = ("custom_id", "vector")
 """Columns without which a row is worthless (the ledger can rebuild every other one)."""
 _DERIVED = {"n_places": "CAST(coalesce(array_length(places), 0) AS INT)"}
 _LANCE_ERRORS = (OSError, ValueError, RuntimeError)
+_INDICES: dict[str, tuple[str, Callable[[], Any]]] = {
+    "custom_id_idx": ("custom_id", BTree), "text_idx": ("text", FTS),
+    "vector_idx": ("vector", lambda: IvfRq(distance_type="cosine"))}
+"""The table's indices by name: their column and how each is made."""
 _PLACE = pa.struct([
     ("uri", pa.string()), ("heading", pa.string()), ("page", pa.int32()),
     ("line_start", pa.int32()), ("line_end", pa.int32()),
@@ -309,12 +313,15 @@ def inspect(directory: Path) -> Damage:
         table = db.open_table(TABLE)
         lost, migrations = _schema_changes(table.schema)
         fragments, rowids = _fragments(table)
+        files = directory / f"{TABLE}.lance" / "_indices"
+        indices = tuple(i.name for i in table.list_indices()
+                        if i.index_uuid and not (files / i.index_uuid).is_dir())
     except _LANCE_ERRORS as exc:
         return Damage(unreadable=_short(exc))
     broken = _unreadable(table, fragments, rowids)
     return Damage(lost_fragments=tuple(sorted(broken)),
                   lost_rows=int(np.isin(fragments, list(broken)).sum()) if broken else 0,
-                  lost_columns=lost, migrations=migrations)
+                  lost_columns=lost, lost_indices=indices, migrations=migrations)
 
 
 def migrate_schema(directory: Path) -> tuple[str, ...]:
@@ -340,6 +347,14 @@ def restore(directory: Path, model: str, dimensions: int) -> Restoration:
     looked for in earlier versions still on disk. Other lost columns come back empty
     (``rewrite``), and the migrations are made.
     """
+    try:
+        return _restore(directory, model, dimensions)
+    except _LANCE_ERRORS as exc:
+        raise StateError(f"could not restore the search store in {directory}: {_short(exc)}; "
+                         "move the index directory aside and sync again") from exc
+
+
+def _restore(directory: Path, model: str, dimensions: int) -> Restoration:
     damage = inspect(directory)
     if not damage.broken and not damage.migrations:
         return Restoration(damage)
@@ -363,6 +378,11 @@ def restore(directory: Path, model: str, dimensions: int) -> Restoration:
         table.delete(" OR ".join(f"(_rowaddr >= {f << 32} AND _rowaddr < {(f + 1) << 32})"
                                  for f in now.lost_fragments))
         dropped = now.lost_rows
+    for name in now.lost_indices:
+        table.drop_index(name)
+        if name in _INDICES:
+            column, config = _INDICES[name]
+            table.create_index(column, config=config(), name=name)
     missing = [f for f in table_schema if f.name not in table.schema.names
                and f.name not in _DERIVED]
     if missing:

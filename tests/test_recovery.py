@@ -252,6 +252,12 @@ def delete_data_file(index_dir: Path) -> None:
     files[-1].unlink()
 
 
+def delete_index_files(index_dir: Path) -> None:
+    files = generation(index_dir) / "lancedb" / "chunks.lance" / "_indices"
+    for index in table(index_dir).list_indices():
+        shutil.rmtree(files / index.index_uuid)
+
+
 def drop_text(index_dir: Path) -> None:
     table(index_dir).drop_columns(["text"])
 
@@ -263,6 +269,7 @@ def drop_vector(index_dir: Path) -> None:
 STORE_DAMAGE: dict[str, tuple[Callable[[Path], None], str, bool]] = {
     "table deleted": (drop_table, "the search table is missing", True),
     "data file deleted": (delete_data_file, "can no longer be read", True),
+    "index files deleted": (delete_index_files, "the files of index(es)", False),
     "text column dropped": (drop_text, "column(s) text are gone", False),
     "vector column dropped": (drop_vector, "column(s) vector are gone", False),
 }
@@ -290,7 +297,7 @@ def test_damaged_store_is_refused_then_restored(damage: str, built: tuple[Path, 
         with pytest.raises(DamageError, match=refused):
             index.sync([extra])
         with pytest.raises(DamageError, match=refused):
-            index.search("how do I cancel a batch?")
+            index.search("how do I cancel a batch?", hybrid=True)
         found = index.doctor()
         assert not found.healthy and [f.check for f in found.findings] == ["store"]
 
@@ -303,6 +310,7 @@ def test_damaged_store_is_refused_then_restored(damage: str, built: tuple[Path, 
         report = index.sync()
         assert report.complete and report.embedded == lost + 1  # and the new note
         assert index.doctor().healthy
+        assert "indexer cancel" in index.search("cancel a batch", k=1, hybrid=True)[0].text
     after = store_rows(index_dir)
     assert {k: v for k, v in after.items() if k in rows} == rows and len(after) == len(rows) + 1
 
