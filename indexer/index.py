@@ -160,6 +160,8 @@ class Index:
 
         self._require()
         mended = recover_ledger(self._gen, self.config, self._service) if repair else []
+        if mended:
+            self.close()  # a connection opened before would still see the old file
         ledger = self._open_ledger()
         with ledger.lock("doctor"):
             meta = ledger.meta()
@@ -408,9 +410,10 @@ class Index:
 
 
 def _lost_ledger(path: Path, what: str) -> str:
-    return (f"the ledger {path} {what}, but the index's search store is still there; run "
-            "`indexer doctor --repair` to rebuild the ledger from the store and the batch "
-            "service (nothing already embedded is paid for again)")
+    return (f"the ledger {path} {what}, but the index it belongs to is still there (its "
+            "search store or identity.json); run `indexer doctor --repair` to rebuild the "
+            "ledger from the store and the batch service (nothing already embedded is paid "
+            "for again)")
 
 
 def _recorded(config: configfile.Config, meta: dict[str, str]) -> configfile.Config:

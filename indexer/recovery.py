@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from indexer.backend import TERMINAL, RemoteJob
 from indexer.batchfile import Request, estimate_tokens, read_requests
 from indexer.doctor import Finding, store_finding
-from indexer.errors import DamageError, StateError
+from indexer.errors import BackendError, DamageError, StateError
 from indexer.layout import Layout
 from indexer.ledger import Ledger, RestoredJob, install, set_aside
 from indexer.records import Place
@@ -213,24 +213,27 @@ def _jobs(ledger: Ledger, meta: dict[str, str], service: BatchService,
             # keys unknown: a batch still running is given up (its chunks are embedded again)
             jobs.append(replace(job, state="abandoned") if running else job)
             continue
-        if not shard.exists():
+        lines = _lines(shard)
+        if lines is None:  # not here, or not whole: the uploaded copy is
             batches.mkdir(parents=True, exist_ok=True)
-            service.download_input(remote.input_file, shard)
-        requests = _unembedded(ledger, shard)
+            lines = _lines(service.download_input(remote.input_file, shard))
+        if lines is None:
+            raise StateError(f"cannot read the batch input file {remote.input_file}; run "
+                             "`indexer doctor --repair` again")
+        known = ledger.key_states([key for key, _ in lines])
+        requests = [Request(key, text, estimate_tokens(text, 0)) for key, text in lines
+                    if known.get(key) != "embedded"]
         jobs.append(replace(job, state="submitted", requests=tuple(requests))
                     if running or requests else job)
     return jobs
 
 
-def _unembedded(ledger: Ledger, shard: Path) -> list[Request]:
-    """The requests of a shard whose key the store does not hold."""
+def _lines(shard: Path) -> list[tuple[str, str]] | None:
+    """``(custom_id, embed text)`` of each line of a shard, or None if it cannot be read."""
     try:
-        lines = [(key, str(body.get("input", ""))) for key, body in read_requests(shard)]
-    except (OSError, ValueError) as exc:
-        raise StateError(f"cannot read the batch file {shard}: {exc}") from exc
-    known = ledger.key_states([key for key, _ in lines])
-    return [Request(key, text, estimate_tokens(text, 0)) for key, text in lines
-            if known.get(key) != "embedded"]
+        return [(key, str(body.get("input", ""))) for key, body in read_requests(shard)]
+    except (OSError, BackendError):
+        return None
 
 
 def _source(uri: str, sources: Sequence[str]) -> str:
