@@ -8,7 +8,9 @@
     ├── BackendError              the embedding backend failed (API, local model)
     │   └── BackendUnavailable    no answer, or busy (429, 5xx, timeout): may work later
     ├── StateError                the index directory or ledger is unusable, or locked
-    │   └── LockedError           another run holds the index's writer lock
+    │   ├── LockedError           another run holds the index's writer lock
+    │   └── DamageError           the ledger or the store is missing or damaged:
+    │                             `indexer doctor --repair` mends it
     └── IndexMismatch             the index was built with another model or dimension
 
 Per-document problems (an unreadable file, a corrupt PDF) are not raised: they are
@@ -45,6 +47,11 @@ class StateError(IndexerError):
 
 class LockedError(StateError):
     """Another run holds the index's single-writer lock."""
+
+
+class DamageError(StateError):
+    """The ledger or the search store is missing or damaged; ``indexer doctor --repair``
+    rebuilds or restores it (never spending: what is lost is embedded on the next sync)."""
 
 
 class IndexMismatch(IndexerError):

@@ -12,16 +12,18 @@ from typing import TYPE_CHECKING
 from indexer import config as configfile
 from indexer.backends import registry
 from indexer.backends.contract import Backend
-from indexer.errors import ConfigError, IndexMismatch, SourceError
+from indexer.errors import ConfigError, DamageError, IndexMismatch, SourceError, StateError
 from indexer.progress import Progress, Silent
 from indexer.records import SearchHit, Skip
 from indexer.report import IndexStatus, JobInfo, Plan, SyncReport
+from indexer.state.damage import Damage
 from indexer.state.layout import Layout
 from indexer.state.ledger import Ledger
 
 if TYPE_CHECKING:
     from indexer.connectors.contract import Connector
     from indexer.state.doctor import Checkup
+    from indexer.state.recovery import BatchService
     from indexer.state.store import Store
     from indexer.sync.pipeline import Pipeline
 
@@ -86,6 +88,7 @@ class Index:
         if not rebuild:
             self._check_choice()
             with ledger.lock("sync", wait_lock):
+                self._require_table()
                 return self._pipeline(wait, max_cost).sync(sources)
         with ledger.lock("rebuild", wait_lock):
             target = Index(self.path, backend=self._backend_choice, progress=self.progress)
@@ -158,21 +161,65 @@ class Index:
             return deleted
 
     def doctor(self, repair: bool = False) -> Checkup:
-        """Check that the ledger and the store agree; with ``repair``, mend what is safe
-        (never spending: lost vectors are queued for the next sync)."""
-        from indexer.state.doctor import examine
+        """Check that the ledger and the store are whole and agree; with ``repair``, mend
+        what is safe (never spending: lost vectors are queued for the next sync). A lost
+        or damaged ledger is rebuilt from the store and the batch service's list."""
+        from indexer.state.doctor import Checkup, examine, mend_store
+        from indexer.state.recovery import recover_ledger
 
         self._require()
+        mended = recover_ledger(self._gen, self.config, self._service) if repair else []
+        if mended:
+            self.close()  # a connection opened before would still see the old file
         ledger = self._open_ledger()
         with ledger.lock("doctor"):
+            meta = ledger.meta()
+            damage = mend_store(ledger, self._gen / "lancedb", meta.get("model", ""),
+                                int(meta.get("dimensions") or 0), repair)
+            mended += [damage] if damage else []
+            if damage and not damage.repaired:  # the other checks read the table
+                return Checkup(["ledger", "store"], mended)
             backend = self._open_backend()
             remote = backend.remote_files if backend.remote else None
             checkup = examine(ledger, self._store(backend), self._layout, repair,
                               remote, backend.cleanup if remote else None,
                               self._gen / "batches")
-            if repair and any(f.check == "places" for f in checkup.findings):
+            checkup.checks[:0] = ["ledger", "store"]
+            checkup.findings[:0] = mended
+            if repair and any(f.check in ("places", "store") for f in checkup.findings):
                 self._pipeline(wait=False).publish(SyncReport())  # rewrites the dirty rows
             return checkup
+
+    def _service(self, identity: dict[str, str]) -> BatchService | None:
+        """The batch service of an index with this identity (None if jobs run in-process),
+        for rebuilding a lost ledger."""
+        from indexer.state.recovery import BatchService
+
+        spec = registry.get(identity.get("backend") or "local")
+        if not spec.remote:
+            return None
+        backend = spec.create(_recorded(self.config, identity), identity["index_id"],
+                              self._gen / "batches")
+        return backend if isinstance(backend, BatchService) else None
+
+    def _require_table(self) -> None:
+        """Refuse an index whose search table is gone (a look at the files: the store's
+        contents are checked when it is opened, see :meth:`_check_store`)."""
+        if self._open_ledger().holds_vectors() and not self._layout.has_table(self._gen):
+            raise Damage(missing_table=True).error(self._gen / "lancedb")
+
+    def _check_store(self, migrate: bool = False) -> None:
+        """Refuse a damaged store (`indexer doctor --repair` restores it); with ``migrate``
+        (writers only) make the schema changes another version left."""
+        from indexer.state.store import inspect, migrate_schema
+
+        damage = inspect(self._gen / "lancedb")
+        if damage.missing_table and not self._open_ledger().holds_vectors():
+            return  # a new index: the table is made on its first write
+        if damage.broken:
+            raise damage.error(self._gen / "lancedb")
+        if damage.migrations and migrate:
+            migrate_schema(self._gen / "lancedb")
 
     def _pipeline(self, wait: bool, max_cost: float | None = None) -> Pipeline:
         from indexer.chunking.chunker import ChunkerSettings
@@ -191,7 +238,7 @@ class Index:
                           max_cost=max_cost if max_cost is not None else self.config.max_cost,
                           lost_after_seconds=self.config.lost_after_seconds)
         options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens), jobs)
-        return Pipeline(self._open_ledger(), self._open_backend, self._store,
+        return Pipeline(self._open_ledger(), self._open_backend, self._writable_store,
                         self._gen / "batches", options, self.progress)
 
     def _require(self) -> None:
@@ -211,12 +258,25 @@ class Index:
             raise ConfigError(f"the {spec.name} backend cannot embed search queries")
         backend = self._open_backend()
         vector = backend.embed_query([query])[0]
-        return self._store(backend).search(vector, k, where, query if hybrid else None)
+        store = self._store(backend)
+        try:
+            return store.search(vector, k, where, query if hybrid else None)
+        except StateError:
+            damage = store.damage()  # a damaged table is not a bad --where filter
+            if damage.broken:
+                raise damage.error(store.directory) from None
+            if damage.migrations:
+                raise StateError(f"the search store's schema is from another version "
+                                 f"({', '.join(damage.migrations)}); run `indexer sync` or "
+                                 "`indexer doctor --repair` to migrate it") from None
+            raise
 
     def status(self) -> IndexStatus:
-        """What the index holds, without loading the model."""
+        """What the index holds, without loading the model or the store (a missing search
+        table is refused; `doctor` checks the table's contents)."""
         self._require()
         ledger = self._open_ledger()
+        self._require_table()
         meta, counts = ledger.meta(), ledger.counts()
         unknown = ledger.jobs_without_usage()
         billed = None if unknown else ledger.billed_tokens()
@@ -289,9 +349,24 @@ class Index:
         return sources
 
     def _open_ledger(self) -> Ledger:
+        """The generation's ledger; a missing, empty or damaged one next to the index's
+        store and identity is refused (`indexer doctor --repair` rebuilds it)."""
         if self._ledger is None:
+            from indexer.state.recovery import identity
+
             self._gen.mkdir(parents=True, exist_ok=True)
-            self._ledger = Ledger(self._gen / "state.db")
+            path = self._gen / "state.db"
+            kept = self._layout.holds_index(self._gen)
+            if kept and not path.exists():
+                raise DamageError(_lost_ledger(path, "is missing"))
+            ledger = Ledger(path)
+            meta = ledger.meta()
+            if kept and not meta:
+                ledger.close()
+                raise DamageError(_lost_ledger(path, "is empty"))
+            if meta.get("index_id") and self._layout.identity(self._gen) is None:
+                self._layout.record_identity(self._gen, identity(meta))  # older indexes
+            self._ledger = ledger
         return self._ledger
 
     def _check_choice(self, settings: bool = True) -> dict[str, str]:
@@ -325,11 +400,13 @@ class Index:
                 backend.model, str(backend.dimensions)):
             raise _model_changed(meta, f"{backend.model} ({backend.dimensions} dimensions)")
         if not meta:
-            ledger.set_meta({"backend": spec.name, "model": backend.model,
-                             "dimensions": str(backend.dimensions), "index_id": index_id,
-                             "config_model": config.model,
-                             "config_dimensions": str(config.dimensions or ""),
-                             "config_model_dir": config.model_dir or ""})
+            meta = {"backend": spec.name, "model": backend.model,
+                    "dimensions": str(backend.dimensions), "index_id": index_id,
+                    "config_model": config.model,
+                    "config_dimensions": str(config.dimensions or ""),
+                    "config_model_dir": config.model_dir or ""}
+            ledger.set_meta(meta)
+            self._layout.record_identity(self._gen, meta)
         self._backend = backend
         return backend
 
@@ -337,11 +414,24 @@ class Index:
         """The backend this index was built with, or the one a new index will use."""
         return registry.choose(meta.get("backend") or self._backend_choice or self.config.backend)
 
+    def _writable_store(self, backend: Backend) -> Store:
+        """The store for a run holding the writer lock: checked whole, and migrated."""
+        self._check_store(migrate=True)
+        return self._store(backend)
+
     def _store(self, backend: Backend) -> Store:
         from indexer.state.store import Store, StoreHealth
 
         health = StoreHealth.from_config(self.config)
-        return Store(self._gen / "lancedb", backend.model, backend.dimensions, health)
+        return Store(self._gen / "lancedb", backend.model, backend.dimensions, health,
+                     create=not self._open_ledger().holds_vectors())
+
+
+def _lost_ledger(path: Path, what: str) -> str:
+    return (f"the ledger {path} {what}, but the index it belongs to is still there (its "
+            "search store or identity.json); run `indexer doctor --repair` to rebuild the "
+            "ledger from the store and the batch service (nothing already embedded is paid "
+            "for again)")
 
 
 def _recorded(config: configfile.Config, meta: dict[str, str]) -> configfile.Config:

@@ -29,7 +29,8 @@ def test_doctor_finds_and_repairs_damage(docs: Path, tmp_path: Path) -> None:
         index.sync([docs])
         status = index.status()
     assert doctor(index_dir) == (0, {"healthy": True, "checks": [
-        "duplicate keys", "orphan rows", "missing vectors", "places", "leftover batch files",
+        "ledger", "store", "duplicate keys", "orphan rows", "missing vectors", "places",
+        "leftover batch files",
         "old generations"],
         "findings": []})
 

@@ -17,7 +17,7 @@ from indexer.state.layout import Layout
 from indexer.state.ledger import Ledger
 
 if TYPE_CHECKING:
-    from indexer.state.store import Store
+    from indexer.state.store import Damage, Restoration, Store
 
 
 @dataclass(frozen=True)
@@ -129,3 +129,63 @@ def stale_local_files(ledger: Ledger, batches: Path) -> list[Path]:
     for job in ledger.open_jobs():
         needed |= {job.shard.name, f"{job.label}.output.jsonl", f"{job.label}.errors.jsonl"}
     return sorted(p for p in batches.iterdir() if p.is_file() and p.name not in needed)
+
+
+def mend_store(ledger: Ledger, directory: Path, model: str, dimensions: int,
+               repair: bool) -> Finding | None:
+    """Check the search table itself: there, whole, every column (run before the other
+    checks, which read it). With ``repair`` restore it from what is intact, queue the
+    chunks whose vectors are lost, and have every row rewritten if columns came back
+    empty."""
+    from indexer.state.store import Store, inspect, restore
+
+    damage = inspect(directory)
+    if damage.missing_table and not ledger.holds_vectors():
+        return None  # a new index: the table is made on its first write
+    if not damage.broken and not damage.migrations:
+        return None
+    if not repair:
+        message, count = _store_problem(damage, len(ledger.keys_in_state("embedded")))
+        return Finding("store", message, count)
+    restored = restore(directory, model, dimensions)
+    held = Store(directory, model, dimensions).keys()
+    lost = sorted(ledger.keys_in_state("embedded") - held)
+    ledger.requeue(lost)
+    if restored.rewrite:
+        ledger.mark_dirty(sorted(held))
+    return store_finding(restored, len(lost))
+
+
+def store_finding(restored: Restoration, lost: int | None) -> Finding:
+    """A store restoration as a finding: what was wrong, what was done, and how many
+    chunks the next sync pays to embed again (``None``: unknown, the ledger is lost too)."""
+    done = []
+    if restored.recreated:
+        done.append("re-created the table empty")
+    if restored.restored_version is not None:
+        done.append(f"went back to table version {restored.restored_version}")
+    if restored.dropped_rows:
+        done.append(f"dropped {restored.dropped_rows} unreadable row(s), "
+                    f"{restored.recovered_rows} recovered from earlier versions")
+    if restored.rewrite:
+        done.append("rows rewritten from the ledger")
+    done.extend(restored.migrations)
+    cost = ("chunk(s) the next sync embeds again" if lost is not None else
+            "known chunk(s) to embed again (the ledger is lost too: the next sync embeds "
+            "whatever the store lacks)")
+    return Finding("store", f"{cost}; {restored.damage.describe()} ({'; '.join(done)})",
+                   max(lost or 0, 0), True)
+
+
+def _store_problem(damage: Damage, embedded: int) -> tuple[str, int]:
+    if damage.missing_table:
+        return "chunk(s) whose vectors were in the missing search table", embedded
+    if damage.unreadable:
+        return f"search table that cannot be read ({damage.unreadable})", 1
+    if damage.lost_fragments:
+        return f"row(s) lost: {damage.describe()}", damage.lost_rows
+    if damage.lost_columns:
+        return (f"column(s) gone from the search table: {', '.join(damage.lost_columns)}",
+                len(damage.lost_columns))
+    return (f"schema change(s) to make (a sync makes them too): {', '.join(damage.migrations)}",
+            len(damage.migrations))

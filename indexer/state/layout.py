@@ -7,6 +7,8 @@
       CURRENT          the name of the live generation, e.g. "g1"
       NEXT             a generation being rebuilt (model change), until it is swapped in
       g1/state.db      the ledger
+      g1/identity.json the index's identity (backend, model, index id), kept apart from the
+                       ledger so a lost ledger can be rebuilt
       g1/lancedb/      the search store
       g1/batches/      scratch batch files
 
@@ -17,12 +19,14 @@ never a mix of vector spaces.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 CURRENT = "CURRENT"
 NEXT = "NEXT"
+IDENTITY = "identity.json"
 
 
 class Layout:
@@ -43,8 +47,33 @@ class Layout:
         return self.root / name if name else None
 
     def exists(self) -> bool:
-        """True once a sync has created the live generation's ledger."""
-        return (self.current / "state.db").exists()
+        """True once a sync has created the live generation (its ledger, identity or store)."""
+        return (self.current / "state.db").exists() or self.holds_index(self.current)
+
+    @staticmethod
+    def holds_index(generation: Path) -> bool:
+        """True when ``generation`` has an identity or a search table: a ledger missing
+        there was lost, it is not a new index."""
+        return (generation / IDENTITY).exists() or Layout.has_table(generation)
+
+    @staticmethod
+    def has_table(generation: Path) -> bool:
+        """True when ``generation``'s search store has a table (seen without opening it)."""
+        return any((generation / "lancedb").glob("*.lance"))
+
+    @staticmethod
+    def identity(generation: Path) -> dict[str, str] | None:
+        """The identity recorded in ``generation`` (backend, model, dimensions, index id)."""
+        try:
+            found = json.loads((generation / IDENTITY).read_text())
+        except (OSError, ValueError):
+            return None
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else None
+
+    @staticmethod
+    def record_identity(generation: Path, values: dict[str, str]) -> None:
+        """Keep the index's identity beside its ledger (written atomically)."""
+        _write(generation / IDENTITY, json.dumps(values, indent=2, sort_keys=True))
 
     def start_rebuild(self) -> Path:
         """The generation a rebuild fills (created on first use, resumed afterwards)."""

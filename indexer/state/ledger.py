@@ -8,15 +8,17 @@ the keys whose store rows must be rewritten (``dirty``), and the writer lock.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from indexer.batchfiles.requests import Request, Shard
-from indexer.errors import LockedError, StateError
+from indexer.batchfiles.requests import Request, Shard, estimate_tokens
+from indexer.errors import DamageError, LockedError, StateError
 from indexer.records import Chunk, Place
 from indexer.state.lock import Holder, refusal
 
@@ -130,18 +132,54 @@ class KeyRow:
     pending_refs: int
 
 
+@dataclass(frozen=True)
+class RestoredJob:
+    """A batch the service still lists, recorded again when the ledger is rebuilt.
+
+    ``state`` is ``submitted`` (the next sync collects it) or ``ingested`` (done before
+    the ledger was lost: recorded so that new jobs never reuse its label); ``requests``
+    are its keys the store lacks, queued in it.
+    """
+
+    id: int
+    attempt: int
+    backend: str
+    shard: Path
+    state: str
+    remote_id: str
+    input_file: str | None
+    requests: tuple[Request, ...] = ()
+    created_at: float = 0.0
+
+
 class Ledger:
-    """The SQLite ledger of one index. Every write method commits its own transaction."""
+    """The SQLite ledger of one index. Every write method commits its own transaction.
+
+    Opening checks the file (``PRAGMA quick_check``); a damaged ledger, on open or later,
+    raises :class:`DamageError` (``indexer doctor --repair`` sets it aside and rebuilds
+    it), and any other SQLite failure a :class:`StateError` naming the file.
+    """
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         try:
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open the ledger {path}: {exc}") from exc
+        self._db = _Guarded(connection, path)
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                detail = " ".join(" ".join(problems).replace("*** in database main ***", "")
+                                  .split())
+                raise damaged(path, detail[:200])
             self._db.executescript(_SCHEMA)
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"cannot open the ledger {path}: {exc}") from exc
+        except StateError:
+            connection.close()
+            raise
 
     def _migrate(self) -> None:
         """Bring a ledger an earlier version wrote up to this schema, in place."""
@@ -170,7 +208,7 @@ class Ledger:
         self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[_Guarded]:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -252,9 +290,11 @@ class Ledger:
                 "INSERT INTO chunks VALUES (?, 'pending', ?, ?, ?, ?, ?, ?)",
                 [(uri, c.ordinal, key, " › ".join(c.heading_path), c.page, c.line_start,
                   c.line_end) for c, key in chunks])
-            db.executemany(
-                "INSERT OR IGNORE INTO keys (custom_id, text, context, tokens, state) "
-                "VALUES (?, ?, ?, ?, 'pending')",
+            db.executemany(  # a key rebuilt from a batch file knows only its embed text
+                "INSERT INTO keys (custom_id, text, context, tokens, state) "
+                "VALUES (?, ?, ?, ?, 'pending') ON CONFLICT(custom_id) DO UPDATE SET "
+                "text = excluded.text, context = excluded.context, tokens = excluded.tokens "
+                "WHERE keys.text != excluded.text OR keys.context != excluded.context",
                 [(key, c.text, c.context, c.tokens) for c, key in chunks])
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in old])
 
@@ -315,6 +355,24 @@ class Ledger:
         """How many keys wait for a job."""
         return int(self._db.execute(
             "SELECT count(*) FROM keys WHERE state = 'pending'").fetchone()[0])
+
+    def pending_keys(self) -> list[str]:
+        """Every key waiting for a job."""
+        return [r[0] for r in self._db.execute(
+            "SELECT custom_id FROM keys WHERE state = 'pending' ORDER BY rowid")]
+
+    def holds_vectors(self) -> bool:
+        """True when some key is embedded (so the store must have its table)."""
+        return self._db.execute(
+            "SELECT 1 FROM keys WHERE state = 'embedded' LIMIT 1").fetchone() is not None
+
+    def adopt_stored(self, keys: Sequence[str]) -> None:
+        """Record pending keys whose vector the store already holds as embedded: they are
+        never submitted again, and their rows are rewritten on the next flush."""
+        with self._tx() as db:
+            db.executemany("UPDATE keys SET state = 'embedded', job_id = NULL, error = NULL "
+                           "WHERE custom_id = ? AND state = 'pending'", [(k,) for k in keys])
+            db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in keys])
 
     def pending_requests(self) -> Iterator[Request]:
         """Keys waiting for a job, in a stable order, streamed (memory stays flat)."""
@@ -544,6 +602,46 @@ class Ledger:
             db.executemany("DELETE FROM keys WHERE custom_id = ? AND state != 'queued'",
                            [(k,) for k in dropped])
 
+    # -- rebuilding ----------------------------------------------------------------
+
+    def restore_keys(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        """Record keys whose vector the store holds, ``(custom_id, text, context)``, as
+        embedded."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO keys (custom_id, text, context, tokens, state) "
+                "VALUES (?, ?, ?, ?, 'embedded')",
+                ((key, text, ctx, estimate_tokens(text, 0)) for key, text, ctx in keys))
+
+    def restore_documents(self, documents: Mapping[str, tuple[str, Sequence[tuple[str, Place]]]]
+                          ) -> None:
+        """Record documents (URI → source, live chunks as ``(key, place)`` in order) as
+        indexed with an empty fingerprint, so the next sync reads each file again."""
+        now = time.time()
+        with self._tx() as db:
+            for uri, (source, chunks) in documents.items():
+                db.execute("INSERT OR REPLACE INTO documents VALUES "
+                           "(?, ?, '', NULL, NULL, NULL, 'indexed', NULL, ?)", (uri, source, now))
+                db.executemany(
+                    "INSERT OR REPLACE INTO chunks VALUES (?, 'live', ?, ?, ?, ?, ?, ?)",
+                    [(uri, n, key, p.heading, p.page, p.line_start, p.line_end)
+                     for n, (key, p) in enumerate(chunks)])
+
+    def restore_job(self, job: RestoredJob) -> None:
+        """Record a batch found on the service, with its keys the store lacks queued in it."""
+        tokens = sum(estimate_tokens(r.text, r.tokens) for r in job.requests)
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO jobs (id, backend, shard, state, attempt, remote_id, "
+                "input_file, requests, tokens, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job.id, job.backend, str(job.shard), job.state, job.attempt, job.remote_id,
+                 job.input_file, len(job.requests), tokens, job.created_at, time.time()))
+            db.executemany(
+                "INSERT OR IGNORE INTO keys (custom_id, text, context, tokens, state, job_id) "
+                "VALUES (?, ?, '', ?, 'queued', ?)",
+                [(r.custom_id, r.text, r.tokens, job.id) for r in job.requests])
+
     # -- reporting -----------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
@@ -579,6 +677,94 @@ class Ledger:
             "substr(min(k.error), 1, 200) "
             "FROM chunks c JOIN keys k USING (custom_id) "
             "WHERE k.state = 'failed' GROUP BY c.uri ORDER BY 1"))
+
+
+def damaged(path: Path, detail: str) -> DamageError:
+    """The error for a ledger whose file is corrupt."""
+    return DamageError(f"the ledger {path} is damaged ({detail}); run `indexer doctor --repair` "
+                       "to set it aside and rebuild it from the search store")
+
+
+def set_aside(path: Path) -> Path | None:
+    """Move a ledger file (and its ``-wal`` and ``-shm``) to ``<name>.corrupt-<time>``;
+    returns the new name of the main file, if it existed."""
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            os.replace(part, target.with_name(target.name + suffix))
+    return target if target.exists() else None
+
+
+def install(built: Ledger, path: Path) -> None:
+    """Close a ledger rebuilt in a scratch file and move it to ``path`` (where no ledger is)."""
+    built._db.execute("PRAGMA journal_mode=DELETE")  # folds the WAL into the file
+    built.close()
+    set_aside(path)  # a stale -wal or -shm would be replayed into the new file
+    os.replace(built.path, path)
+
+
+class _Guarded:
+    """The ledger's connection: a SQLite failure surfaces as an error naming the file."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._connection, self._path = db, path
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+            raise  # a bug, not a damaged file
+        except sqlite3.DatabaseError as exc:
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+                raise damaged(self._path, str(exc)) from exc
+            raise StateError(f"the ledger {self._path} cannot be used: {exc}") from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
+        with self.guard():
+            return _Rows(self._connection.execute(sql, params), self)
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> _Rows:
+        with self.guard():
+            return _Rows(self._connection.executemany(sql, params), self)
+
+    def executescript(self, sql: str) -> None:
+        with self.guard():
+            self._connection.executescript(sql)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+class _Rows:
+    """A cursor whose reads are guarded like its connection's."""
+
+    def __init__(self, cursor: sqlite3.Cursor, guarded: _Guarded) -> None:
+        self._cursor, self._guarded = cursor, guarded
+
+    def fetchone(self) -> Any:
+        with self._guarded.guard():
+            return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        with self._guarded.guard():
+            return self._cursor.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            with self._guarded.guard():
+                rows = self._cursor.fetchmany(500)
+            if not rows:
+                return
+            yield from rows
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
 
 
 def _slices(keys: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:

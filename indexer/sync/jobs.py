@@ -152,6 +152,8 @@ class JobRunner:
         recorded, so the next sync resumes; with ``wait``, errors that may pass (429, 5xx,
         no answer) are waited out for up to ``outage_seconds`` first.
         """
+        if self.ledger.has_pending():
+            self._adopt_stored()  # before the cost cap: what the store holds costs nothing
         if not self.ledger.open_jobs() and not self.ledger.has_pending():
             self._tally(report)
             return
@@ -349,6 +351,9 @@ class JobRunner:
     def _plan(self) -> bool:
         if not self.ledger.has_pending():
             return False
+        self._adopt_stored()
+        if not self.ledger.has_pending():
+            return False
         limits = self.shard_limits()
         label = f"shard-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6:06d}"
         shards = write_shards(self.ledger.pending_requests(), self.backend.body(),
@@ -356,6 +361,17 @@ class JobRunner:
         for shard in shards:
             self._written.add(self.ledger.create_job(self.backend.name, shard))
         return bool(shards)
+
+    def _adopt_stored(self) -> None:
+        """The store is keyed by content: a pending key it already has a vector for (the
+        ledger was rebuilt, or lost track) is recorded as embedded, never submitted."""
+        if not self.store.has_rows():
+            return
+        pending = self.ledger.pending_keys()
+        for start in range(0, len(pending), _GROUP):
+            held = self.store.held(pending[start:start + _GROUP])
+            if held:
+                self.ledger.adopt_stored(sorted(held))
 
     def _submit(self, job: Job, report: SyncReport) -> bool:
         """Upload (after checking the shard) and create a job's batch; False when the job
