@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from indexer.backends import registry
 from indexer.backends.contract import TERMINAL, RemoteJob
 from indexer.batchfiles.requests import Request, estimate_tokens, read_requests
 from indexer.errors import BackendError, DamageError, StateError
@@ -139,7 +140,7 @@ def recover_ledger(generation: Path, config: Config,
     if not table:
         message += ("; there is no search table (never written, or lost): the next sync "
                     "embeds every chunk that is not in a batch in flight")
-    if not recorded and meta["backend"] == "openai":
+    if not recorded and registry.get(meta["backend"]).remote:
         message += ("; the index id was never recorded (an index made by an older version): "
                     "batches it had in flight cannot be found")
     findings.append(Finding("ledger", message, rebuilt.keys, True))
@@ -207,7 +208,7 @@ def _jobs(ledger: Ledger, meta: dict[str, str], service: BatchService,
     for number, (attempt, remote) in sorted(newest.items()):
         name = names.get(remote.input_file or "")
         shard = batches / (name.removeprefix(prefix) if name else f"lost-{remote.remote_id}")
-        job = RestoredJob(number, attempt, meta.get("backend", "openai"), shard, "ingested",
+        job = RestoredJob(number, attempt, meta["backend"], shard, "ingested",
                           remote.remote_id, remote.input_file, created_at=remote.created_at)
         running = remote.state not in TERMINAL
         if remote.state == "failed" or name is None or remote.input_file is None:
