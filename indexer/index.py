@@ -223,7 +223,7 @@ class Index:
 
     def _pipeline(self, wait: bool, max_cost: float | None = None) -> Pipeline:
         from indexer.chunking.chunker import ChunkerSettings
-        from indexer.sync.jobs import JobOptions
+        from indexer.sync.base import JobOptions
         from indexer.sync.pipeline import Pipeline, SyncOptions
 
         meta = self._open_ledger().meta()

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 
 from emulator.fixture import Emulator
 from indexer import DamageError, Index
+from indexer.config import Config
 from indexer.state.layout import Layout
 from indexer.state.store import Store, StoreHealth
 from support import open_index, paid_twice, store_rows, sync_until_done
@@ -247,7 +249,7 @@ def delete_data_file(index_dir: Path) -> None:
     with Index(index_dir) as index:
         status = index.status()
     Store(generation(index_dir) / "lancedb", status.model, status.dimensions,
-          StoreHealth(retention_seconds=0)).optimize()
+          replace(StoreHealth.from_config(Config()), retention_seconds=0)).optimize()
     files = sorted((generation(index_dir) / "lancedb" / "chunks.lance" / "data").glob("*"),
                    key=lambda p: p.stat().st_mtime)
     files[-1].unlink()

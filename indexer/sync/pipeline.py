@@ -22,7 +22,8 @@ from indexer.progress import Progress
 from indexer.records import Chunk, Document, StoreRow
 from indexer.report import Plan, SyncReport
 from indexer.state.ledger import Ledger
-from indexer.sync.jobs import JobOptions, JobRunner
+from indexer.sync.base import JobOptions
+from indexer.sync.jobs import JobRunner
 from indexer.sync.survey import Change, survey
 
 if TYPE_CHECKING:
