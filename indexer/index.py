@@ -144,7 +144,7 @@ class Index:
             from indexer.state.doctor import stale_local_files
 
             deleted = 0
-            for path in stale_local_files(ledger, self._gen / "batches"):
+            for path in stale_local_files(ledger, Layout.batches(self._gen)):
                 path.unlink(missing_ok=True)
                 deleted += 1
             for generation in self._layout.retired():
@@ -174,7 +174,7 @@ class Index:
         ledger = self._open_ledger()
         with ledger.lock("doctor"):
             meta = ledger.meta()
-            damage = mend_store(ledger, self._gen / "lancedb", meta.get("model", ""),
+            damage = mend_store(ledger, Layout.store(self._gen), meta.get("model", ""),
                                 int(meta.get("dimensions") or 0), repair)
             mended += [damage] if damage else []
             if damage and not damage.repaired:  # the other checks read the table
@@ -183,7 +183,7 @@ class Index:
             remote = backend.remote_files if backend.remote else None
             checkup = examine(ledger, self._store(backend), self._layout, repair,
                               remote, backend.cleanup if remote else None,
-                              self._gen / "batches")
+                              Layout.batches(self._gen))
             checkup.checks[:0] = ["ledger", "store"]
             checkup.findings[:0] = mended
             if repair and any(f.check in ("places", "store") for f in checkup.findings):
@@ -199,27 +199,27 @@ class Index:
         if not spec.remote:
             return None
         backend = spec.create(_recorded(self.config, identity), identity["index_id"],
-                              self._gen / "batches")
+                              Layout.batches(self._gen))
         return backend if isinstance(backend, BatchService) else None
 
     def _require_table(self) -> None:
         """Refuse an index whose search table is gone (a look at the files: the store's
         contents are checked when it is opened, see :meth:`_check_store`)."""
         if self._open_ledger().holds_vectors() and not self._layout.has_table(self._gen):
-            raise Damage(missing_table=True).error(self._gen / "lancedb")
+            raise Damage(missing_table=True).error(Layout.store(self._gen))
 
     def _check_store(self, migrate: bool = False) -> None:
         """Refuse a damaged store (`indexer doctor --repair` restores it); with ``migrate``
         (writers only) make the schema changes another version left."""
         from indexer.state.store import inspect, migrate_schema
 
-        damage = inspect(self._gen / "lancedb")
+        damage = inspect(Layout.store(self._gen))
         if damage.missing_table and not self._open_ledger().holds_vectors():
             return  # a new index: the table is made on its first write
         if damage.broken:
-            raise damage.error(self._gen / "lancedb")
+            raise damage.error(Layout.store(self._gen))
         if damage.migrations and migrate:
-            migrate_schema(self._gen / "lancedb")
+            migrate_schema(Layout.store(self._gen))
 
     def _pipeline(self, wait: bool, max_cost: float | None = None) -> Pipeline:
         from indexer.chunking.chunker import ChunkerSettings
@@ -239,7 +239,7 @@ class Index:
                           lost_after_seconds=self.config.lost_after_seconds)
         options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens), jobs)
         return Pipeline(self._open_ledger(), self._open_backend, self._writable_store,
-                        self._gen / "batches", options, self.progress)
+                        Layout.batches(self._gen), options, self.progress)
 
     def _require(self) -> None:
         if not self._layout.exists():
@@ -355,7 +355,7 @@ class Index:
             from indexer.state.recovery import identity
 
             self._gen.mkdir(parents=True, exist_ok=True)
-            path = self._gen / "state.db"
+            path = Layout.ledger(self._gen)
             kept = self._layout.holds_index(self._gen)
             if kept and not path.exists():
                 raise DamageError(_lost_ledger(path, "is missing"))
@@ -395,7 +395,7 @@ class Index:
         spec = self._spec(meta)
         index_id = meta.get("index_id") or uuid.uuid4().hex[:12]
         config = _recorded(self.config, meta)  # an index keeps the model it was built with
-        backend = spec.create(config, index_id, self._gen / "batches")
+        backend = spec.create(config, index_id, Layout.batches(self._gen))
         if meta and (meta.get("model"), meta.get("dimensions")) != (
                 backend.model, str(backend.dimensions)):
             raise _model_changed(meta, f"{backend.model} ({backend.dimensions} dimensions)")
@@ -423,7 +423,7 @@ class Index:
         from indexer.state.store import Store, StoreHealth
 
         health = StoreHealth.from_config(self.config)
-        return Store(self._gen / "lancedb", backend.model, backend.dimensions, health,
+        return Store(Layout.store(self._gen), backend.model, backend.dimensions, health,
                      create=not self._open_ledger().holds_vectors())
 
 

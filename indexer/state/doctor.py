@@ -84,7 +84,7 @@ def examine(ledger: Ledger, store: Store, layout: Layout, repair: bool,
         stale = stale_remote_files(ledger, remote_files)
         found("remote files", "batch files left on the service", stale, lambda: cleanup(stale))
 
-    leftovers = stale_local_files(ledger, batches or layout.current / "batches")
+    leftovers = stale_local_files(ledger, batches or Layout.batches(layout.current))
 
     def remove_leftovers() -> None:
         for path in leftovers:

@@ -32,6 +32,21 @@ IDENTITY = "identity.json"
 class Layout:
     """The files of the index rooted at ``root``."""
 
+    @staticmethod
+    def ledger(generation: Path) -> Path:
+        """The generation's ledger file."""
+        return generation / "state.db"
+
+    @staticmethod
+    def store(generation: Path) -> Path:
+        """The generation's LanceDB directory."""
+        return generation / "lancedb"
+
+    @staticmethod
+    def batches(generation: Path) -> Path:
+        """The generation's scratch directory for batch files."""
+        return generation / "batches"
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
@@ -48,7 +63,7 @@ class Layout:
 
     def exists(self) -> bool:
         """True once a sync has created the live generation (its ledger, identity or store)."""
-        return (self.current / "state.db").exists() or self.holds_index(self.current)
+        return self.ledger(self.current).exists() or self.holds_index(self.current)
 
     @staticmethod
     def holds_index(generation: Path) -> bool:
@@ -59,7 +74,7 @@ class Layout:
     @staticmethod
     def has_table(generation: Path) -> bool:
         """True when ``generation``'s search store has a table (seen without opening it)."""
-        return any((generation / "lancedb").glob("*.lance"))
+        return any(Layout.store(generation).glob("*.lance"))
 
     @staticmethod
     def identity(generation: Path) -> dict[str, str] | None:

@@ -100,7 +100,7 @@ def recover_ledger(generation: Path, config: Config,
     """
     from indexer.state.store import Store, recorded_model, restore
 
-    path = generation / "state.db"
+    path = Layout.ledger(generation)
     problem = ledger_problem(path)
     kept = Layout.holds_index(generation)
     if problem is None or (problem in ("missing", "empty") and not kept):
@@ -110,13 +110,13 @@ def recover_ledger(generation: Path, config: Config,
                         "held no vectors yet: the next sync starts a new one)", 1, True)]
     found = Layout.identity(generation)
     recorded = found is not None
-    meta = found or _guess_identity(config, recorded_model(generation / "lancedb"))
+    meta = found or _guess_identity(config, recorded_model(Layout.store(generation)))
     remote = service(meta)  # fails (missing API key...) before anything is changed
     findings = []
     if problem != "missing":
         findings.append(Finding("ledger", f"{problem} ledger set aside as {set_aside(path)}",
                                 1, True))
-    store_dir = generation / "lancedb"
+    store_dir = Layout.store(generation)
     rows: Iterable[dict[str, Any]] = ()
     table = Layout.has_table(generation)
     if table:
@@ -126,7 +126,7 @@ def recover_ledger(generation: Path, config: Config,
             findings.append(store_finding(restored, lost))
         rows = Store(store_dir, meta["model"], int(meta["dimensions"])).rows()
     sources = [s.path for s in config.sources]
-    rebuilt = rebuild(path, meta, rows, sources, remote, generation / "batches")
+    rebuilt = rebuild(path, meta, rows, sources, remote, Layout.batches(generation))
     Layout.record_identity(generation, identity(meta))
     message = (f"key(s) rebuilt into a new ledger from the store ({rebuilt.documents} "
                "document(s); the next sync reads every file again and embeds only what the "
