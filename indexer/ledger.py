@@ -128,6 +128,7 @@ class Ledger:
     """The SQLite ledger of one index. Every write method commits its own transaction."""
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         try:
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -394,25 +395,36 @@ class Ledger:
         """Keys whose store rows must be rewritten."""
         return [r[0] for r in self._db.execute("SELECT custom_id FROM dirty")]
 
+    def has_dirty(self) -> bool:
+        """True when some store row must be rewritten."""
+        return self._db.execute("SELECT 1 FROM dirty LIMIT 1").fetchone() is not None
+
+    def dirty_rows(self, group: int = 2_000) -> Iterator[list[KeyRow]]:
+        """Every dirty key's :class:`KeyRow`, ``group`` at a time (memory stays flat).
+
+        It reads one snapshot through a connection of its own, so it may be consumed on
+        another thread (LanceDB pulls a streamed input from its own threads) while this
+        ledger's connection stays idle; nothing may write the ledger until it is exhausted.
+        """
+        db = sqlite3.connect(self._path, timeout=30, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.execute("BEGIN")
+            after = 0
+            while True:
+                batch = db.execute("SELECT rowid, custom_id FROM dirty WHERE rowid > ? "
+                                   "ORDER BY rowid LIMIT ?", (after, group)).fetchall()
+                if not batch:
+                    break
+                after = batch[-1][0]
+                yield _key_rows(db, [key for _, key in batch])
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
     def key_rows(self, keys: Sequence[str]) -> list[KeyRow]:
         """Each key's passage, live places and count of pending references."""
-        places: dict[str, list[Place]] = {k: [] for k in keys}
-        pending = dict.fromkeys(keys, 0)
-        texts: dict[str, tuple[str, str]] = {}
-        for part in _slices(keys):
-            marks = ",".join("?" * len(part))
-            for key, text, ctx in self._db.execute(
-                    f"SELECT custom_id, text, context FROM keys WHERE custom_id IN ({marks})",
-                    part):
-                texts[key] = (text, ctx)
-            for key, version, uri, heading, page, start, end in self._db.execute(
-                    "SELECT custom_id, version, uri, heading, page, line_start, line_end "
-                    f"FROM chunks WHERE custom_id IN ({marks}) ORDER BY uri, ordinal", part):
-                if version == "live":
-                    places[key].append(Place(uri, heading, page, start, end))
-                else:
-                    pending[key] += 1
-        return [KeyRow(k, *texts.get(k, ("", "")), tuple(places[k]), pending[k]) for k in keys]
+        return _key_rows(self._db, keys)
 
     def embedded(self, keys: Sequence[str]) -> set[str]:
         """Those of ``keys`` that have a vector in the store."""
@@ -444,11 +456,20 @@ class Ledger:
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in keys])
 
     def settle_dirty(self, keys: Sequence[str], dropped: Sequence[str]) -> None:
-        """Clear ``keys`` from the dirty list and forget ``dropped`` keys entirely."""
+        """Clear ``keys`` from the dirty list and forget ``dropped`` keys; those stay dirty
+        until :meth:`clear_dirty`, so a run killed before their store rows are deleted
+        has the next one delete them."""
+        gone = set(dropped)
         with self._tx() as db:
-            db.executemany("DELETE FROM dirty WHERE custom_id = ?", [(k,) for k in keys])
+            db.executemany("DELETE FROM dirty WHERE custom_id = ?",
+                           [(k,) for k in keys if k not in gone])
             db.executemany("DELETE FROM keys WHERE custom_id = ? AND state != 'queued'",
                            [(k,) for k in dropped])
+
+    def clear_dirty(self, keys: Sequence[str]) -> None:
+        """Clear ``keys`` from the dirty list."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM dirty WHERE custom_id = ?", [(k,) for k in keys])
 
     # -- reporting -----------------------------------------------------------------
 
@@ -478,6 +499,25 @@ class Ledger:
             "SELECT c.uri, count(*) || ' chunk(s) failed to embed: ' || min(k.error) "
             "FROM chunks c JOIN keys k USING (custom_id) "
             "WHERE k.state = 'failed' GROUP BY c.uri ORDER BY 1"))
+
+
+def _key_rows(db: sqlite3.Connection, keys: Sequence[str]) -> list[KeyRow]:
+    places: dict[str, list[Place]] = {k: [] for k in keys}
+    pending = dict.fromkeys(keys, 0)
+    texts: dict[str, tuple[str, str]] = {}
+    for part in _slices(keys):
+        marks = ",".join("?" * len(part))
+        for key, text, ctx in db.execute(
+                f"SELECT custom_id, text, context FROM keys WHERE custom_id IN ({marks})", part):
+            texts[key] = (text, ctx)
+        for key, version, uri, heading, page, start, end in db.execute(
+                "SELECT custom_id, version, uri, heading, page, line_start, line_end "
+                f"FROM chunks WHERE custom_id IN ({marks}) ORDER BY uri, ordinal", part):
+            if version == "live":
+                places[key].append(Place(uri, heading, page, start, end))
+            else:
+                pending[key] += 1
+    return [KeyRow(k, *texts.get(k, ("", "")), tuple(places[k]), pending[k]) for k in keys]
 
 
 def _slices(keys: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:

@@ -11,7 +11,7 @@ from search until their document's new version is swapped in.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -50,6 +50,12 @@ def schema(model: str, dimensions: int) -> pa.Schema:
         ],
         metadata={"model": model, "dimensions": str(dimensions)},
     )
+
+
+_PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name not in ("vector", "text",
+                                                                         "context")])
+"""The columns a publication rewrites: the key and its places."""
+_PURGE = 5_000
 
 
 @dataclass(frozen=True)
@@ -108,19 +114,43 @@ class Store:
     def put(self, rows: Sequence[StoreRow]) -> None:
         """Insert or replace rows with their vectors (idempotent: keyed by ``custom_id``)."""
         if rows:
-            table = self._arrow(rows, with_vectors=True)
+            table = self._arrow(rows)
             (self._table.merge_insert("custom_id").when_matched_update_all()
              .when_not_matched_insert_all().execute(table))
 
-    def set_places(self, rows: Sequence[StoreRow], drop: Sequence[str]) -> None:
-        """Rewrite the places of existing rows and delete the ``drop`` keys, in one commit."""
-        if not rows and not drop:
-            return
-        builder = self._table.merge_insert("custom_id").when_matched_update_all()
-        if drop:
-            keys = ", ".join(_quote(k) for k in drop)
-            builder = builder.when_not_matched_by_source_delete(f"custom_id IN ({keys})")
-        builder.execute(self._arrow(rows, with_vectors=False))
+    def set_places(self, groups: Iterable[Sequence[StoreRow]]) -> None:
+        """Rewrite the places of existing rows, streamed group by group, in one commit.
+
+        Readers see every row's old places or every row's new ones, however many rows
+        there are. A row given no places is hidden from search by the same commit (see
+        :meth:`purge`); keys without a row are ignored. The groups are pulled on one of
+        LanceDB's threads; an exception they raise is re-raised here as it was.
+        """
+        failure: list[BaseException] = []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                for rows in groups:
+                    if rows:
+                        yield pa.RecordBatch.from_pydict(self._columns(rows), _PLACES_SCHEMA)
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+
+        reader = pa.RecordBatchReader.from_batches(_PLACES_SCHEMA, batches())
+        try:
+            self._table.merge_insert("custom_id").when_matched_update_all().execute(reader)
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+
+    def purge(self, keys: Sequence[str]) -> None:
+        """Delete the rows of ``keys`` that search cannot see (no places): this changes
+        nothing a reader sees, so it may take several commits."""
+        for start in range(0, len(keys), _PURGE):
+            part = ", ".join(_quote(k) for k in keys[start:start + _PURGE])
+            self._table.delete(f"n_places = 0 AND custom_id IN ({part})")
 
     def search(self, vector: np.ndarray, k: int, where: str | None = None,
                text: str | None = None) -> list[SearchHit]:
@@ -220,14 +250,19 @@ class Store:
             indices=tuple(sorted(i.name for i in self._table.list_indices())),
         )
 
-    def _arrow(self, rows: Sequence[StoreRow], with_vectors: bool) -> pa.Table:
-        columns: dict[str, list[object]] = {name: [] for name in self._schema.names}
+    def _arrow(self, rows: Sequence[StoreRow]) -> pa.Table:
+        columns = {**self._columns(rows), "text": [row.text for row in rows],
+                   "context": [row.context for row in rows],
+                   "vector": [np.asarray(row.vector, dtype=np.float32) for row in rows]}
+        return pa.Table.from_pydict(columns, schema=self._schema)
+
+    @staticmethod
+    def _columns(rows: Sequence[StoreRow]) -> dict[str, list[object]]:
+        """The key and place columns of ``rows``."""
+        columns: dict[str, list[object]] = {name: [] for name in _PLACES_SCHEMA.names}
         for row in rows:
             first = row.places[0] if row.places else Place("")
             columns["custom_id"].append(row.custom_id)
-            columns["vector"].append(row.vector)
-            columns["text"].append(row.text)
-            columns["context"].append(row.context)
             columns["uri"].append(first.uri)
             columns["heading"].append(first.heading)
             columns["page"].append(first.page)
@@ -235,13 +270,7 @@ class Store:
             columns["line_end"].append(first.line_end)
             columns["places"].append([asdict(p) for p in row.places])
             columns["n_places"].append(len(row.places))
-        schema = self._schema
-        if not with_vectors:
-            del columns["vector"]
-            schema = pa.schema([f for f in schema if f.name != "vector"])
-        else:
-            columns["vector"] = [np.asarray(v, dtype=np.float32) for v in columns["vector"]]
-        return pa.Table.from_pydict(columns, schema=schema)
+        return columns
 
 
 def _quote(value: str) -> str:
