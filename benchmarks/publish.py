@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from indexer.batchfile import Shard
+from indexer.chunker import ChunkerSettings
 from indexer.errors import BackendError
 from indexer.ledger import Ledger
 from indexer.pipeline import Pipeline, SyncOptions
-from indexer.chunker import ChunkerSettings
 from indexer.progress import Silent
 from indexer.records import Chunk, StoreRow
 from indexer.report import SyncReport

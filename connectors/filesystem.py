@@ -22,6 +22,7 @@ from pathspec import GitIgnoreSpec
 
 from connectors.text import (
     ExtractionError,
+    NoText,
     decode,
     looks_binary,
     markdown_title,
@@ -141,7 +142,8 @@ class FilesystemSource:
 
 
 def load(item: SourceItem) -> Document | Skip:
-    """Read one document and extract its text; a per-file problem becomes a Skip with its reason."""
+    """Read one document and extract its text; a per-file problem becomes a Skip with its reason
+    (marked ``empty`` when the file holds no text)."""
     try:
         data = item.path.read_bytes()
     except FileNotFoundError:
@@ -151,9 +153,11 @@ def load(item: SourceItem) -> Document | Skip:
     except OSError as exc:
         return Skip(item.uri, f"unreadable: {exc.strerror or exc}")
     if not data:
-        return Skip(item.uri, "empty file")
+        return Skip(item.uri, "empty file", empty=True)
     try:
         extracted = _extract(item.format, data)
+    except NoText as exc:
+        return Skip(item.uri, str(exc), empty=True)
     except (UnicodeError, ExtractionError) as exc:
         return Skip(item.uri, str(exc))
     except RecursionError:
@@ -164,7 +168,7 @@ def load(item: SourceItem) -> Document | Skip:
         return Skip(item.uri, extracted)
     title, segments = extracted
     if not any(segment.text.strip() for segment in segments):
-        return Skip(item.uri, "empty after extraction")
+        return Skip(item.uri, "empty after extraction", empty=True)
     return Document(
         uri=item.uri,
         title=title or "",
@@ -202,7 +206,7 @@ def _item(path: str, uri: str, st: os.stat_result, max_bytes: int) -> SourceItem
     if fmt is None:
         return Skip(uri, "binary file")
     if st.st_size == 0:
-        return Skip(uri, "empty file")
+        return Skip(uri, "empty file", empty=True)
     if st.st_size > max_bytes:
         return Skip(uri, f"file too large: {st.st_size} bytes (max_bytes is {max_bytes})")
     if not os.access(path, os.R_OK):

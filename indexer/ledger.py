@@ -1,7 +1,8 @@
 """The SQLite ledger: the pipeline's source of truth, and the only module that touches SQLite.
 
 It records every document (fingerprint, content hash, status), every chunk of the
-live and the pending version of each document, every content key and its state
+live and the pending version of each document (and the retired one of a document that
+was emptied, which keeps its vectors but is never shown), every content key and its state
 (``pending`` → ``queued`` in a job → ``embedded`` or ``failed``), every batch job,
 the keys whose store rows must be rewritten (``dirty``), and the writer lock.
 """
@@ -115,7 +116,11 @@ class Settled:
 
 @dataclass(frozen=True)
 class KeyRow:
-    """What the store row of one content key shows: its passage and its live places."""
+    """What the store row of one content key shows: its passage and its live places.
+
+    ``pending_refs`` counts the chunks that hold the key without showing it (a pending or
+    a retired version): while there are any, the row is kept, hidden.
+    """
 
     custom_id: str
     text: str
@@ -254,6 +259,30 @@ class Ledger:
                 "ELSE documents.status END",
                 (uri, source, fingerprint, reason, time.time()))
 
+    def withdraw(self, uri: str, source: str, fingerprint: str, reason: str) -> None:
+        """Record that a document holds no text any more: it leaves search on the next
+        publish and is kept as skipped with ``reason``.
+
+        Its chunks whose keys have a vector (or one on the way) are kept as a *retired*
+        version, which search never shows but which keeps those store rows, so the same
+        text coming back is published again without being paid for again.
+        """
+        worthless = ("custom_id NOT IN (SELECT custom_id FROM keys "
+                     "WHERE state IN ('embedded', 'queued'))")
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO dirty SELECT custom_id FROM chunks "
+                       f"WHERE uri = ? AND (version != 'retired' OR {worthless})", (uri,))
+            db.execute(f"DELETE FROM chunks WHERE uri = ? AND {worthless}", (uri,))
+            # ordinals of both versions may collide: a retired chunk takes a unique one
+            db.execute("UPDATE chunks SET version = 'retired', ordinal = -rowid "
+                       "WHERE uri = ? AND version != 'retired'", (uri,))
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, NULL, NULL, NULL, 'skipped', ?, ?) "
+                "ON CONFLICT(uri) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "content_hash = NULL, pending_hash = NULL, title = NULL, status = 'skipped', "
+                "reason = excluded.reason, updated_at = excluded.updated_at",
+                (uri, source, fingerprint, reason, time.time()))
+
     def remove(self, uris: Iterable[str]) -> None:
         """Forget deleted documents; their keys are rewritten (or dropped) on the next flush."""
         with self._tx() as db:
@@ -273,12 +302,13 @@ class Ledger:
         return [r[0] for r in rows]
 
     def publish(self, uris: Sequence[str]) -> None:
-        """Swap each document's pending version in for its live one, atomically per call."""
+        """Swap each document's pending version in for its live (or retired) one,
+        atomically per call."""
         with self._tx() as db:
             for uri in uris:
                 db.execute("INSERT OR IGNORE INTO dirty SELECT custom_id FROM chunks "
                            "WHERE uri = ?", (uri,))
-                db.execute("DELETE FROM chunks WHERE uri = ? AND version = 'live'", (uri,))
+                db.execute("DELETE FROM chunks WHERE uri = ? AND version != 'pending'", (uri,))
                 db.execute("UPDATE chunks SET version = 'live' WHERE uri = ?", (uri,))
                 db.execute("UPDATE documents SET status = 'indexed', content_hash = pending_hash,"
                            " pending_hash = NULL, reason = NULL WHERE uri = ?", (uri,))
@@ -423,7 +453,7 @@ class Ledger:
             db.close()
 
     def key_rows(self, keys: Sequence[str]) -> list[KeyRow]:
-        """Each key's passage, live places and count of pending references."""
+        """Each key's passage, live places and count of other (pending, retired) references."""
         return _key_rows(self._db, keys)
 
     def embedded(self, keys: Sequence[str]) -> set[str]:

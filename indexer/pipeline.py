@@ -122,7 +122,10 @@ class Pipeline:
         elif change.kind == "skipped":
             assert change.skip is not None
             fingerprint = change.item.fingerprint if change.item else ""
-            self.ledger.record_skip(change.uri, root, fingerprint, change.skip.reason)
+            if change.skip.empty:  # its text is gone: so is its place in search
+                self.ledger.withdraw(change.uri, root, fingerprint, change.skip.reason)
+            else:  # unreadable for now: an indexed version stays searchable
+                self.ledger.record_skip(change.uri, root, fingerprint, change.skip.reason)
             report.skipped += 1
             report.skips.append(change.skip)
         elif change.kind == "touched":

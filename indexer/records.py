@@ -71,10 +71,16 @@ class Document:
 
 @dataclass(frozen=True)
 class Skip:
-    """A document that could not be indexed, and why (shown to the user, kept in the ledger)."""
+    """A document that could not be indexed, and why (shown to the user, kept in the ledger).
+
+    ``empty`` is set when the file was read and holds no text (an empty file, only
+    whitespace, a PDF without a text layer): its indexed text no longer exists, so it
+    leaves search. Otherwise (unreadable, too large...) an indexed version stays.
+    """
 
     uri: str
     reason: str
+    empty: bool = False
 
 
 @dataclass(frozen=True)
