@@ -10,6 +10,7 @@ from search until their document's new version is swapped in.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -155,8 +156,15 @@ class Store:
     def search(self, vector: np.ndarray, k: int, where: str | None = None,
                text: str | None = None) -> list[SearchHit]:
         """The ``k`` published passages nearest ``vector`` (score: cosine similarity), or,
-        given ``text``, the hybrid of vector and full-text search (score: RRF relevance)."""
-        condition = "n_places > 0" + (f" AND ({where})" if where else "")
+        given ``text``, the hybrid of vector and full-text search (score: RRF relevance).
+
+        ``where`` is a LanceDB SQL filter; it must be one self-contained expression (see
+        :func:`check_filter`), so it narrows the published rows and cannot widen them.
+        Raises :class:`StateError` for a filter that is malformed or fails to run.
+        """
+        condition = "n_places > 0"
+        if where and where.strip():
+            condition += f" AND ({check_filter(where)})"
         vector = np.asarray(vector, dtype=np.float32)
         query: Any
         if text is not None:
@@ -173,12 +181,20 @@ class Store:
         try:
             found = query.to_arrow().to_pylist()
         except (ValueError, RuntimeError) as exc:
-            raise StateError(f"search failed: {exc}; check the --where filter") from exc
+            if not where:
+                raise StateError(f"search failed: {exc}") from exc
+            raise StateError(_filter_failed(where, exc)) from None
+        except BaseException as exc:  # a Rust panic may derive from BaseException only
+            if type(exc).__name__ not in _PANICS:
+                raise
+            if not where:
+                raise StateError(f"search failed: LanceDB stopped ({exc})") from None
+            raise StateError(_filter_failed(where, exc)) from None
         return [
             SearchHit(r["custom_id"],
                       float(r[score]) if score != "_distance" else 1.0 - float(r[score]),
-                      r["text"], tuple(Place(**p) for p in r["places"] or ()))
-            for r in found
+                      r["text"], tuple(Place(**p) for p in r["places"]))
+            for r in found if r["places"]  # never a hidden row, whatever the filter did
         ]
 
     def _has_vector_index(self) -> bool:
@@ -271,6 +287,73 @@ class Store:
             columns["places"].append([asdict(p) for p in row.places])
             columns["n_places"].append(len(row.places))
         return columns
+
+
+_PANICS = frozenset({"PanicException", "RustPanic"})
+"""How a Rust panic inside LanceDB reaches Python (pyo3_runtime, pyo3_async_runtimes)."""
+
+
+def check_filter(where: str) -> str:
+    """``where`` itself, once checked to be one self-contained filter expression.
+
+    Search runs ``n_places > 0 AND (where)``. With its parentheses balanced, its quotes
+    closed and no comment or ``;``, the filter is one group under that ``AND`` and can
+    only narrow the published rows (``1=1) OR (n_places = 0`` is refused). Also refused:
+    backslashes (an escape inside LanceDB's strings, so a way to hide a quote from this
+    check), placeholders (``?``, ``$1``, ``:name``) and prefixed strings (``N'a'``), on
+    which LanceDB panics. Raises :class:`StateError` naming the problem.
+    """
+    depth, quote, i = 0, "", 0
+    while i < len(where):
+        char = where[i]
+        if char == "\\":
+            raise StateError(_refused(where, "backslashes are not allowed"))
+        if quote:
+            if char == quote and where.startswith(quote * 2, i):
+                i += 1  # a doubled quote stands for itself
+            elif char == quote:
+                quote = ""
+        elif char in "'\"`":
+            before = where[i - 1] if i else " "
+            if char == "'" and (where.startswith("'" * 3, i) or before.isalnum()
+                                or before in "_&"):
+                raise StateError(_refused(where, "prefixed or triple-quoted strings are not "
+                                                 "supported (put a space before a quote)"))
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise StateError(_refused(where, f"the ')' at character {i + 1} closes "
+                                                 "nothing"))
+        elif where.startswith(("--", "/*"), i):
+            raise StateError(_refused(where, "comments are not allowed"))
+        elif char == ";":
+            raise StateError(_refused(where, "';' is not allowed: give one expression"))
+        elif char in "?$" or (char == ":" and "::" not in where[max(i - 1, 0):i + 2]):
+            raise StateError(_refused(where, f"{char!r} (a placeholder) is not supported"))
+        i += 1
+    if quote:
+        raise StateError(_refused(where, f"a {quote} quote is never closed"))
+    if depth:
+        raise StateError(_refused(where, "a '(' is never closed"))
+    return where
+
+
+def _refused(where: str, problem: str) -> str:
+    return f"the search filter {where!r} is refused: {problem}"
+
+
+def _filter_failed(where: str, exc: BaseException) -> str:
+    """One line saying why LanceDB could not run a filter (without its source paths)."""
+    lines = str(exc).splitlines()
+    detail = re.sub(r",? /\S+\.rs:\d+:\d+", "", lines[0] if lines else "")
+    detail = detail.replace("Invalid input, ", "")
+    if type(exc).__name__ in _PANICS:
+        detail = f"LanceDB stopped on an internal error ({detail or 'panic'})"
+    return (f"the search filter {where!r} failed: {detail[:300]}; check its syntax and "
+            "columns (uri, heading, page, line_start, line_end, text, context)")
 
 
 def _quote(value: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +80,75 @@ def test_reopen_with_another_model_is_refused(tmp_path: Path) -> None:
         Store(tmp_path, "model-b", 3)
     with pytest.raises(IndexMismatch):
         Store(tmp_path, "model-a", 4)
+
+
+@pytest.fixture(scope="module")
+def hidden_row_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of two notes plus one row embedded but not published (``n_places = 0``),
+    with the same vector as a published passage so that only the filter keeps it out."""
+    from indexer import Index
+    from indexer.layout import Layout
+
+    root = tmp_path_factory.mktemp("where")
+    folder = root / "notes"
+    folder.mkdir()
+    (folder / "gate.md").write_text("# Gate\n\nThe garden gate is painted green.\n")
+    (folder / "shed.md").write_text("# Shed\n\nThe shed holds the garden tools.\n")
+    with Index(root / "idx") as index:
+        index.sync([folder])
+        status = index.status()
+    store = Store(Layout(root / "idx").current / "lancedb", status.model, status.dimensions)
+    (published,) = [r for r in store._table.to_arrow().to_pylist() if "gate" in r["text"]]
+    store.put([StoreRow("hidden-key", "UNPUBLISHED draft text", "", (),
+                        np.asarray(published["vector"], dtype=np.float32))])
+    assert store.count() == 2 and {"hidden-key"} <= store.keys()
+    return root / "idx"
+
+
+def search_cli(index_dir: Path, where: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "indexer", "--index", str(index_dir), "search",
+                           "garden gate", "-k", "10", "--json", "--where", where],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("where", ["1=1 OR n_places = 0", "(1=1) OR (n_places = 0)",
+                                   "n_places >= 0", "NOT (n_places > 0)",
+                                   "uri LIKE '%' OR custom_id = 'hidden-key'"])
+def test_a_filter_never_reveals_unpublished_rows(hidden_row_index: Path, where: str) -> None:
+    result = search_cli(hidden_row_index, where)
+    assert result.returncode == 0, result.stderr
+    assert "hidden-key" not in {hit["custom_id"] for hit in json.loads(result.stdout)}
+
+
+@pytest.mark.parametrize(("where", "problem"), [
+    ("1=1) OR (n_places = 0", "closes nothing"),
+    ("(uri = 'a'", "'(' is never closed"),
+    ("uri = '/gate", "quote is never closed"),
+    ("uri = 'x' -- ) OR (n_places = 0", "comments"),
+    ("1=1 /* ( */ ) OR ( n_places = 0 /* ) */", "comments"),
+    ("uri = 'a'; DELETE", "';'"),
+    ("uri = N'a'", "prefixed"),  # a string prefix or a placeholder makes LanceDB panic
+    ("uri = $1", "placeholder"),
+    ("uri = ?", "placeholder"),
+    ("text = 'a\\' OR n_places = 0 OR text = '", "backslash"),
+    ("uri = ", "search filter"),  # LanceDB's own parse error
+    ("cast(uri AS int) > 1", "search filter"),  # fails while running
+])
+def test_a_bad_filter_is_one_clean_line_and_exit_1(hidden_row_index: Path, where: str,
+                                                   problem: str) -> None:
+    result = search_cli(hidden_row_index, where)
+    assert "hidden-key" not in result.stdout
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and problem in line and repr(where) in line, line
+
+
+def test_a_panic_inside_lancedb_becomes_a_state_error(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path, "m", 3)
+    store.put([row("a", unit(1, 0, 0), "/x")])
+    # past the filter check (which refuses these), LanceDB panics on a prefixed string
+    monkeypatch.setattr("indexer.store.check_filter", lambda where: where)
+    with pytest.raises(StateError, match="internal error"):
+        store.search(unit(1, 0, 0), k=1, where="uri = N'a'")
+    assert [h.custom_id for h in store.search(unit(1, 0, 0), k=1)] == ["a"]  # still usable
