@@ -342,7 +342,7 @@ def check_filter(where: str) -> str:
 
 
 def _refused(where: str, problem: str) -> str:
-    return f"the search filter {where!r} is refused: {problem}"
+    return f"the --where filter {where!r} is refused: {problem}"
 
 
 def _filter_failed(where: str, exc: BaseException) -> str:
@@ -352,7 +352,7 @@ def _filter_failed(where: str, exc: BaseException) -> str:
     detail = detail.replace("Invalid input, ", "")
     if type(exc).__name__ in _PANICS:
         detail = f"LanceDB stopped on an internal error ({detail or 'panic'})"
-    return (f"the search filter {where!r} failed: {detail[:300]}; check its syntax and "
+    return (f"the --where filter {where!r} failed: {detail[:300]}; check its syntax and "
             "columns (uri, heading, page, line_start, line_end, text, context)")
 
 

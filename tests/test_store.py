@@ -131,8 +131,8 @@ def test_a_filter_never_reveals_unpublished_rows(hidden_row_index: Path, where: 
     ("uri = $1", "placeholder"),
     ("uri = ?", "placeholder"),
     ("text = 'a\\' OR n_places = 0 OR text = '", "backslash"),
-    ("uri = ", "search filter"),  # LanceDB's own parse error
-    ("cast(uri AS int) > 1", "search filter"),  # fails while running
+    ("uri = ", "--where filter"),  # LanceDB's own parse error
+    ("cast(uri AS int) > 1", "--where filter"),  # fails while running
 ])
 def test_a_bad_filter_is_one_clean_line_and_exit_1(hidden_row_index: Path, where: str,
                                                    problem: str) -> None:
