@@ -432,9 +432,9 @@ class Ledger:
     def dirty_rows(self, group: int = 2_000) -> Iterator[list[KeyRow]]:
         """Every dirty key's :class:`KeyRow`, ``group`` at a time (memory stays flat).
 
-        It reads one snapshot through a connection of its own, so it may be consumed on
-        another thread (LanceDB pulls a streamed input from its own threads) while this
-        ledger's connection stays idle; nothing may write the ledger until it is exhausted.
+        It reads one snapshot (later writes are not seen) through a connection of its own,
+        so it may be consumed on another thread: LanceDB pulls a streamed input from its
+        own threads.
         """
         db = sqlite3.connect(self._path, timeout=30, isolation_level=None,
                              check_same_thread=False)
