@@ -4,7 +4,8 @@ Builds a ledger and a store directly (random vectors, no model), publishes the f
 version of every document, then re-stages documents so that N keys change places (the
 chunk sets of neighbouring documents are swapped, so every key is reused and nothing
 is embedded) and a tenth of them lose their last place (they are dropped), and
-publishes again. Prints CPU seconds (all threads) and wall seconds of each publish.
+publishes again. Prints CPU seconds (all threads) and wall seconds of each publish, with
+the store's calls apart (``set_places`` includes reading the ledger, which it streams).
 
     python benchmarks/publish.py [--rows M] [--dirty N]
 """
