@@ -131,7 +131,8 @@ class FilesystemSource:
 
 
 def load(item: SourceItem) -> Document | Skip:
-    """Read one file and extract its text; a per-file problem becomes a Skip with its reason."""
+    """Read one file and extract its text; a per-file problem becomes a Skip with its reason
+    (marked ``empty`` when the file holds no text)."""
     try:
         data = item.path.read_bytes()
     except FileNotFoundError:
@@ -151,7 +152,7 @@ def _item(path: str, uri: str, st: os.stat_result, max_bytes: int) -> SourceItem
     if fmt is None:
         return Skip(uri, "binary file")
     if st.st_size == 0:
-        return Skip(uri, "empty file")
+        return Skip(uri, "empty file", empty=True)
     if st.st_size > max_bytes:
         return Skip(uri, f"file too large: {st.st_size} bytes (max_bytes is {max_bytes})")
     if not os.access(path, os.R_OK):

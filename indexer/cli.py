@@ -216,13 +216,19 @@ def plan(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
 @click.option("-k", "--limit", "k", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="How many passages to return.")
 @click.option("--where", default=None,
-              help="SQL filter on stored columns, e.g. \"uri LIKE '%/api/%'\".")
+              help="SQL filter on stored columns (uri, heading, page, line_start, line_end, "
+                   "text, context), e.g. \"uri LIKE '%/api/%'\". One expression: no "
+                   "comments, ';', backslashes or placeholders.")
 @click.option("--hybrid", is_flag=True, help="Fuse meaning with keyword (full-text) matches.")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 @click.pass_context
 def search(ctx: click.Context, query: str, k: int, where: str | None, hybrid: bool,
            as_json: bool) -> None:
-    """Find the passages closest in meaning to QUERY."""
+    """Find the passages closest in meaning to QUERY.
+
+    Exit 1 when the index cannot be searched or the --where filter is malformed or fails
+    to run (the message says why); 2 for a usage error.
+    """
     with _errors(), _index(ctx) as index:
         hits = index.search(query, k=k, where=where, hybrid=hybrid)
     if as_json:

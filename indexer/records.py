@@ -78,13 +78,17 @@ class Document:
 class Skip:
     """A document that could not be indexed, and why (shown to the user, kept in the ledger).
 
-    A document that was indexed before usually stays searchable while it cannot be read;
-    ``withdraw`` means its earlier text must leave the index too (a link now refused).
+    A document that was indexed before usually stays searchable while it cannot be read
+    (unreadable, too large...); ``withdraw`` means its earlier text must leave the index
+    too (a link now refused). ``empty`` is set when the file was read and holds no text
+    (an empty file, only whitespace, a PDF without a text layer): its indexed text no
+    longer exists, so it leaves search.
     """
 
     uri: str
     reason: str
     withdraw: bool = False
+    empty: bool = False
 
 
 @dataclass(frozen=True)

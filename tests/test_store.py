@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from indexer.errors import IndexMismatch
+from indexer.errors import IndexMismatch, StateError
 from indexer.records import Place, StoreRow
 from indexer.state.store import Store
 
@@ -39,14 +43,35 @@ def test_put_is_idempotent_by_key(tmp_path: Path) -> None:
     assert store.keys() == {"a"} and store.count() == 1
 
 
-def test_set_places_updates_and_drops_in_one_call(tmp_path: Path) -> None:
+def test_set_places_hides_in_one_commit_and_purge_deletes_only_hidden_rows(
+        tmp_path: Path) -> None:
     store = Store(tmp_path, "m", 3)
-    store.put([row("a", unit(1, 0, 0), "/x"), row("b", unit(0, 1, 0), "/y")])
-    store.set_places([row("a", None, "/x", "/z")], drop=["b"])
-    assert store.keys() == {"a"}
-    (hit,) = store.search(unit(1, 0, 0), k=3)
-    assert [p.uri for p in hit.places] == ["/x", "/z"]
-    assert hit.text == "text a"
+    store.put([row("a", unit(1, 0, 0), "/x"), row("b", unit(0, 1, 0), "/y"),
+               row("c", unit(0, 0, 1), "/w")])
+    version = store._table.version
+    store.set_places(iter([[row("a", None, "/x", "/z")], [], [row("b", None)],
+                           [row("unknown", None, "/q")]]))
+    assert store._table.version == version + 1  # one commit for every group
+    assert store.keys() == {"a", "b", "c"} and store.count() == 2
+    assert "b" not in {h.custom_id for h in store.search(unit(0, 1, 0), k=3)}
+    store.purge(["b", "c"])  # c still has places: kept
+    assert store.keys() == {"a", "c"}
+    hits = {h.custom_id: h for h in store.search(unit(1, 0, 0), k=3)}
+    assert [p.uri for p in hits["a"].places] == ["/x", "/z"] and hits["a"].text == "text a"
+
+
+def test_set_places_reraises_what_its_input_raised(tmp_path: Path) -> None:
+    store = Store(tmp_path, "m", 3)
+    store.put([row("a", unit(1, 0, 0), "/x")])
+
+    def failing() -> Iterator[list[StoreRow]]:
+        yield [row("a", None, "/y")]
+        raise StateError("the ledger went away")
+
+    with pytest.raises(StateError, match="went away"):
+        store.set_places(failing())
+    (hit,) = store.search(unit(1, 0, 0), k=1)
+    assert [p.uri for p in hit.places] == ["/x"]  # nothing was committed
 
 
 def test_reopen_with_another_model_is_refused(tmp_path: Path) -> None:
@@ -55,3 +80,75 @@ def test_reopen_with_another_model_is_refused(tmp_path: Path) -> None:
         Store(tmp_path, "model-b", 3)
     with pytest.raises(IndexMismatch):
         Store(tmp_path, "model-a", 4)
+
+
+@pytest.fixture(scope="module")
+def hidden_row_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of two notes plus one row embedded but not published (``n_places = 0``),
+    with the same vector as a published passage so that only the filter keeps it out."""
+    from indexer import Index
+    from indexer.state.layout import Layout
+
+    root = tmp_path_factory.mktemp("where")
+    folder = root / "notes"
+    folder.mkdir()
+    (folder / "gate.md").write_text("# Gate\n\nThe garden gate is painted green.\n")
+    (folder / "shed.md").write_text("# Shed\n\nThe shed holds the garden tools.\n")
+    with Index(root / "idx") as index:
+        index.sync([folder])
+        status = index.status()
+    store = Store(Layout(root / "idx").current / "lancedb", status.model, status.dimensions)
+    (published,) = [r for r in store._table.to_arrow().to_pylist() if "gate" in r["text"]]
+    store.put([StoreRow("hidden-key", "UNPUBLISHED draft text", "", (),
+                        np.asarray(published["vector"], dtype=np.float32))])
+    assert store.count() == 2 and {"hidden-key"} <= store.keys()
+    return root / "idx"
+
+
+def search_cli(index_dir: Path, where: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "indexer", "--index", str(index_dir), "search",
+                           "garden gate", "-k", "10", "--json", "--where", where],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("where", ["1=1 OR n_places = 0", "(1=1) OR (n_places = 0)",
+                                   "n_places >= 0", "NOT (n_places > 0)",
+                                   "uri LIKE '%' OR custom_id = 'hidden-key'"])
+def test_a_filter_never_reveals_unpublished_rows(hidden_row_index: Path, where: str) -> None:
+    result = search_cli(hidden_row_index, where)
+    assert result.returncode == 0, result.stderr
+    assert "hidden-key" not in {hit["custom_id"] for hit in json.loads(result.stdout)}
+
+
+@pytest.mark.parametrize(("where", "problem"), [
+    ("1=1) OR (n_places = 0", "closes nothing"),
+    ("(uri = 'a'", "'(' is never closed"),
+    ("uri = '/gate", "quote is never closed"),
+    ("uri = 'x' -- ) OR (n_places = 0", "comments"),
+    ("1=1 /* ( */ ) OR ( n_places = 0 /* ) */", "comments"),
+    ("uri = 'a'; DELETE", "';'"),
+    ("uri = N'a'", "prefixed"),  # a string prefix or a placeholder makes LanceDB panic
+    ("uri = $1", "placeholder"),
+    ("uri = ?", "placeholder"),
+    ("text = 'a\\' OR n_places = 0 OR text = '", "backslash"),
+    ("uri = ", "--where filter"),  # LanceDB's own parse error
+    ("cast(uri AS int) > 1", "--where filter"),  # fails while running
+])
+def test_a_bad_filter_is_one_clean_line_and_exit_1(hidden_row_index: Path, where: str,
+                                                   problem: str) -> None:
+    result = search_cli(hidden_row_index, where)
+    assert "hidden-key" not in result.stdout
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and problem in line and repr(where) in line, line
+
+
+def test_a_panic_inside_lancedb_becomes_a_state_error(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path, "m", 3)
+    store.put([row("a", unit(1, 0, 0), "/x")])
+    # past the filter check (which refuses these), LanceDB panics on a prefixed string
+    monkeypatch.setattr("indexer.state.store.check_filter", lambda where: where)
+    with pytest.raises(StateError, match="internal error"):
+        store.search(unit(1, 0, 0), k=1, where="uri = N'a'")
+    assert [h.custom_id for h in store.search(unit(1, 0, 0), k=1)] == ["a"]  # still usable

@@ -12,6 +12,7 @@ from indexer.batchfiles.requests import content_key
 from indexer.chunking.chunker import ChunkerSettings, chunk_document
 from indexer.connectors.filesystem import FilesystemSource, load
 from indexer.records import Document, SourceItem
+from pdfgen import make_pdf
 
 
 def keys_of(index: Index, path: Path) -> set[str]:
@@ -151,3 +152,59 @@ def test_an_index_directory_inside_the_source_is_never_crawled(tmp_path: Path) -
         second = index.sync([folder])
     assert (first.new, first.skipped) == (1, 0)
     assert (second.new, second.changed, second.unchanged) == (0, 0, 1)
+
+
+@pytest.mark.slow
+def test_an_emptied_file_leaves_search_and_comes_back_without_paying_again(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    texts = {"lighthouse.md": "# Lighthouse\n\nThe keeper logs every passing ship at dusk.\n",
+             "orchard.txt": "The orchard grows apples, pears and a single quince tree.\n",
+             "kiln.md": "# Kiln\n\nThe pottery kiln is fired to 1,200 degrees.\n",
+             "harbour.md": "# Harbour\n\nFishing boats unload their catch at dawn.\n"}
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+    (folder / "scan.pdf").write_bytes(make_pdf(["The scanned contract runs for two years."]))
+    with Index(tmp_path / "idx") as index:
+        first = index.sync([folder])
+        assert (first.new, first.skipped) == (5, 0)
+
+        def found() -> set[str]:
+            return {Path(p.uri).name for h in index.search("ship orchard kiln harbour contract",
+                                                           k=50) for p in h.places}
+
+        assert found() == {"lighthouse.md", "orchard.txt", "kiln.md", "harbour.md", "scan.pdf"}
+        (folder / "lighthouse.md").write_bytes(b"")
+        (folder / "orchard.txt").write_text("  \n\n\t\n")
+        (folder / "scan.pdf").write_bytes(make_pdf(["", ""]))  # a scan without a text layer
+        emptied = {"lighthouse.md", "orchard.txt", "scan.pdf"}
+
+        report = index.sync([folder])
+        reasons = {Path(s.uri).name: s.reason for s in report.skips}
+        assert reasons == {"lighthouse.md": "empty file",
+                           "orchard.txt": "empty after extraction",
+                           "scan.pdf": "PDF has no extractable text (scanned images need OCR)"}
+        assert report.embedded == 0 and report.complete
+        assert found() == {"harbour.md", "kiln.md"}
+        hits = index.search("keeper logs passing ship", k=50, hybrid=True)
+        assert all("keeper" not in h.text for h in hits)
+        status = index.status()
+        assert (status.documents, status.skipped_documents) == (2, 3)
+        assert {Path(p.uri).name: p.reason for p in status.problems} == reasons
+
+        again = index.sync([folder])  # still empty: still skipped, nothing written
+        assert again.skipped == 3 and again.embedded == 0
+        assert found() == {"harbour.md", "kiln.md"}
+        assert index.doctor().healthy
+
+        for name in emptied - {"scan.pdf"}:
+            (folder / name).write_text(texts[name])
+        (folder / "scan.pdf").write_bytes(make_pdf(["The scanned contract runs for two years."]))
+        back = index.sync([folder])
+        assert back.embedded == 0 and back.reused == back.chunks > 0  # nothing paid twice
+        assert (back.changed, back.skipped) == (3, 0)
+        assert found() == emptied | {"harbour.md", "kiln.md"}
+        status = index.status()
+        assert (status.documents, status.skipped_documents, status.problems) == (5, 0, ())
+        assert index.doctor().healthy

@@ -14,6 +14,7 @@ import os
 
 from indexer.connectors.formats.text import (
     ExtractionError,
+    NoText,
     decode,
     looks_binary,
     markdown_title,
@@ -102,9 +103,11 @@ def format_for(media_type: str | None, name: str) -> str | None:
 def document(uri: str, data: bytes, fmt: str) -> Document | Skip:
     """The document in ``data`` (a file's bytes, in format ``fmt``), or why it has none."""
     if not data:
-        return Skip(uri, "empty file")
+        return Skip(uri, "empty file", empty=True)
     try:
         extracted = _extract(fmt, data)
+    except NoText as exc:
+        return Skip(uri, str(exc), empty=True)
     except (UnicodeError, ExtractionError) as exc:
         return Skip(uri, str(exc))
     except RecursionError:
@@ -115,7 +118,7 @@ def document(uri: str, data: bytes, fmt: str) -> Document | Skip:
         return Skip(uri, extracted)
     title, segments = extracted
     if not any(segment.text.strip() for segment in segments):
-        return Skip(uri, "empty after extraction")
+        return Skip(uri, "empty after extraction", empty=True)
     return Document(uri=uri, title=title or "", segments=segments,
                     content_hash=hashlib.sha256(data).hexdigest())
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
 
-from indexer.connectors.formats.text import ExtractionError, normalise
+from indexer.connectors.formats.text import ExtractionError, NoText, normalise
 from indexer.records import Segment
 
 _TITLE_CHARS = 200
@@ -42,8 +42,9 @@ def extract(data: bytes) -> PdfText:
     """Read every page's text from the PDF in ``data``.
 
     Pages whose text cannot be extracted are left out and the rest kept. Raises
-    :class:`PdfError` for an encrypted PDF that the empty password does not open, a
-    corrupt PDF, or one with no extractable text at all (a scan without OCR).
+    :class:`PdfError` for an encrypted PDF that the empty password does not open or a
+    corrupt PDF, and :class:`~indexer.connectors.formats.text.NoText` for one with no
+    extractable text at all (a scan without OCR).
     """
     with _quiet():
         try:
@@ -60,7 +61,7 @@ def extract(data: bytes) -> PdfText:
         pages = tuple(_pages(reader, page_count))
         title = _metadata_title(reader)
     if not pages:
-        raise PdfError("PDF has no extractable text (scanned images need OCR)")
+        raise NoText("PDF has no extractable text (scanned images need OCR)")
     return PdfText(title=title or _first_line(pages[0].text), pages=pages)
 
 

@@ -46,6 +46,10 @@ class ExtractionError(ValueError):
     """A file's text cannot be had; the message is the reason shown to the user."""
 
 
+class NoText(ExtractionError):
+    """The file was read and holds no text at all."""
+
+
 def bom_encoding(data: bytes) -> str | None:
     """The codec a leading byte-order mark names, or ``None`` without one."""
     for bom, encoding in _BOMS:

@@ -1,7 +1,8 @@
 """The SQLite ledger: the pipeline's source of truth, and the only module that touches SQLite.
 
 It records every document (fingerprint, content hash, status), every chunk of the
-live and the pending version of each document, every content key and its state
+live and the pending version of each document (and the retired one of a document that
+was emptied, which keeps its vectors but is never shown), every content key and its state
 (``pending`` → ``queued`` in a job → ``embedded`` or ``failed``), every batch job,
 the keys whose store rows must be rewritten (``dirty``), and the writer lock.
 """
@@ -123,7 +124,11 @@ class Settled:
 
 @dataclass(frozen=True)
 class KeyRow:
-    """What the store row of one content key shows: its passage and its live places."""
+    """What the store row of one content key shows: its passage and its live places.
+
+    ``pending_refs`` counts the chunks that hold the key without showing it (a pending or
+    a retired version): while there are any, the row is kept, hidden.
+    """
 
     custom_id: str
     text: str
@@ -315,6 +320,30 @@ class Ledger:
                 "ELSE documents.status END",
                 (uri, source, fingerprint, reason, time.time()))
 
+    def withdraw(self, uri: str, source: str, fingerprint: str, reason: str) -> None:
+        """Record that a document holds no text any more: it leaves search on the next
+        publish and is kept as skipped with ``reason``.
+
+        Its chunks whose keys have a vector (or one on the way) are kept as a *retired*
+        version, which search never shows but which keeps those store rows, so the same
+        text coming back is published again without being paid for again.
+        """
+        worthless = ("custom_id NOT IN (SELECT custom_id FROM keys "
+                     "WHERE state IN ('embedded', 'queued'))")
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO dirty SELECT custom_id FROM chunks "
+                       f"WHERE uri = ? AND (version != 'retired' OR {worthless})", (uri,))
+            db.execute(f"DELETE FROM chunks WHERE uri = ? AND {worthless}", (uri,))
+            # ordinals of both versions may collide: a retired chunk takes a unique one
+            db.execute("UPDATE chunks SET version = 'retired', ordinal = -rowid "
+                       "WHERE uri = ? AND version != 'retired'", (uri,))
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, NULL, NULL, NULL, 'skipped', ?, ?) "
+                "ON CONFLICT(uri) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "content_hash = NULL, pending_hash = NULL, title = NULL, status = 'skipped', "
+                "reason = excluded.reason, updated_at = excluded.updated_at",
+                (uri, source, fingerprint, reason, time.time()))
+
     def remove(self, uris: Iterable[str]) -> None:
         """Forget deleted documents; their keys are rewritten (or dropped) on the next flush."""
         with self._tx() as db:
@@ -334,12 +363,13 @@ class Ledger:
         return [r[0] for r in rows]
 
     def publish(self, uris: Sequence[str]) -> None:
-        """Swap each document's pending version in for its live one, atomically per call."""
+        """Swap each document's pending version in for its live (or retired) one,
+        atomically per call."""
         with self._tx() as db:
             for uri in uris:
                 db.execute("INSERT OR IGNORE INTO dirty SELECT custom_id FROM chunks "
                            "WHERE uri = ?", (uri,))
-                db.execute("DELETE FROM chunks WHERE uri = ? AND version = 'live'", (uri,))
+                db.execute("DELETE FROM chunks WHERE uri = ? AND version != 'pending'", (uri,))
                 db.execute("UPDATE chunks SET version = 'live' WHERE uri = ?", (uri,))
                 db.execute("UPDATE documents SET status = 'indexed', content_hash = pending_hash,"
                            " pending_hash = NULL, reason = NULL WHERE uri = ?", (uri,))
@@ -546,25 +576,36 @@ class Ledger:
         """Keys whose store rows must be rewritten."""
         return [r[0] for r in self._db.execute("SELECT custom_id FROM dirty")]
 
+    def has_dirty(self) -> bool:
+        """True when some store row must be rewritten."""
+        return self._db.execute("SELECT 1 FROM dirty LIMIT 1").fetchone() is not None
+
+    def dirty_rows(self, group: int = 2_000) -> Iterator[list[KeyRow]]:
+        """Every dirty key's :class:`KeyRow`, ``group`` at a time (memory stays flat).
+
+        It reads one snapshot (later writes are not seen) through a connection of its own,
+        so it may be consumed on another thread: LanceDB pulls a streamed input from its
+        own threads.
+        """
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.execute("BEGIN")
+            after = 0
+            while True:
+                batch = db.execute("SELECT rowid, custom_id FROM dirty WHERE rowid > ? "
+                                   "ORDER BY rowid LIMIT ?", (after, group)).fetchall()
+                if not batch:
+                    break
+                after = batch[-1][0]
+                yield _key_rows(db, [key for _, key in batch])
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
     def key_rows(self, keys: Sequence[str]) -> list[KeyRow]:
-        """Each key's passage, live places and count of pending references."""
-        places: dict[str, list[Place]] = {k: [] for k in keys}
-        pending = dict.fromkeys(keys, 0)
-        texts: dict[str, tuple[str, str]] = {}
-        for part in _slices(keys):
-            marks = ",".join("?" * len(part))
-            for key, text, ctx in self._db.execute(
-                    f"SELECT custom_id, text, context FROM keys WHERE custom_id IN ({marks})",
-                    part):
-                texts[key] = (text, ctx)
-            for key, version, uri, heading, page, start, end in self._db.execute(
-                    "SELECT custom_id, version, uri, heading, page, line_start, line_end "
-                    f"FROM chunks WHERE custom_id IN ({marks}) ORDER BY uri, ordinal", part):
-                if version == "live":
-                    places[key].append(Place(uri, heading, page, start, end))
-                else:
-                    pending[key] += 1
-        return [KeyRow(k, *texts.get(k, ("", "")), tuple(places[k]), pending[k]) for k in keys]
+        """Each key's passage, live places and count of other (pending, retired) references."""
+        return _key_rows(self._db, keys)
 
     def embedded(self, keys: Sequence[str]) -> set[str]:
         """Those of ``keys`` that have a vector in the store."""
@@ -596,9 +637,13 @@ class Ledger:
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in keys])
 
     def settle_dirty(self, keys: Sequence[str], dropped: Sequence[str]) -> None:
-        """Clear ``keys`` from the dirty list and forget ``dropped`` keys entirely."""
+        """Clear ``keys`` from the dirty list and forget ``dropped`` keys; those stay dirty
+        until :meth:`clear_dirty`, so a run killed before their store rows are deleted
+        has the next one delete them."""
+        gone = set(dropped)
         with self._tx() as db:
-            db.executemany("DELETE FROM dirty WHERE custom_id = ?", [(k,) for k in keys])
+            db.executemany("DELETE FROM dirty WHERE custom_id = ?",
+                           [(k,) for k in keys if k not in gone])
             db.executemany("DELETE FROM keys WHERE custom_id = ? AND state != 'queued'",
                            [(k,) for k in dropped])
 
@@ -641,6 +686,11 @@ class Ledger:
                 "INSERT OR IGNORE INTO keys (custom_id, text, context, tokens, state, job_id) "
                 "VALUES (?, ?, '', ?, 'queued', ?)",
                 [(r.custom_id, r.text, r.tokens, job.id) for r in job.requests])
+
+    def clear_dirty(self, keys: Sequence[str]) -> None:
+        """Clear ``keys`` from the dirty list."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM dirty WHERE custom_id = ?", [(k,) for k in keys])
 
     # -- reporting -----------------------------------------------------------------
 
@@ -765,6 +815,24 @@ class _Rows:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
+
+def _key_rows(db: sqlite3.Connection | _Guarded, keys: Sequence[str]) -> list[KeyRow]:
+    places: dict[str, list[Place]] = {k: [] for k in keys}
+    pending = dict.fromkeys(keys, 0)
+    texts: dict[str, tuple[str, str]] = {}
+    for part in _slices(keys):
+        marks = ",".join("?" * len(part))
+        for key, text, ctx in db.execute(
+                f"SELECT custom_id, text, context FROM keys WHERE custom_id IN ({marks})", part):
+            texts[key] = (text, ctx)
+        for key, version, uri, heading, page, start, end in db.execute(
+                "SELECT custom_id, version, uri, heading, page, line_start, line_end "
+                f"FROM chunks WHERE custom_id IN ({marks}) ORDER BY uri, ordinal", part):
+            if version == "live":
+                places[key].append(Place(uri, heading, page, start, end))
+            else:
+                pending[key] += 1
+    return [KeyRow(k, *texts.get(k, ("", "")), tuple(places[k]), pending[k]) for k in keys]
 
 
 def _slices(keys: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:

@@ -10,9 +10,10 @@ from search until their document's new version is swapped in.
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -62,6 +63,12 @@ def schema(model: str, dimensions: int) -> pa.Schema:
         ],
         metadata={"model": model, "dimensions": str(dimensions)},
     )
+
+
+_PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name not in ("vector", "text",
+                                                                         "context")])
+"""The columns a publication rewrites: the key and its places."""
+_PURGE = 5_000
 
 
 @dataclass(frozen=True)
@@ -157,25 +164,56 @@ class Store:
     def put(self, rows: Sequence[StoreRow]) -> None:
         """Insert or replace rows with their vectors (idempotent: keyed by ``custom_id``)."""
         if rows:
-            table = self._arrow(rows, with_vectors=True)
+            table = self._arrow(rows)
             (self._table.merge_insert("custom_id").when_matched_update_all()
              .when_not_matched_insert_all().execute(table))
 
-    def set_places(self, rows: Sequence[StoreRow], drop: Sequence[str]) -> None:
-        """Rewrite the places of existing rows and delete the ``drop`` keys, in one commit."""
-        if not rows and not drop:
-            return
-        builder = self._table.merge_insert("custom_id").when_matched_update_all()
-        if drop:
-            keys = ", ".join(_quote(k) for k in drop)
-            builder = builder.when_not_matched_by_source_delete(f"custom_id IN ({keys})")
-        builder.execute(self._arrow(rows, with_vectors=False))
+    def set_places(self, groups: Iterable[Sequence[StoreRow]]) -> None:
+        """Rewrite the places of existing rows, streamed group by group, in one commit.
+
+        Readers see every row's old places or every row's new ones, however many rows
+        there are. A row given no places is hidden from search by the same commit (see
+        :meth:`purge`); keys without a row are ignored. The groups are pulled on one of
+        LanceDB's threads; an exception they raise is re-raised here as it was.
+        """
+        failure: list[BaseException] = []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                for rows in groups:
+                    if rows:
+                        yield pa.RecordBatch.from_pydict(self._columns(rows), _PLACES_SCHEMA)
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+
+        reader = pa.RecordBatchReader.from_batches(_PLACES_SCHEMA, batches())
+        try:
+            self._table.merge_insert("custom_id").when_matched_update_all().execute(reader)
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+
+    def purge(self, keys: Sequence[str]) -> None:
+        """Delete the rows of ``keys`` that search cannot see (no places): this changes
+        nothing a reader sees, so it may take several commits."""
+        for start in range(0, len(keys), _PURGE):
+            part = ", ".join(_quote(k) for k in keys[start:start + _PURGE])
+            self._table.delete(f"n_places = 0 AND custom_id IN ({part})")
 
     def search(self, vector: np.ndarray, k: int, where: str | None = None,
                text: str | None = None) -> list[SearchHit]:
         """The ``k`` published passages nearest ``vector`` (score: cosine similarity), or,
-        given ``text``, the hybrid of vector and full-text search (score: RRF relevance)."""
-        condition = "n_places > 0" + (f" AND ({where})" if where else "")
+        given ``text``, the hybrid of vector and full-text search (score: RRF relevance).
+
+        ``where`` is a LanceDB SQL filter; it must be one self-contained expression (see
+        :func:`check_filter`), so it narrows the published rows and cannot widen them.
+        Raises :class:`StateError` for a filter that is malformed or fails to run.
+        """
+        condition = "n_places > 0"
+        if where and where.strip():
+            condition += f" AND ({check_filter(where)})"
         vector = np.asarray(vector, dtype=np.float32)
         query: Any
         if text is not None:
@@ -192,12 +230,20 @@ class Store:
         try:
             found = query.to_arrow().to_pylist()
         except (ValueError, RuntimeError) as exc:
-            raise StateError(f"search failed: {exc}; check the --where filter") from exc
+            if not where:
+                raise StateError(f"search failed: {exc}") from exc
+            raise StateError(_filter_failed(where, exc)) from None
+        except BaseException as exc:  # a Rust panic may derive from BaseException only
+            if type(exc).__name__ not in _PANICS:
+                raise
+            if not where:
+                raise StateError(f"search failed: LanceDB stopped ({exc})") from None
+            raise StateError(_filter_failed(where, exc)) from None
         return [
             SearchHit(r["custom_id"],
                       float(r[score]) if score != "_distance" else 1.0 - float(r[score]),
-                      r["text"], tuple(Place(**p) for p in r["places"] or ()))
-            for r in found
+                      r["text"], tuple(Place(**p) for p in r["places"]))
+            for r in found if r["places"]  # never a hidden row, whatever the filter did
         ]
 
     def _has_vector_index(self) -> bool:
@@ -269,14 +315,19 @@ class Store:
             indices=tuple(sorted(i.name for i in self._table.list_indices())),
         )
 
-    def _arrow(self, rows: Sequence[StoreRow], with_vectors: bool) -> pa.Table:
-        columns: dict[str, list[object]] = {name: [] for name in self._schema.names}
+    def _arrow(self, rows: Sequence[StoreRow]) -> pa.Table:
+        columns = {**self._columns(rows), "text": [row.text for row in rows],
+                   "context": [row.context for row in rows],
+                   "vector": [np.asarray(row.vector, dtype=np.float32) for row in rows]}
+        return pa.Table.from_pydict(columns, schema=self._schema)
+
+    @staticmethod
+    def _columns(rows: Sequence[StoreRow]) -> dict[str, list[object]]:
+        """The key and place columns of ``rows``."""
+        columns: dict[str, list[object]] = {name: [] for name in _PLACES_SCHEMA.names}
         for row in rows:
             first = row.places[0] if row.places else Place("")
             columns["custom_id"].append(row.custom_id)
-            columns["vector"].append(row.vector)
-            columns["text"].append(row.text)
-            columns["context"].append(row.context)
             columns["uri"].append(first.uri)
             columns["heading"].append(first.heading)
             columns["page"].append(first.page)
@@ -284,13 +335,74 @@ class Store:
             columns["line_end"].append(first.line_end)
             columns["places"].append([asdict(p) for p in row.places])
             columns["n_places"].append(len(row.places))
-        schema = self._schema
-        if not with_vectors:
-            del columns["vector"]
-            schema = pa.schema([f for f in schema if f.name != "vector"])
-        else:
-            columns["vector"] = [np.asarray(v, dtype=np.float32) for v in columns["vector"]]
-        return pa.Table.from_pydict(columns, schema=schema)
+        return columns
+
+
+_PANICS = frozenset({"PanicException", "RustPanic"})
+"""How a Rust panic inside LanceDB reaches Python (pyo3_runtime, pyo3_async_runtimes)."""
+
+
+def check_filter(where: str) -> str:
+    """``where`` itself, once checked to be one self-contained filter expression.
+
+    Search runs ``n_places > 0 AND (where)``. With its parentheses balanced, its quotes
+    closed and no comment or ``;``, the filter is one group under that ``AND`` and can
+    only narrow the published rows (``1=1) OR (n_places = 0`` is refused). Also refused:
+    backslashes (an escape inside LanceDB's strings, so a way to hide a quote from this
+    check), placeholders (``?``, ``$1``, ``:name``) and prefixed strings (``N'a'``), on
+    which LanceDB panics. Raises :class:`StateError` naming the problem.
+    """
+    depth, quote, i = 0, "", 0
+    while i < len(where):
+        char = where[i]
+        if char == "\\":
+            raise StateError(_refused(where, "backslashes are not allowed"))
+        if quote:
+            if char == quote and where.startswith(quote * 2, i):
+                i += 1  # a doubled quote stands for itself
+            elif char == quote:
+                quote = ""
+        elif char in "'\"`":
+            before = where[i - 1] if i else " "
+            if char == "'" and (where.startswith("'" * 3, i) or before.isalnum()
+                                or before in "_&"):
+                raise StateError(_refused(where, "prefixed or triple-quoted strings are not "
+                                                 "supported (put a space before a quote)"))
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise StateError(_refused(where, f"the ')' at character {i + 1} closes "
+                                                 "nothing"))
+        elif where.startswith(("--", "/*"), i):
+            raise StateError(_refused(where, "comments are not allowed"))
+        elif char == ";":
+            raise StateError(_refused(where, "';' is not allowed: give one expression"))
+        elif char in "?$" or (char == ":" and "::" not in where[max(i - 1, 0):i + 2]):
+            raise StateError(_refused(where, f"{char!r} (a placeholder) is not supported"))
+        i += 1
+    if quote:
+        raise StateError(_refused(where, f"a {quote} quote is never closed"))
+    if depth:
+        raise StateError(_refused(where, "a '(' is never closed"))
+    return where
+
+
+def _refused(where: str, problem: str) -> str:
+    return f"the --where filter {where!r} is refused: {problem}"
+
+
+def _filter_failed(where: str, exc: BaseException) -> str:
+    """One line saying why LanceDB could not run a filter (without its source paths)."""
+    lines = str(exc).splitlines()
+    detail = re.sub(r",? /\S+\.rs:\d+:\d+", "", lines[0] if lines else "")
+    detail = detail.replace("Invalid input, ", "")
+    if type(exc).__name__ in _PANICS:
+        detail = f"LanceDB stopped on an internal error ({detail or 'panic'})"
+    return (f"the --where filter {where!r} failed: {detail[:300]}; check its syntax and "
+            "columns (uri, heading, page, line_start, line_end, text, context)")
 
 
 def _quote(value: str) -> str:

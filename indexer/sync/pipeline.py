@@ -8,7 +8,7 @@ collected again (re-ingesting is idempotent), and dirty store rows are rewritten
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -130,7 +130,10 @@ class Pipeline:
         elif change.kind == "skipped":
             assert change.skip is not None
             fingerprint = change.item.fingerprint if change.item else ""
-            self.ledger.record_skip(change.uri, root, fingerprint, change.skip.reason)
+            if change.skip.empty:  # its text is gone: so is its place in search
+                self.ledger.withdraw(change.uri, root, fingerprint, change.skip.reason)
+            else:  # unreadable for now: an indexed version stays searchable
+                self.ledger.record_skip(change.uri, root, fingerprint, change.skip.reason)
             report.skipped += 1
             report.skips.append(change.skip)
         elif change.kind == "touched":
@@ -157,20 +160,33 @@ class Pipeline:
         return [(c, content_key(model, dims, c.embed_text)) for c in chunks]
 
     def publish(self, report: SyncReport) -> None:
-        """Swap in documents whose keys are all settled, then rewrite dirty store rows."""
+        """Swap in documents whose keys are all settled, then rewrite dirty store rows.
+
+        The ledger swaps versions in groups, which readers never see; the store rewrites
+        every dirty row in one commit, so a reader sees each document before or after
+        this sync, never a mix. Keys no document holds any more are hidden by that commit,
+        forgotten by the ledger, then deleted from the store (a commit that changes nothing
+        visible). Dirty keys are cleared only once the store has them (a dropped key once
+        its row is deleted), so a run killed anywhere here is finished by the next one.
+        """
         ready = self.ledger.publishable()
         for start in range(0, len(ready), _GROUP):
             self.ledger.publish(ready[start:start + _GROUP])
         report.published = len(ready)
-        dirty = self.ledger.dirty_keys()
-        if not dirty:
+        if not self.ledger.has_dirty():
             return
-        for start in range(0, len(dirty), _GROUP):
-            keys = dirty[start:start + _GROUP]
-            rows = self.ledger.key_rows(keys)
-            drop = [r.custom_id for r in rows if not r.places and not r.pending_refs]
-            keep = [StoreRow(r.custom_id, r.text, r.context, r.places) for r in rows
-                    if r.places or r.pending_refs]
-            self.store.set_places(keep, drop)
-            self.ledger.settle_dirty(keys, drop)
+        written: list[str] = []
+        drop: list[str] = []
+
+        def groups() -> Iterator[list[StoreRow]]:
+            for rows in self.ledger.dirty_rows(_GROUP):
+                written.extend(r.custom_id for r in rows)
+                drop.extend(r.custom_id for r in rows if not r.places and not r.pending_refs)
+                yield [StoreRow(r.custom_id, r.text, r.context, r.places) for r in rows]
+
+        self.store.set_places(groups())
+        self.ledger.settle_dirty(written, drop)
+        if drop:
+            self.store.purge(drop)
+            self.ledger.clear_dirty(drop)
         self.store.optimize()
