@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer import config as configfile
+from indexer import identity
 from indexer.backends import registry
 from indexer.backends.contract import Backend
-from indexer.errors import ConfigError, DamageError, IndexMismatch, SourceError, StateError
+from indexer.errors import ConfigError, DamageError, SourceError, StateError
 from indexer.progress import Progress, Silent
 from indexer.records import SearchHit, Skip
 from indexer.report import IndexStatus, JobInfo, Plan, SyncReport
@@ -190,15 +191,15 @@ class Index:
                 self._pipeline(wait=False).publish(SyncReport())  # rewrites the dirty rows
             return checkup
 
-    def _service(self, identity: dict[str, str]) -> BatchService | None:
-        """The batch service of an index with this identity (None if jobs run in-process),
+    def _service(self, built: dict[str, str]) -> BatchService | None:
+        """The batch service of an index built as ``built`` (None if jobs run in-process),
         for rebuilding a lost ledger."""
         from indexer.state.recovery import BatchService
 
-        spec = registry.get(identity.get("backend") or "local")
+        spec = registry.get(built["backend"])
         if not spec.remote:
             return None
-        backend = spec.create(_recorded(self.config, identity), identity["index_id"],
+        backend = spec.create(identity.recorded(self.config, built), built["index_id"],
                               Layout.batches(self._gen))
         return backend if isinstance(backend, BatchService) else None
 
@@ -262,7 +263,9 @@ class Index:
         try:
             return store.search(vector, k, where, query if hybrid else None)
         except StateError:
-            damage = store.damage()  # a damaged table is not a bad --where filter
+            from indexer.state.store import inspect
+
+            damage = inspect(store.directory)  # a damaged table is not a bad --where filter
             if damage.broken:
                 raise damage.error(store.directory) from None
             if damage.migrations:
@@ -352,20 +355,20 @@ class Index:
         """The generation's ledger; a missing, empty or damaged one next to the index's
         store and identity is refused (`indexer doctor --repair` rebuilds it)."""
         if self._ledger is None:
-            from indexer.state.recovery import identity
+            from indexer.state.recovery import identity as identity_of
 
             self._gen.mkdir(parents=True, exist_ok=True)
             path = Layout.ledger(self._gen)
             kept = self._layout.holds_index(self._gen)
             if kept and not path.exists():
-                raise DamageError(_lost_ledger(path, "is missing"))
+                raise DamageError(identity.lost_ledger(path, "is missing"))
             ledger = Ledger(path)
             meta = ledger.meta()
             if kept and not meta:
                 ledger.close()
-                raise DamageError(_lost_ledger(path, "is empty"))
+                raise DamageError(identity.lost_ledger(path, "is empty"))
             if meta.get("index_id") and self._layout.identity(self._gen) is None:
-                self._layout.record_identity(self._gen, identity(meta))  # older indexes
+                self._layout.record_identity(self._gen, identity_of(meta))  # older indexes
             self._ledger = ledger
         return self._ledger
 
@@ -373,18 +376,7 @@ class Index:
         """Refuse, before loading anything, a backend (and with ``settings``, a model
         setting) the index was not built with."""
         meta = self._open_ledger().meta()
-        asked = self._backend_choice
-        if asked not in (None, "auto") and meta.get("backend") not in (None, asked):
-            raise IndexMismatch(
-                f"this index was built with the {meta['backend']} backend ({meta.get('model')}),"
-                f" not {asked}; run `indexer sync --rebuild --backend {asked}` to switch, or "
-                "use another index directory (--index)")
-        backend = meta.get("backend")
-        if settings and backend:
-            spec = registry.get(backend)
-            wanted = spec.describe(self.config)
-            if spec.describe(_recorded(self.config, meta)) != wanted:
-                raise _model_changed(meta, wanted)
+        identity.check(meta, self._backend_choice, self.config if settings else None)
         return meta
 
     def _open_backend(self) -> Backend:
@@ -394,17 +386,13 @@ class Index:
         meta = self._check_choice(settings=False)
         spec = self._spec(meta)
         index_id = meta.get("index_id") or uuid.uuid4().hex[:12]
-        config = _recorded(self.config, meta)  # an index keeps the model it was built with
+        config = identity.recorded(self.config, meta)  # an index keeps the model it was built with
         backend = spec.create(config, index_id, Layout.batches(self._gen))
         if meta and (meta.get("model"), meta.get("dimensions")) != (
                 backend.model, str(backend.dimensions)):
-            raise _model_changed(meta, f"{backend.model} ({backend.dimensions} dimensions)")
+            raise identity.changed(meta, f"{backend.model} ({backend.dimensions} dimensions)")
         if not meta:
-            meta = {"backend": spec.name, "model": backend.model,
-                    "dimensions": str(backend.dimensions), "index_id": index_id,
-                    "config_model": config.model,
-                    "config_dimensions": str(config.dimensions or ""),
-                    "config_model_dir": config.model_dir or ""}
+            meta = identity.new(spec.name, backend, config, index_id)
             ledger.set_meta(meta)
             self._layout.record_identity(self._gen, meta)
         self._backend = backend
@@ -427,34 +415,9 @@ class Index:
                      create=not self._open_ledger().holds_vectors())
 
 
-def _lost_ledger(path: Path, what: str) -> str:
-    return (f"the ledger {path} {what}, but the index it belongs to is still there (its "
-            "search store or identity.json); run `indexer doctor --repair` to rebuild the "
-            "ledger from the store and the batch service (nothing already embedded is paid "
-            "for again)")
-
-
-def _recorded(config: configfile.Config, meta: dict[str, str]) -> configfile.Config:
-    """``config`` with the model settings the index was built with (when it exists)."""
-    if "config_model" not in meta:
-        return config
-    return replace(config, model=meta["config_model"],
-                   dimensions=int(meta["config_dimensions"] or 0) or None,
-                   model_dir=meta["config_model_dir"] or None)
-
-
 def _location(path: str | Path) -> str:
     """A source as the config records it: a folder's absolute path, or a URI as given."""
     from indexer.connectors.registry import scheme_of
 
     text = str(path)
     return Path(text).resolve().as_posix() if scheme_of(text) == "file" else text
-
-
-def _model_changed(meta: dict[str, str], wanted: str) -> IndexMismatch:
-    """The one message for a configuration that no longer matches the index's vectors."""
-    return IndexMismatch(
-        f"this index holds vectors of {meta.get('model')} ({meta.get('dimensions')} "
-        f"dimensions) but the configuration now asks for {wanted}; run `indexer sync "
-        "--rebuild` to build the new model's table beside the old one (search keeps working "
-        "until it is swapped in), or restore the previous setting")

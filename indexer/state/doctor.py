@@ -17,7 +17,8 @@ from indexer.state.layout import Layout
 from indexer.state.ledger import Ledger
 
 if TYPE_CHECKING:
-    from indexer.state.store import Damage, Restoration, Store
+    from indexer.state.damage import Damage, Restoration
+    from indexer.state.store import Store
 
 
 @dataclass(frozen=True)

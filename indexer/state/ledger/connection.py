@@ -1,0 +1,142 @@
+"""The ledger's SQLite connection: every failure surfaces as an error naming the file, a
+corrupt file as :class:`~indexer.errors.DamageError`; transactions for the ledger's parts."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from indexer.errors import DamageError, StateError
+from indexer.records import Place
+from indexer.state.ledger.records import KeyRow
+
+
+class LedgerBase:
+    """What the ledger's parts share: the guarded connection and its transactions."""
+
+    path: Path
+    _db: _Guarded
+
+    @contextmanager
+    def _tx(self) -> Iterator[_Guarded]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def reader(path: Path) -> sqlite3.Connection:
+    """A connection of its own to the ledger at ``path``, usable from any thread (a
+    streamed read that another library pulls from its own threads)."""
+    return sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+
+
+def damaged(path: Path, detail: str) -> DamageError:
+    """The error for a ledger whose file is corrupt."""
+    return DamageError(f"the ledger {path} is damaged ({detail}); run `indexer doctor --repair` "
+                       "to set it aside and rebuild it from the search store")
+
+
+def set_aside(path: Path) -> Path | None:
+    """Move a ledger file (and its ``-wal`` and ``-shm``) to ``<name>.corrupt-<time>``;
+    returns the new name of the main file, if it existed."""
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            os.replace(part, target.with_name(target.name + suffix))
+    return target if target.exists() else None
+
+
+class _Guarded:
+    """The ledger's connection: a SQLite failure surfaces as an error naming the file."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._connection, self._path = db, path
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+            raise  # a bug, not a damaged file
+        except sqlite3.DatabaseError as exc:
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+                raise damaged(self._path, str(exc)) from exc
+            raise StateError(f"the ledger {self._path} cannot be used: {exc}") from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
+        with self.guard():
+            return _Rows(self._connection.execute(sql, params), self)
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> _Rows:
+        with self.guard():
+            return _Rows(self._connection.executemany(sql, params), self)
+
+    def executescript(self, sql: str) -> None:
+        with self.guard():
+            self._connection.executescript(sql)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+class _Rows:
+    """A cursor whose reads are guarded like its connection's."""
+
+    def __init__(self, cursor: sqlite3.Cursor, guarded: _Guarded) -> None:
+        self._cursor, self._guarded = cursor, guarded
+
+    def fetchone(self) -> Any:
+        with self._guarded.guard():
+            return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        with self._guarded.guard():
+            return self._cursor.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            with self._guarded.guard():
+                rows = self._cursor.fetchmany(500)
+            if not rows:
+                return
+            yield from rows
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+def _key_rows(db: sqlite3.Connection | _Guarded, keys: Sequence[str]) -> list[KeyRow]:
+    places: dict[str, list[Place]] = {k: [] for k in keys}
+    pending = dict.fromkeys(keys, 0)
+    texts: dict[str, tuple[str, str]] = {}
+    for part in _slices(keys):
+        marks = ",".join("?" * len(part))
+        for key, text, ctx in db.execute(
+                f"SELECT custom_id, text, context FROM keys WHERE custom_id IN ({marks})", part):
+            texts[key] = (text, ctx)
+        for key, version, uri, heading, page, start, end in db.execute(
+                "SELECT custom_id, version, uri, heading, page, line_start, line_end "
+                f"FROM chunks WHERE custom_id IN ({marks}) ORDER BY uri, ordinal", part):
+            if version == "live":
+                places[key].append(Place(uri, heading, page, start, end))
+            else:
+                pending[key] += 1
+    return [KeyRow(k, *texts.get(k, ("", "")), tuple(places[k]), pending[k]) for k in keys]
+
+
+def _slices(keys: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(keys), size):
+        yield keys[start:start + size]

@@ -1,0 +1,161 @@
+"""The :class:`Ledger`: its file, schema and migrations, meta settings and the writer
+lock, with its document and key records mixed in."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from indexer.errors import LockedError, StateError
+from indexer.state.ledger.connection import _Guarded, damaged, set_aside
+from indexer.state.ledger.documents import DocumentRecords
+from indexer.state.ledger.keys import KeyRecords
+from indexer.state.ledger.records import _ADDED_JOB_COLUMNS
+from indexer.state.lock import Holder, refusal
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents(
+    uri TEXT PRIMARY KEY, source TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    content_hash TEXT, pending_hash TEXT, title TEXT,
+    status TEXT NOT NULL, reason TEXT, updated_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+CREATE TABLE IF NOT EXISTS chunks(
+    uri TEXT NOT NULL, version TEXT NOT NULL, ordinal INTEGER NOT NULL,
+    custom_id TEXT NOT NULL, heading TEXT NOT NULL, page INTEGER,
+    line_start INTEGER, line_end INTEGER,
+    PRIMARY KEY (uri, version, ordinal));
+CREATE INDEX IF NOT EXISTS chunks_key ON chunks(custom_id);
+CREATE TABLE IF NOT EXISTS keys(
+    custom_id TEXT PRIMARY KEY, text TEXT NOT NULL, context TEXT NOT NULL,
+    tokens INTEGER NOT NULL, state TEXT NOT NULL, job_id INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT);
+CREATE INDEX IF NOT EXISTS keys_state ON keys(state, job_id);
+CREATE TABLE IF NOT EXISTS jobs(
+    id INTEGER PRIMARY KEY, backend TEXT NOT NULL, shard TEXT NOT NULL,
+    state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, remote_id TEXT,
+    input_file TEXT, output_file TEXT, error_file TEXT,
+    requests INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    completed INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    usage_tokens INTEGER DEFAULT 0, remote_state TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, error TEXT,
+    misses INTEGER NOT NULL DEFAULT 0, missing_since REAL);
+CREATE TABLE IF NOT EXISTS dirty(custom_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS lock(
+    id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
+    since REAL NOT NULL, command TEXT NOT NULL, owner TEXT NOT NULL, started TEXT);
+"""
+
+
+class Ledger(DocumentRecords, KeyRecords):
+    """The SQLite ledger of one index. Every write method commits its own transaction.
+
+    Opening checks the file (``PRAGMA quick_check``); a damaged ledger, on open or later,
+    raises :class:`DamageError` (``indexer doctor --repair`` sets it aside and rebuilds
+    it), and any other SQLite failure a :class:`StateError` naming the file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open the ledger {path}: {exc}") from exc
+        self._db = _Guarded(connection, path)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                detail = " ".join(" ".join(problems).replace("*** in database main ***", "")
+                                  .split())
+                raise damaged(path, detail[:200])
+            self._db.executescript(_SCHEMA)
+            self._migrate()
+        except StateError:
+            connection.close()
+            raise
+
+    def _migrate(self) -> None:
+        """Bring a ledger an earlier version wrote up to this schema, in place."""
+        if not self._outdated():
+            return
+        with self._tx() as db:
+            columns = {row[1]: bool(row[3]) for row in db.execute("PRAGMA table_info(jobs)")}
+            for name, declaration in _ADDED_JOB_COLUMNS:
+                if name not in columns:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+            if columns.get("usage_tokens"):  # NOT NULL: unknown usage could not be recorded
+                sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' "
+                                 "AND name = 'jobs'").fetchone()[0]
+                db.execute("ALTER TABLE jobs RENAME TO jobs_before_migration")
+                db.execute(sql.replace("usage_tokens INTEGER NOT NULL", "usage_tokens INTEGER"))
+                db.execute("INSERT INTO jobs SELECT * FROM jobs_before_migration")
+                db.execute("DROP TABLE jobs_before_migration")
+
+    def _outdated(self) -> bool:
+        columns = {row[1]: bool(row[3]) for row in self._db.execute("PRAGMA table_info(jobs)")}
+        return columns.get("usage_tokens", False) or any(
+            name not in columns for name, _ in _ADDED_JOB_COLUMNS)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def meta(self) -> dict[str, str]:
+        """All recorded index settings (model, dimensions, chunker)."""
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        """Record index settings."""
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+
+    def clear_meta(self, key: str) -> None:
+        """Forget one recorded setting."""
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    @contextmanager
+    def lock(self, command: str, wait: bool = False) -> Iterator[None]:
+        """Hold the index's single-writer lock; a lock left by a dead process is taken over.
+
+        Raises :class:`LockedError` naming the holder, or with ``wait`` polls until free.
+        """
+        me = Holder.me(command)
+        while True:
+            try:
+                self._acquire(me)
+                break
+            except LockedError:
+                if not wait:
+                    raise
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            self._db.execute("DELETE FROM lock WHERE owner = ?", (me.owner,))
+
+    def _acquire(self, me: Holder) -> None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT pid, host, since, command, owner, started FROM lock").fetchone()
+            refused = refusal(Holder(*row) if row else None, me.host)
+            if refused is not None:
+                raise refused
+            db.execute("INSERT OR REPLACE INTO lock VALUES (1, ?, ?, ?, ?, ?, ?)",
+                       (me.pid, me.host, time.time(), me.command, me.owner, me.started))
+
+
+def install(built: Ledger, path: Path) -> None:
+    """Close a ledger rebuilt in a scratch file and move it to ``path`` (where no ledger is)."""
+    built._db.execute("PRAGMA journal_mode=DELETE")  # folds the WAL into the file
+    built.close()
+    set_aside(path)  # a stale -wal or -shm would be replayed into the new file
+    os.replace(built.path, path)
+
+

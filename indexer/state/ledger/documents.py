@@ -1,0 +1,211 @@
+"""The ledger's documents: their versions (live, pending, retired), publication, and
+the store rows each key's places make."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from indexer.records import Chunk, Place
+from indexer.state.ledger.connection import LedgerBase, _key_rows, reader
+from indexer.state.ledger.records import OPEN_JOB_STATES, DocumentState, KeyRow
+
+
+class DocumentRecords(LedgerBase):
+    """Documents, their chunk versions, and the dirty store rows they leave."""
+
+    def documents(self, source: str) -> dict[str, DocumentState]:
+        """Every document recorded under ``source``, by URI."""
+        rows = self._db.execute(
+            "SELECT uri, fingerprint, content_hash, pending_hash, status, reason "
+            "FROM documents WHERE source = ?", (source,))
+        return {row[0]: DocumentState(*row) for row in rows}
+
+    def stage(self, uri: str, source: str, fingerprint: str, content_hash: str, title: str,
+              chunks: Sequence[tuple[Chunk, str]]) -> None:
+        """Record a new version of a document as pending, with its chunks and their keys."""
+        now = time.time()
+        with self._tx() as db:
+            old = [r[0] for r in db.execute(
+                "SELECT custom_id FROM chunks WHERE uri = ? AND version = 'pending'", (uri,))]
+            db.execute("DELETE FROM chunks WHERE uri = ? AND version = 'pending'", (uri,))
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, NULL, ?, ?, 'pending', NULL, ?) "
+                "ON CONFLICT(uri) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "pending_hash = excluded.pending_hash, title = excluded.title, "
+                "status = 'pending', reason = NULL, updated_at = excluded.updated_at",
+                (uri, source, fingerprint, content_hash, title, now))
+            db.executemany(
+                "INSERT INTO chunks VALUES (?, 'pending', ?, ?, ?, ?, ?, ?)",
+                [(uri, c.ordinal, key, " › ".join(c.heading_path), c.page, c.line_start,
+                  c.line_end) for c, key in chunks])
+            db.executemany(  # a key rebuilt from a batch file knows only its embed text
+                "INSERT INTO keys (custom_id, text, context, tokens, state) "
+                "VALUES (?, ?, ?, ?, 'pending') ON CONFLICT(custom_id) DO UPDATE SET "
+                "text = excluded.text, context = excluded.context, tokens = excluded.tokens "
+                "WHERE keys.text != excluded.text OR keys.context != excluded.context",
+                [(key, c.text, c.context, c.tokens) for c, key in chunks])
+            db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in old])
+
+    def touch(self, uri: str, fingerprint: str) -> None:
+        """Record a new fingerprint for a document whose content did not change."""
+        with self._tx() as db:
+            db.execute("UPDATE documents SET fingerprint = ?, reason = NULL WHERE uri = ?",
+                       (fingerprint, uri))
+
+    def record_skip(self, uri: str, source: str, fingerprint: str, reason: str) -> None:
+        """Record why a document could not be read; a live version of it stays searchable."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, NULL, NULL, NULL, 'skipped', ?, ?) "
+                "ON CONFLICT(uri) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "reason = excluded.reason, updated_at = excluded.updated_at, "
+                "status = CASE WHEN documents.content_hash IS NULL THEN 'skipped' "
+                "ELSE documents.status END",
+                (uri, source, fingerprint, reason, time.time()))
+
+    def withdraw(self, uri: str, source: str, fingerprint: str, reason: str) -> None:
+        """Record that a document holds no text any more: it leaves search on the next
+        publish and is kept as skipped with ``reason``.
+
+        Its chunks whose keys have a vector (or one on the way) are kept as a *retired*
+        version, which search never shows but which keeps those store rows, so the same
+        text coming back is published again without being paid for again.
+        """
+        worthless = ("custom_id NOT IN (SELECT custom_id FROM keys "
+                     "WHERE state IN ('embedded', 'queued'))")
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO dirty SELECT custom_id FROM chunks "
+                       f"WHERE uri = ? AND (version != 'retired' OR {worthless})", (uri,))
+            db.execute(f"DELETE FROM chunks WHERE uri = ? AND {worthless}", (uri,))
+            # ordinals of both versions may collide: a retired chunk takes a unique one
+            db.execute("UPDATE chunks SET version = 'retired', ordinal = -rowid "
+                       "WHERE uri = ? AND version != 'retired'", (uri,))
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, NULL, NULL, NULL, 'skipped', ?, ?) "
+                "ON CONFLICT(uri) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "content_hash = NULL, pending_hash = NULL, title = NULL, status = 'skipped', "
+                "reason = excluded.reason, updated_at = excluded.updated_at",
+                (uri, source, fingerprint, reason, time.time()))
+
+    def remove(self, uris: Iterable[str]) -> None:
+        """Forget deleted documents; their keys are rewritten (or dropped) on the next flush."""
+        with self._tx() as db:
+            for uri in uris:
+                db.execute("INSERT OR IGNORE INTO dirty SELECT custom_id FROM chunks "
+                           "WHERE uri = ?", (uri,))
+                db.execute("DELETE FROM chunks WHERE uri = ?", (uri,))
+                db.execute("DELETE FROM documents WHERE uri = ?", (uri,))
+
+    def publishable(self) -> list[str]:
+        """Pending documents whose every chunk key is embedded or has failed for good."""
+        rows = self._db.execute(
+            "SELECT d.uri FROM documents d WHERE d.status = 'pending' AND NOT EXISTS ("
+            " SELECT 1 FROM chunks c JOIN keys k ON k.custom_id = c.custom_id"
+            " WHERE c.uri = d.uri AND c.version = 'pending'"
+            " AND k.state IN ('pending', 'queued'))")
+        return [r[0] for r in rows]
+
+    def publish(self, uris: Sequence[str]) -> None:
+        """Swap each document's pending version in for its live (or retired) one,
+        atomically per call."""
+        with self._tx() as db:
+            for uri in uris:
+                db.execute("INSERT OR IGNORE INTO dirty SELECT custom_id FROM chunks "
+                           "WHERE uri = ?", (uri,))
+                db.execute("DELETE FROM chunks WHERE uri = ? AND version != 'pending'", (uri,))
+                db.execute("UPDATE chunks SET version = 'live' WHERE uri = ?", (uri,))
+                db.execute("UPDATE documents SET status = 'indexed', content_hash = pending_hash,"
+                           " pending_hash = NULL, reason = NULL WHERE uri = ?", (uri,))
+
+    def dirty_keys(self) -> list[str]:
+        """Keys whose store rows must be rewritten."""
+        return [r[0] for r in self._db.execute("SELECT custom_id FROM dirty")]
+
+    def has_dirty(self) -> bool:
+        """True when some store row must be rewritten."""
+        return self._db.execute("SELECT 1 FROM dirty LIMIT 1").fetchone() is not None
+
+    def dirty_rows(self, group: int = 2_000) -> Iterator[list[KeyRow]]:
+        """Every dirty key's :class:`KeyRow`, ``group`` at a time (memory stays flat).
+
+        It reads one snapshot (later writes are not seen) through a connection of its own,
+        so it may be consumed on another thread: LanceDB pulls a streamed input from its
+        own threads.
+        """
+        db = reader(self.path)
+        try:
+            db.execute("BEGIN")
+            after = 0
+            while True:
+                batch = db.execute("SELECT rowid, custom_id FROM dirty WHERE rowid > ? "
+                                   "ORDER BY rowid LIMIT ?", (after, group)).fetchall()
+                if not batch:
+                    break
+                after = batch[-1][0]
+                yield _key_rows(db, [key for _, key in batch])
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    def key_rows(self, keys: Sequence[str]) -> list[KeyRow]:
+        """Each key's passage, live places and count of other (pending, retired) references."""
+        return _key_rows(self._db, keys)
+
+    def mark_dirty(self, keys: Sequence[str]) -> None:
+        """Have the next sync rewrite these keys' store rows."""
+        with self._tx() as db:
+            db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in keys])
+
+    def settle_dirty(self, keys: Sequence[str], dropped: Sequence[str]) -> None:
+        """Clear ``keys`` from the dirty list and forget ``dropped`` keys; those stay dirty
+        until :meth:`clear_dirty`, so a run killed before their store rows are deleted
+        has the next one delete them."""
+        gone = set(dropped)
+        with self._tx() as db:
+            db.executemany("DELETE FROM dirty WHERE custom_id = ?",
+                           [(k,) for k in keys if k not in gone])
+            db.executemany("DELETE FROM keys WHERE custom_id = ? AND state != 'queued'",
+                           [(k,) for k in dropped])
+
+    def clear_dirty(self, keys: Sequence[str]) -> None:
+        """Clear ``keys`` from the dirty list."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM dirty WHERE custom_id = ?", [(k,) for k in keys])
+
+    def restore_documents(self, documents: Mapping[str, tuple[str, Sequence[tuple[str, Place]]]]
+                          ) -> None:
+        """Record documents (URI → source, live chunks as ``(key, place)`` in order) as
+        indexed with an empty fingerprint, so the next sync reads each file again."""
+        now = time.time()
+        with self._tx() as db:
+            for uri, (source, chunks) in documents.items():
+                db.execute("INSERT OR REPLACE INTO documents VALUES "
+                           "(?, ?, '', NULL, NULL, NULL, 'indexed', NULL, ?)", (uri, source, now))
+                db.executemany(
+                    "INSERT OR REPLACE INTO chunks VALUES (?, 'live', ?, ?, ?, ?, ?, ?)",
+                    [(uri, n, key, p.heading, p.page, p.line_start, p.line_end)
+                     for n, (key, p) in enumerate(chunks)])
+
+    def counts(self) -> dict[str, int]:
+        """Totals for ``status``: documents by status, keys by state, open jobs."""
+        out: dict[str, int] = {}
+        for status, n in self._db.execute("SELECT status, count(*) FROM documents GROUP BY 1"):
+            out[f"documents_{status}"] = n
+        for state, n in self._db.execute("SELECT state, count(*) FROM keys GROUP BY 1"):
+            out[f"chunks_{state}"] = n
+        out["chunks_live"] = self._db.execute(
+            "SELECT count(*) FROM chunks WHERE version = 'live'").fetchone()[0]
+        out["jobs_open"] = self._db.execute(
+            f"SELECT count(*) FROM jobs WHERE state IN {OPEN_JOB_STATES}").fetchone()[0]
+        return out
+
+    def skips(self) -> list[tuple[str, str]]:
+        """Documents with a problem and the reason: unreadable, or chunks failed for good."""
+        return list(self._db.execute(
+            "SELECT uri, reason FROM documents WHERE reason IS NOT NULL "
+            "UNION ALL "
+            "SELECT c.uri, count(*) || ' chunk(s) failed to embed: ' || "
+            "substr(min(k.error), 1, 200) "
+            "FROM chunks c JOIN keys k USING (custom_id) "
+            "WHERE k.state = 'failed' GROUP BY c.uri ORDER BY 1"))

@@ -1,0 +1,249 @@
+"""A damaged search table: what is wrong with it (:func:`inspect`), putting it back from
+what is intact (:func:`restore`, earlier versions included), and schema migrations."""
+
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from indexer.errors import StateError
+from indexer.state.damage import Damage, Restoration
+from indexer.state.store.table import (
+    _DERIVED,
+    _ESSENTIAL,
+    _INDICES,
+    _LANCE_ERRORS,
+    TABLE,
+    _create,
+    _short,
+    schema,
+)
+
+
+def inspect(directory: Path) -> Damage:
+    """Check the table in ``directory`` without changing it: it exists, has every column,
+    and each fragment's data files can be read (one row of each is read)."""
+    try:
+        db = lancedb.connect(str(directory))
+        if not directory.is_dir() or TABLE not in db.list_tables().tables:
+            return Damage(missing_table=True)
+        table = db.open_table(TABLE)
+        lost, migrations = _schema_changes(table.schema)
+        fragments, rowids = _fragments(table)
+        files = directory / f"{TABLE}.lance" / "_indices"
+        indices = tuple(i.name for i in table.list_indices()
+                        if i.index_uuid and not (files / i.index_uuid).is_dir())
+    except _LANCE_ERRORS as exc:
+        return Damage(unreadable=_short(exc))
+    broken = _unreadable(table, fragments, rowids)
+    return Damage(lost_fragments=tuple(sorted(broken)),
+                  lost_rows=int(np.isin(fragments, list(broken)).sum()) if broken else 0,
+                  lost_columns=lost, lost_indices=indices, migrations=migrations)
+
+
+def migrate_schema(directory: Path) -> tuple[str, ...]:
+    """Make, in place, the schema changes :attr:`Damage.migrations` lists."""
+    return _migrate(lancedb.connect(str(directory)).open_table(TABLE))
+
+
+def recorded_model(directory: Path) -> tuple[str, int] | None:
+    """The model and dimensions the table's schema records, if it can be read."""
+    try:
+        meta = lancedb.connect(str(directory)).open_table(TABLE).schema.metadata or {}
+        return meta[b"model"].decode(), int(meta[b"dimensions"])
+    except (*_LANCE_ERRORS, KeyError):
+        return None
+
+
+def restore(directory: Path, model: str, dimensions: int) -> Restoration:
+    """Mend the table in ``directory`` from what is intact; never embeds anything.
+
+    A missing table is re-created empty. A table that cannot be read, or lost its keys or
+    vectors, goes back to the newest earlier version that has them (or is re-created).
+    Fragments whose data files are unreadable are dropped, and the rows they held are
+    looked for in earlier versions still on disk. Other lost columns come back empty
+    (``rewrite``), and the migrations are made.
+    """
+    try:
+        return _restore(directory, model, dimensions)
+    except _LANCE_ERRORS as exc:
+        raise StateError(f"could not restore the search store in {directory}: {_short(exc)}; "
+                         "move the index directory aside and sync again") from exc
+
+
+def _restore(directory: Path, model: str, dimensions: int) -> Restoration:
+    damage = inspect(directory)
+    if not damage.broken and not damage.migrations:
+        return Restoration(damage)
+    db = lancedb.connect(str(directory))
+    table_schema = schema(model, dimensions)
+    if damage.missing_table:
+        _create(db, table_schema)
+        return Restoration(damage, recreated=True)
+    version = None
+    if damage.unreadable or set(damage.lost_columns) & set(_ESSENTIAL):
+        version = _last_whole_version(db)
+        if version is None:
+            _discard(db, directory)
+            _create(db, table_schema)
+            return Restoration(damage, recreated=True)
+        db.open_table(TABLE).restore(version)
+    now = inspect(directory)
+    table = db.open_table(TABLE)
+    dropped = recovered = 0
+    if now.lost_fragments:
+        table.delete(" OR ".join(f"(_rowaddr >= {f << 32} AND _rowaddr < {(f + 1) << 32})"
+                                 for f in now.lost_fragments))
+        dropped = now.lost_rows
+    for name in now.lost_indices:
+        table.drop_index(name)
+        if name in _INDICES:
+            column, config = _INDICES[name]
+            table.create_index(column, config=config(), name=name)
+    missing = [f for f in table_schema if f.name not in table.schema.names
+               and f.name not in _DERIVED]
+    if missing:
+        table.add_columns(pa.schema(missing))
+    migrations = _migrate(table)
+    if now.lost_fragments:
+        recovered = _recover(db, table, table_schema, set(now.lost_fragments))
+    return Restoration(damage, restored_version=version, dropped_rows=dropped,
+                       recovered_rows=recovered, rewrite=bool(missing) or version is not None,
+                       migrations=migrations)
+
+
+def _schema_changes(found: pa.Schema) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Our columns that are gone, and the migrations the rest needs."""
+    ours = schema("", 1).names
+    lost = tuple(n for n in ours if n not in found.names and n not in _DERIVED)
+    migrations = [f"add {n}" for n in _DERIVED if n not in found.names]
+    migrations += [f"make {f.name} nullable" for f in found
+                   if f.name not in ours and not f.nullable]
+    return lost, tuple(migrations)
+
+
+def _migrate(table: Any) -> tuple[str, ...]:
+    """Derive missing ``n_places``; let rows without the columns a newer version added
+    be written (those columns become nullable, their values are kept)."""
+    done = []
+    for name, expression in _DERIVED.items():
+        if name not in table.schema.names and "places" in table.schema.names:
+            table.add_columns({name: expression})
+            done.append(f"added {name}")
+    ours = schema("", 1).names
+    for field in table.schema:
+        if field.name not in ours and not field.nullable:
+            table.alter_columns({"path": field.name, "nullable": True})
+            done.append(f"made {field.name} nullable")
+    return tuple(done)
+
+
+def _fragments(table: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each live row's fragment id and row id, read from the manifest and deletion files
+    only (no data file is opened)."""
+    found = (table.search().where("_rowaddr >= 0").select(["_rowaddr"]).with_row_id(True)
+             .limit(None).to_arrow())
+    addresses = found.column("_rowaddr").to_numpy()
+    return addresses >> 32, found.column("_rowid").to_numpy()
+
+
+def _unreadable(table: Any, fragments: np.ndarray, rowids: np.ndarray) -> set[int]:
+    """Fragments whose first row cannot be read."""
+    ids, first = np.unique(fragments, return_index=True)
+    try:
+        table.take_row_ids([int(rowids[i]) for i in first]).to_arrow()
+        return set()
+    except _LANCE_ERRORS:
+        pass
+    broken = set()
+    for fragment, index in zip(ids, first, strict=True):
+        try:
+            table.take_row_ids([int(rowids[index])]).to_arrow()
+        except _LANCE_ERRORS:
+            broken.add(int(fragment))
+    return broken
+
+
+def _last_whole_version(db: Any) -> int | None:
+    """The newest earlier version that has keys and vectors and can be listed."""
+    try:
+        versions = sorted((v["version"] for v in db.open_table(TABLE).list_versions()),
+                          reverse=True)
+    except _LANCE_ERRORS:
+        return None
+    for version in versions[1:]:
+        try:
+            old = db.open_table(TABLE)
+            old.checkout(version)
+            if all(n in old.schema.names for n in _ESSENTIAL):
+                _fragments(old)
+                return int(version)
+        except _LANCE_ERRORS:
+            continue
+    return None
+
+
+def _discard(db: Any, directory: Path) -> None:
+    """Drop a table that cannot even be opened (or move its files aside)."""
+    try:
+        db.drop_table(TABLE)
+    except _LANCE_ERRORS:
+        for path in directory.glob(f"{TABLE}.lance"):
+            path.rename(path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"))
+
+
+def _recover(db: Any, table: Any, table_schema: pa.Schema, seen: set[int]) -> int:
+    """Put back rows the table lacks from fragments of earlier versions still readable."""
+    have = set(table.search().select(["custom_id"]).limit(None).to_arrow()
+               .column("custom_id").to_pylist())
+    fragments, _ = _fragments(table)
+    seen |= {int(f) for f in np.unique(fragments)}
+    recovered = 0
+    for version in sorted((v["version"] for v in table.list_versions()), reverse=True)[1:]:
+        old = db.open_table(TABLE)
+        try:
+            old.checkout(version)
+            if not all(n in old.schema.names for n in _ESSENTIAL):
+                continue
+            fragments, rowids = _fragments(old)
+        except _LANCE_ERRORS:
+            continue
+        for fragment in {int(f) for f in np.unique(fragments)} - seen:
+            seen.add(fragment)
+            try:
+                rows = old.take_row_ids([int(r) for r in rowids[fragments == fragment]]
+                                        ).to_arrow()
+            except _LANCE_ERRORS:
+                continue
+            keys = rows.column("custom_id")
+            rows = rows.filter(pc.invert(pc.is_in(keys, pa.array(list(have), pa.string()))))
+            if rows.num_rows:
+                rows = _conform(rows, table_schema)
+                (table.merge_insert("custom_id").when_not_matched_insert_all().execute(rows))
+                have.update(rows.column("custom_id").to_pylist())
+                recovered += rows.num_rows
+    return recovered
+
+
+def _conform(rows: pa.Table, table_schema: pa.Schema) -> pa.Table:
+    """``rows`` in our schema: missing columns null (``n_places`` derived), others dropped,
+    one row per key."""
+    first = {key: i for i, key in reversed(list(enumerate(rows.column("custom_id").to_pylist())))}
+    rows = rows.take(sorted(first.values()))
+    columns = []
+    for field in table_schema:
+        if field.name in rows.column_names:
+            columns.append(rows.column(field.name).cast(field.type))
+        elif field.name == "n_places" and "places" in rows.column_names:
+            columns.append(pc.fill_null(pc.list_value_length(rows.column("places")), 0)
+                           .cast(field.type))
+        else:
+            columns.append(pa.nulls(rows.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=table_schema)
