@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from indexer.errors import IndexerError, LockedError
+from indexer.search.modes import MODES
 
 EXIT_LOCKED = 6
 
@@ -219,18 +220,21 @@ def plan(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
               help="SQL filter on stored columns (uri, heading, page, line_start, line_end, "
                    "text, context), e.g. \"uri LIKE '%/api/%'\". One expression: no "
                    "comments, ';', backslashes or placeholders.")
-@click.option("--hybrid", is_flag=True, help="Fuse meaning with keyword (full-text) matches.")
+@click.option("--mode", type=click.Choice(list(MODES)), default=None,
+              help="How to rank: by meaning (vector, the default) or meaning fused with "
+                   "keyword matches (hybrid).")
+@click.option("--hybrid", is_flag=True, help="Same as --mode hybrid.")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 @click.pass_context
-def search(ctx: click.Context, query: str, k: int, where: str | None, hybrid: bool,
-           as_json: bool) -> None:
+def search(ctx: click.Context, query: str, k: int, where: str | None, mode: str | None,
+           hybrid: bool, as_json: bool) -> None:
     """Find the passages closest in meaning to QUERY.
 
     Exit 1 when the index cannot be searched or the --where filter is malformed or fails
     to run (the message says why); 2 for a usage error.
     """
     with _errors(), _index(ctx) as index:
-        hits = index.search(query, k=k, where=where, hybrid=hybrid)
+        hits = index.search(query, k=k, where=where, hybrid=hybrid, mode=mode)
     if as_json:
         _emit([{"custom_id": h.custom_id, "score": round(h.score, 4), "text": h.text,
                 "places": [p.__dict__ for p in h.places]} for h in hits])

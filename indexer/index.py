@@ -247,21 +247,26 @@ class Index:
             raise SourceError(f"no index at {self.path}; build one with `indexer sync FOLDER`")
 
     def search(self, query: str, k: int = 5, where: str | None = None,
-               hybrid: bool = False) -> list[SearchHit]:
-        """The ``k`` passages closest in meaning to ``query``, best first; ``hybrid``
-        fuses vector and full-text (keyword) results; ``where`` filters on stored
-        columns (``uri``, ``heading``, ``page``, ``text``)."""
+               hybrid: bool = False, mode: str | None = None) -> list[SearchHit]:
+        """The ``k`` passages that best answer ``query``, best first. ``mode`` is a
+        :mod:`search mode <indexer.search.modes>` (``vector``, the default, or ``hybrid``,
+        which fuses vector and full-text results; ``hybrid=True`` says the same);
+        ``where`` filters on stored columns (``uri``, ``heading``, ``page``, ``text``)."""
+        from indexer.search.modes import Query
+        from indexer.search.modes import mode as search_mode
+
+        chosen = search_mode(mode or ("hybrid" if hybrid else "vector"))
         if not query.strip():
             raise ConfigError("the search query is empty")
         self._require()
         spec = self._spec(self._open_ledger().meta())
-        if not spec.embeds_queries:
+        if chosen.embeds_query and not spec.embeds_queries:
             raise ConfigError(f"the {spec.name} backend cannot embed search queries")
         backend = self._open_backend()
-        vector = backend.embed_query([query])[0]
+        vector = backend.embed_query([query])[0] if chosen.embeds_query else None
         store = self._store(backend)
         try:
-            return store.search(vector, k, where, query if hybrid else None)
+            return chosen.run(store, Query(query, vector, k, where))
         except StateError:
             from indexer.state.store import inspect
 

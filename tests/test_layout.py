@@ -181,3 +181,8 @@ def test_a_connector_plugin_is_chosen_by_scheme_and_asked_for_changes(tmp_path: 
     (folder / "notes.txt").write_text("Alpha is the first letter.\nBeta comes second, b.\n")
     assert sync() == "0 1 1 0"  # only what changed since the stored cursor
     assert (folder / "calls.log").read_text().split() == ["scan", "changes"]
+
+
+def test_an_unknown_search_mode_lists_the_modes(tmp_path: Path) -> None:
+    with Index(tmp_path / "idx") as index, pytest.raises(ConfigError, match="vector, hybrid"):
+        index.search("anything", mode="rerank")
