@@ -83,7 +83,7 @@ def test_crash_mid_ingest_then_converge(docs: Path, tmp_path: Path, emu: Emulato
         if len(writes) == 2:
             raise Crash
 
-    monkeypatch.setattr(jobs, "_GROUP", 4)
+    monkeypatch.setattr(settling, "_GROUP", 4)
     monkeypatch.setattr(Store, "put", put_then_crash)
     before = emu.stats()
     index_dir = tmp_path / "crashed"

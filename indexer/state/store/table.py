@@ -63,9 +63,9 @@ def schema(model: str, dimensions: int) -> pa.Schema:
     )
 
 
-_PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name not in ("vector", "text",
-                                                                         "context")])
-"""The columns a publication rewrites: the key and its places."""
+_PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name != "vector"])
+"""The columns a publication rewrites: everything but the vector (the passage and its
+context too, so a row whose text columns were lost is whole again)."""
 _PURGE = 5_000
 
 
@@ -310,18 +310,19 @@ class Store:
         )
 
     def _arrow(self, rows: Sequence[StoreRow]) -> pa.Table:
-        columns = {**self._columns(rows), "text": [row.text for row in rows],
-                   "context": [row.context for row in rows],
+        columns = {**self._columns(rows),
                    "vector": [np.asarray(row.vector, dtype=np.float32) for row in rows]}
         return pa.Table.from_pydict(columns, schema=self._schema)
 
     @staticmethod
     def _columns(rows: Sequence[StoreRow]) -> dict[str, list[object]]:
-        """The key and place columns of ``rows``."""
+        """Every column of ``rows`` but the vector."""
         columns: dict[str, list[object]] = {name: [] for name in _PLACES_SCHEMA.names}
         for row in rows:
             first = row.places[0] if row.places else Place("")
             columns["custom_id"].append(row.custom_id)
+            columns["text"].append(row.text)
+            columns["context"].append(row.context)
             columns["uri"].append(first.uri)
             columns["heading"].append(first.heading)
             columns["page"].append(first.page)
