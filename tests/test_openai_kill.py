@@ -69,7 +69,7 @@ def test_crash_mid_ingest_then_converge(docs: Path, tmp_path: Path, emu: Emulato
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash between two store writes of one output file (rows half written)."""
     from indexer.state.store import Store
-    from indexer.sync import jobs
+    from indexer.sync import settling
 
     class Crash(BaseException):
         pass
