@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,12 @@ def cli(index_dir: Path, emu: Emulator, *args: str) -> subprocess.CompletedProce
     env = {**os.environ, "OPENAI_BASE_URL": emu.base_url}
     return subprocess.run([sys.executable, "-m", "indexer", "--index", str(index_dir), *args],
                           env=env, text=True, capture_output=True, timeout=300)
+
+
+def wait_for_call(emu: Emulator, route: str, count: int, timeout: float = 60.0) -> None:
+    """Wait until the emulator has answered ``route`` at least ``count`` times."""
+    deadline = time.monotonic() + timeout
+    while emu.stats()["calls"].get(route, 0) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{route} was never called")
+        time.sleep(0.05)

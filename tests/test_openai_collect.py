@@ -21,7 +21,7 @@ from emulator.fixture import Emulator
 from indexer.state.doctor import stale_local_files
 from indexer.state.layout import Layout
 from indexer.state.ledger import Ledger
-from support import cli, open_index, paid_twice, store_rows, sync_until_done
+from support import cli, open_index, paid_twice, store_rows, sync_until_done, wait_for_call
 
 
 def created(emu: Emulator, before: dict[str, Any]) -> int:
@@ -209,14 +209,6 @@ def test_billed_tokens_are_unknown_when_a_batch_reports_no_usage(
     assert synced.returncode == 0
     status = json.loads(cli(index_dir, emu, "status", "--json").stdout)
     assert status["tokens_billed"] is None and status["batches_without_usage"] == 1
-
-
-def wait_for_call(emu: Emulator, route: str, count: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while emu.stats()["calls"].get(route, 0) < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{route} was never called")
-        time.sleep(0.05)
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from emulator.fixture import Emulator
-from support import open_index, paid_twice, store_rows, sync_until_done
+from support import open_index, paid_twice, store_rows, sync_until_done, wait_for_call
 
 STEPS: dict[str, dict[str, Any]] = {
     "after upload, before create": {"route": "batches.create", "action": "hang", "seconds": 20},
@@ -23,14 +23,6 @@ STEPS: dict[str, dict[str, Any]] = {
     "mid-download": {"route": "files.content", "action": "hang", "seconds": 20},
     "after ingest, before cleanup": {"route": "files.delete", "action": "hang", "seconds": 20},
 }
-
-
-def wait_for_call(emu: Emulator, route: str, count: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while emu.stats()["calls"].get(route, 0) < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{route} was never called")
-        time.sleep(0.05)
 
 
 @pytest.mark.slow

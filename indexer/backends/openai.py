@@ -224,29 +224,15 @@ class OpenAIBackend:
                   else "the file ends in the middle of a line")
         raise BackendError(
             f"could not download the {what} ({file_id}) whole: {detail} after "
-            f"{self.settings.download_attempts} attempts; nothing of it was ingested and "
-            "the remote file is kept, so the next sync downloads it again")
+            f"{self.settings.download_attempts} attempts; nothing of it was used and "
+            "the remote file is kept, so the next run downloads it again")
 
     def download_input(self, file_id: str, target: Path) -> Path:
         """Save a batch's input file as ``target`` (to learn its keys when a lost ledger is
         rebuilt); the copy must be whole, or :class:`BackendError` is raised."""
-        with _api("look up the batch input file"):
-            expected = self._client.files.retrieve(file_id).bytes
-        part = target.with_name(target.name + ".part")
-        for _ in range(3):
-            try:
-                with self._client.files.with_streaming_response.content(file_id) as response, \
-                        part.open("wb") as out:
-                    for block in response.iter_bytes(1 << 20):
-                        out.write(block)
-            except Exception:  # a cut stream surfaces as the transport's own error type
-                continue
-            if part.stat().st_size == expected:
-                part.replace(target)
-                return target
-        part.unlink(missing_ok=True)
-        raise BackendError(f"could not download the batch input file {file_id} whole; "
-                           "run `indexer doctor --repair` again")
+        saved = self._download(file_id, target, "batch input file")
+        assert saved is not None
+        return saved
 
     def cancel(self, job_id: str) -> None:
         """Ask OpenAI to cancel; finished lines are still delivered and ingested."""
