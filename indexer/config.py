@@ -62,6 +62,7 @@ class Config:
     max_bytes: int = 20_000_000
     chunk_tokens: int = 200
     max_attempts: int = 3
+    group_size: int = 2_000
     lost_after_seconds: float = 300.0
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
 
@@ -178,6 +179,9 @@ def _check(name: str, value: object) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, allowed):
         raise ValueError(f"{name} must be {kind.replace(' | None', '')}, not {value!r}")
+    if name in ("group_size", "max_attempts", "chunk_tokens", "token_budget", "max_bytes",
+                "max_versions") and isinstance(value, int) and value < 1:
+        raise ValueError(f"{name} must be 1 or more, not {value!r}")
     if name == "encoding_format" and value not in ("base64", "float"):
         raise ValueError("encoding_format must be 'base64' or 'float'")
     if name in ("timeout", "poll_seconds") and isinstance(value, int | float) and value <= 0:
@@ -235,6 +239,10 @@ token_budget = 2400000
 
 # Attempts per chunk before it is recorded as failed.
 max_attempts = 3
+
+# Rows handled at once when ingesting output, checking the store and publishing: memory
+# stays bounded by this, not by the corpus.
+group_size = 2000
 
 # A batch the service answers "not found" for is given up (its chunks queued again) only
 # after 3 such answers in a row spanning at least this many seconds, and only if the

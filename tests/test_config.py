@@ -82,3 +82,9 @@ def test_outage_and_timeout_settings_are_documented_overridable_and_checked(
         configfile.read(tmp_path, {"INDEXER_OUTAGE_SECONDS": "-1"})
     with pytest.raises(ConfigError, match="timeout must be more than 0"):
         configfile.read(tmp_path, {"INDEXER_TIMEOUT": "0"})
+
+
+def test_group_size_is_a_setting_with_a_floor(tmp_path: Path) -> None:
+    assert configfile.read(tmp_path, {"INDEXER_GROUP_SIZE": "500"}).group_size == 500
+    with pytest.raises(ConfigError, match="group_size must be 1 or more"):
+        configfile.read(tmp_path, {"INDEXER_GROUP_SIZE": "0"})

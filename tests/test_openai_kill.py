@@ -61,7 +61,6 @@ def test_crash_mid_ingest_then_converge(docs: Path, tmp_path: Path, emu: Emulato
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash between two store writes of one output file (rows half written)."""
     from indexer.state.store import Store
-    from indexer.sync import settling
 
     class Crash(BaseException):
         pass
@@ -75,12 +74,11 @@ def test_crash_mid_ingest_then_converge(docs: Path, tmp_path: Path, emu: Emulato
         if len(writes) == 2:
             raise Crash
 
-    monkeypatch.setattr(settling, "_GROUP", 4)
     monkeypatch.setattr(Store, "put", put_then_crash)
     before = emu.stats()
     index_dir = tmp_path / "crashed"
-    with pytest.raises(Crash), open_index(index_dir, emu) as index:
-        index.sync([docs])
+    with pytest.raises(Crash), open_index(index_dir, emu, group_size=4) as index:
+        index.sync([docs])  # output is written to the store in groups of 4 rows
     monkeypatch.setattr(Store, "put", real_put)
     with open_index(index_dir, emu) as index:
         report = sync_until_done(index)

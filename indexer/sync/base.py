@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
     from indexer.state.store import Store
 
-_GROUP = 2_000
 _ERROR_CHARS = 200
 """A failed chunk keeps at most this much of its error (``status`` shows it per document)."""
 _LEARNED_LIMITS = {"too_many_tasks": "learned_max_requests",
@@ -62,6 +61,7 @@ class JobOptions:
     max_cost: float | None = None
     lost_after_misses: int = 3
     lost_after_seconds: float = Config.lost_after_seconds
+    group_size: int = Config.group_size
     resurface_seconds: float = 8 * 24 * 3600.0
 
     def cost(self, tokens: int) -> float:

@@ -19,7 +19,6 @@ from indexer.batchfiles.requests import (
 from indexer.errors import BackendError, BackendUnavailable
 from indexer.report import SyncReport
 from indexer.state.ledger import Job
-from indexer.sync.base import _GROUP
 from indexer.sync.lost import LostBatches
 from indexer.sync.settling import Settling
 
@@ -190,8 +189,9 @@ class JobRunner(Settling, LostBatches):
         if not self.store.has_rows():
             return
         pending = self.ledger.pending_keys()
-        for start in range(0, len(pending), _GROUP):
-            held = self.store.held(pending[start:start + _GROUP])
+        size = self.options.group_size
+        for start in range(0, len(pending), size):
+            held = self.store.held(pending[start:start + size])
             if held:
                 self.ledger.adopt_stored(sorted(held))
 

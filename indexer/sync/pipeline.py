@@ -29,7 +29,6 @@ from indexer.sync.survey import Change, survey
 if TYPE_CHECKING:
     from indexer.state.store import Store
 
-_GROUP = 2_000
 
 
 @dataclass(frozen=True)
@@ -170,8 +169,9 @@ class Pipeline:
         its row is deleted), so a run killed anywhere here is finished by the next one.
         """
         ready = self.ledger.publishable()
-        for start in range(0, len(ready), _GROUP):
-            self.ledger.publish(ready[start:start + _GROUP])
+        size = self.options.jobs.group_size
+        for start in range(0, len(ready), size):
+            self.ledger.publish(ready[start:start + size])
         report.published = len(ready)
         if not self.ledger.has_dirty():
             return
@@ -179,7 +179,7 @@ class Pipeline:
         drop: list[str] = []
 
         def groups() -> Iterator[list[StoreRow]]:
-            for rows in self.ledger.dirty_rows(_GROUP):
+            for rows in self.ledger.dirty_rows(size):
                 written.extend(r.custom_id for r in rows)
                 drop.extend(r.custom_id for r in rows if not r.places and not r.pending_refs)
                 yield [StoreRow(r.custom_id, r.text, r.context, r.places) for r in rows]

@@ -16,7 +16,7 @@ from indexer.batchfiles.requests import (
 from indexer.records import StoreRow
 from indexer.report import SyncReport
 from indexer.state.ledger import Job
-from indexer.sync.base import _ERROR_CHARS, _GROUP, _LEARNED_LIMITS, RunnerBase
+from indexer.sync.base import _ERROR_CHARS, _LEARNED_LIMITS, RunnerBase
 
 if TYPE_CHECKING:
     import numpy as np
@@ -183,7 +183,7 @@ class Settling(RunnerBase):
                 if result.custom_id not in queued:  # never ingest twice, never a stranger
                     if strays.get(result.custom_id) is None:
                         strays[result.custom_id] = result.vector
-                    if len(strays) >= _GROUP:
+                    if len(strays) >= self.options.group_size:
                         self._strays(strays, tally, unknown)
                         strays = {}
                     continue
@@ -192,7 +192,7 @@ class Settling(RunnerBase):
                     embedded.append(result.custom_id)
                 else:
                     failed.append((result.custom_id, result.error or "failed", result.retryable))
-                if len(group) >= _GROUP:
+                if len(group) >= self.options.group_size:
                     self._put(group)
                     group = {}
         self._put(group)
