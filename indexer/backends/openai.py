@@ -198,7 +198,9 @@ class OpenAIBackend:
                                 f"error file of batch {label}")
         return JobFiles(output, errors)
 
-    def _download(self, file_id: str | None, target: Path, what: str) -> Path | None:
+    def _download(self, file_id: str | None, target: Path, what: str,
+                  then: str = "nothing of it was ingested and the remote file is kept, so the "
+                              "next sync downloads it again") -> Path | None:
         if not file_id:
             return None
         with _api(f"look up the {what} ({file_id})"):
@@ -224,13 +226,13 @@ class OpenAIBackend:
                   else "the file ends in the middle of a line")
         raise BackendError(
             f"could not download the {what} ({file_id}) whole: {detail} after "
-            f"{self.settings.download_attempts} attempts; nothing of it was used and "
-            "the remote file is kept, so the next run downloads it again")
+            f"{self.settings.download_attempts} attempts; {then}")
 
     def download_input(self, file_id: str, target: Path) -> Path:
         """Save a batch's input file as ``target`` (to learn its keys when a lost ledger is
         rebuilt); the copy must be whole, or :class:`BackendError` is raised."""
-        saved = self._download(file_id, target, "batch input file")
+        saved = self._download(file_id, target, "batch input file",
+                               "run `indexer doctor --repair` again")
         assert saved is not None
         return saved
 
