@@ -58,7 +58,9 @@ class JobRunner(Settling, LostBatches):
         no answer) are waited out for up to ``outage_seconds`` first.
         """
         if self.ledger.has_pending():
-            self._adopt_stored()  # before the cost cap: what the store holds costs nothing
+            # once a run, before the cost cap: what the store holds costs nothing (keys that
+            # turn pending later come back from batches, so the store cannot hold them)
+            self._adopt_stored()
         if not self.ledger.open_jobs() and not self.ledger.has_pending():
             self._tally(report)
             return
@@ -170,9 +172,6 @@ class JobRunner(Settling, LostBatches):
         return progressed
 
     def _plan(self) -> bool:
-        if not self.ledger.has_pending():
-            return False
-        self._adopt_stored()
         if not self.ledger.has_pending():
             return False
         limits = self.shard_limits()
