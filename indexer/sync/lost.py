@@ -95,10 +95,7 @@ class LostBatches(RunnerBase):
                 continue
             if job.state == "creating" and self.backend.find(job.label, job.created_at):
                 continue  # it was created after all: collected like any other batch
-            self.ledger.abandon_job(job.id, "some of its chunks were embedded by another "
-                                    "batch; the rest were planned again")
-            if job.input_file:
-                self.backend.cleanup([job.input_file])
-            job.shard.unlink(missing_ok=True)
+            self._abandon(job, "some of its chunks were embedded by another batch; the rest "
+                               "were planned again")
             pruned = True
         return pruned
