@@ -28,7 +28,7 @@ from pathspec import GitIgnoreSpec
 from indexer.config import Config, SourceConfig
 from indexer.connectors import formats
 from indexer.connectors.formats import format_of
-from indexer.errors import SourceError
+from indexer.errors import ConfigError, SourceError
 from indexer.records import Document, Skip, SourceItem
 
 ALWAYS_SKIPPED = frozenset(
@@ -293,6 +293,9 @@ def _gitignore(path: Path) -> GitIgnoreSpec | None:
 def create(source: SourceConfig, config: Config, skip_dirs: tuple[Path, ...] = ()
            ) -> FilesystemSource:
     """The registry's factory: a folder (or file) source with its globs and settings."""
+    if source.options:
+        raise ConfigError(f"source {source.path}: unknown setting(s) "
+                          f"{sorted(source.options)} for a folder source")
     root = Path(source.path.removeprefix("file://"))
     if not root.exists():
         raise SourceError(f"source {root} does not exist; check the path")

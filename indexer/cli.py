@@ -41,6 +41,24 @@ class _Backend(click.ParamType):
 _BACKEND = _Backend()
 
 
+class _Source(click.ParamType):
+    """A source: a URI with a scheme (``git+https://…``, ``https://…``, ``s3://…``) as
+    given, or a path that must exist."""
+
+    name = "source"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str | Path:
+        from indexer.connectors.registry import scheme_of
+
+        if isinstance(value, Path) or scheme_of(str(value)) == "file":
+            return click.Path(exists=True, path_type=Path).convert(value, param, ctx)
+        return str(value)
+
+
+_SOURCE = _Source()
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
     try:
@@ -119,7 +137,7 @@ def init(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, type=_SOURCE)
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
 @click.option("--follow-links", is_flag=True,
@@ -141,12 +159,12 @@ def init(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
               help="If another run holds the index, wait for it instead of exiting with 6.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
+def sync(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, ...],
          exclude: tuple[str, ...], follow_links: bool, backend: str | None,
          base_url: str | None, wait: bool,
          max_cost: float | None, dry_run: bool, rebuild: bool, wait_lock: bool,
          as_json: bool) -> None:
-    """Crawl PATHS (remembered as sources) or every known source, and update the store.
+    """Crawl PATHS (folders or source URIs, remembered) or every known source; update the store.
 
     \b
     Exit codes:
@@ -174,15 +192,14 @@ def sync(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=_SOURCE)
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
 @click.option("--follow-links", is_flag=True,
               help="Also index what symbolic links leading outside PATHS point to "
                    "(remembered with the source; by default such links are skipped).")
 @click.pass_context
-def add(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
+def add(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, ...],
         exclude: tuple[str, ...], follow_links: bool) -> None:
     """Remember PATHS as sources (with their globs) without syncing them yet."""
     with _errors(), _index(ctx) as index:
@@ -191,7 +208,7 @@ def add(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, type=_SOURCE)
 @click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
 @click.option("--follow-links", is_flag=True,
@@ -203,7 +220,7 @@ def add(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
               help="OpenAI-compatible API base URL (or set OPENAI_BASE_URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
-def plan(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
+def plan(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, ...],
          exclude: tuple[str, ...], follow_links: bool, backend: str | None,
          base_url: str | None, as_json: bool) -> None:
     """Show what a sync would do and cost, without spending anything."""

@@ -30,13 +30,19 @@ SYNC_PRICE_PER_MILLION = {
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """A folder (or file) the index crawls, with its include/exclude globs and whether
-    symbolic links that lead outside it are followed (``follow_links``, off by default)."""
+    """A source the index crawls: a folder (or file) path or a URI (``git+https://…``,
+    ``https://…``, ``s3://…``), with its include/exclude globs and whether symbolic links
+    that lead outside a folder are followed (``follow_links``, off by default).
+
+    ``options`` holds every other key of the source's ``[[sources]]`` entry, for its
+    connector to read and check (a git source's ``link``, a web crawl's ``max_pages``).
+    """
 
     path: str
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     follow_links: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -101,12 +107,16 @@ def read(directory: Path, environ: Mapping[str, str] = os.environ) -> Config:
         raise ConfigError(f"{path}: {exc}; fix the setting or delete the file") from exc
 
 
+_SOURCE_KEYS = ("path", "include", "exclude", "follow_links")
+
+
 def _source(entry: Mapping[str, Any]) -> SourceConfig:
     follow = entry.get("follow_links", False)
     if not isinstance(follow, bool):
         raise ValueError(f"follow_links must be true or false, not {follow!r}")
+    options = {k: v for k, v in entry.items() if k not in _SOURCE_KEYS}
     return SourceConfig(entry["path"], tuple(entry.get("include", ())),
-                        tuple(entry.get("exclude", ())), follow)
+                        tuple(entry.get("exclude", ())), follow, options)
 
 
 def remember_source(directory: Path, source: SourceConfig) -> None:
@@ -130,6 +140,8 @@ def remember_source(directory: Path, source: SourceConfig) -> None:
         item["exclude"] = list(source.exclude)
     if source.follow_links:
         item["follow_links"] = True
+    for key, value in source.options.items():
+        item[key] = value
     entries.append(item)
     document["sources"] = entries
     _save(path, tomlkit.dumps(document))

@@ -338,13 +338,15 @@ class Index:
 
         config = self.config
         wanted = [_location(p) for p in paths]
+        known = {s.path: s for s in config.sources}
         for path in wanted:
-            if path_uri(path) != path:
+            if connectors.scheme_of(path) == "file" and path_uri(path) != path:
                 raise SourceError(
                     f"source {path_uri(path)} has a name that is not valid UTF-8; rename it, "
                     "or give a folder that contains it")
+            kept = known[path].options if path in known else {}  # set in config.toml only
             config = config.with_source(configfile.SourceConfig(
-                path, tuple(include), tuple(exclude), follow_links))
+                path, tuple(include), tuple(exclude), follow_links, kept))
         sources = [connectors.connector_for(s, config, skip_dirs=(self.path,))
                    for s in config.sources if not wanted or s.path in wanted]
         if not sources:

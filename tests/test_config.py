@@ -88,3 +88,28 @@ def test_group_size_is_a_setting_with_a_floor(tmp_path: Path) -> None:
     assert configfile.read(tmp_path, {"INDEXER_GROUP_SIZE": "500"}).group_size == 500
     with pytest.raises(ConfigError, match="group_size must be 1 or more"):
         configfile.read(tmp_path, {"INDEXER_GROUP_SIZE": "0"})
+
+
+def test_a_sources_own_settings_reach_its_connector_and_survive_a_resync(
+        tmp_path: Path) -> None:
+    index_dir = tmp_path / "idx"
+    index_dir.mkdir()
+    (index_dir / "config.toml").write_text(
+        '[index]\n\n[[sources]]\npath = "git+file:///srv/handbook@main"\n'
+        'link = "https://example.com/{commit}/{path}"\n')
+    source = configfile.read(index_dir).sources[0]
+    assert source.options == {"link": "https://example.com/{commit}/{path}"}
+    configfile.remember_source(index_dir, configfile.SourceConfig(
+        source.path, ("*.md",), (), False, source.options))
+    assert configfile.read(index_dir).sources[0].options == source.options
+
+
+def test_a_folder_source_refuses_settings_it_does_not_know(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    index_dir = tmp_path / "idx"
+    index_dir.mkdir()
+    (index_dir / "config.toml").write_text(
+        f'[index]\n\n[[sources]]\npath = "{docs.as_posix()}"\nmax_pages = 3\n')
+    with pytest.raises(ConfigError, match="max_pages"):
+        Index(index_dir).plan()
