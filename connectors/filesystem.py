@@ -120,7 +120,8 @@ class FilesystemSource:
         try:
             st = os.stat(absolute)
         except OSError as exc:
-            raise SourceError(f"source {self.root} cannot be read: {exc.strerror or exc}") from exc
+            raise SourceError(f"source {self.root} cannot be read ({exc.strerror or exc}); check "
+                              "that it exists and is readable") from exc
         if stat.S_ISDIR(st.st_mode):
             yield from _Walk(self, absolute.resolve()).run((st.st_dev, st.st_ino))
         elif stat.S_ISREG(st.st_mode):
@@ -297,8 +298,6 @@ def create(source: SourceConfig, config: Config, skip_dirs: tuple[Path, ...] = (
         raise ConfigError(f"source {source.path}: unknown setting(s) "
                           f"{sorted(source.options)} for a folder source")
     root = Path(source.path.removeprefix("file://"))
-    if not root.exists():
-        raise SourceError(f"source {root} does not exist; check the path")
     return FilesystemSource(root, include=source.include,
                             exclude=source.exclude, max_bytes=config.max_bytes,
                             skip_dirs=skip_dirs, follow_links=source.follow_links)

@@ -169,7 +169,8 @@ def sync(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, 
     \b
     Exit codes:
       0  the store reflects the sources
-      1  error, nothing running remotely (every step is recorded: run again once fixed)
+      1  error, or a source could not be reached (nothing of it is deleted), with
+         nothing running remotely (every step is recorded: run again once fixed)
       2  usage error
       3  batches run remotely, or chunks wait for budget: run sync again later
       4  done, but some chunks stay failed for good (`indexer status`, `indexer retry`)
@@ -186,7 +187,8 @@ def sync(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, 
         wait_lock=wait_lock, follow_links=follow_links))
     _show(report, as_json, "show_report")
     if report.exit_code == 1:
-        click.echo(f"Error: {report.stopped}", err=True)
+        for problem in [report.stopped] if report.stopped else report.unreachable:
+            click.echo(f"Error: {problem}", err=True)
     if report.exit_code:
         sys.exit(report.exit_code)
 
@@ -253,8 +255,7 @@ def search(ctx: click.Context, query: str, k: int, where: str | None, mode: str 
     with _errors(), _index(ctx) as index:
         hits = index.search(query, k=k, where=where, hybrid=hybrid, mode=mode)
     if as_json:
-        _emit([{"custom_id": h.custom_id, "score": round(h.score, 4), "text": h.text,
-                "places": [p.__dict__ for p in h.places]} for h in hits])
+        _emit([hit.to_dict() for hit in hits])
     else:
         from indexer.terminal import show_hits
 

@@ -7,7 +7,7 @@ into :class:`Chunk` values; the store answers queries with :class:`SearchHit`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -139,6 +139,11 @@ class SearchHit:
     def place(self) -> Place:
         """The first place the passage occurs."""
         return self.places[0]
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON view every interface shares (``search --json``, the server, MCP)."""
+        return {"custom_id": self.custom_id, "score": round(self.score, 4), "text": self.text,
+                "places": [asdict(p) for p in self.places]}
 
 
 @dataclass(frozen=True)

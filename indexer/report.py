@@ -30,7 +30,9 @@ class SyncReport(FileCounts):
     yet there (waiting for budget, or stopped by an error); ``pending`` keys not in a job.
     ``failed`` counts chunks that failed for good in this run, ``chunks_failed`` those of
     live or pending documents that stay failed (from any run, until retried).
-    ``stopped`` is the error that ended the run early ("" if it ran to its end).
+    ``stopped`` is the error that ended the run early ("" if it ran to its end);
+    ``unreachable`` names each source that could not be reached at all, and why (nothing
+    of it was deleted; the other sources were synced).
     """
 
     chunks: int = 0
@@ -51,6 +53,7 @@ class SyncReport(FileCounts):
     seconds: float = 0.0
     skips: list[Skip] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -60,13 +63,14 @@ class SyncReport(FileCounts):
     @property
     def exit_code(self) -> int:
         """The ``sync`` exit code: 5 refused over the cost cap; 3 batches run remotely, or
-        (with no error) work waits for budget; 1 stopped by an error with nothing running;
-        4 chunks stay failed for good; 0 the store reflects the sources."""
+        (with no error) work waits for budget; 1 stopped by an error, or a source could not
+        be reached, with nothing running; 4 chunks stay failed for good; 0 the store
+        reflects the sources."""
         if self.refused_cost:
             return 5
         if self.in_flight:
             return 3
-        if self.stopped:
+        if self.stopped or self.unreachable:
             return 1
         if not self.complete:
             return 3

@@ -84,6 +84,9 @@ def show_report(report: SyncReport) -> None:
         out.print(f"  skipped {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
     for error in report.errors:
         out.print(f"  {error}", style="red", highlight=False)
+    for source in report.unreachable:
+        out.print(f"  source not reached, nothing of it deleted: {source}", style="red",
+                  highlight=False)
     if report.swapped:
         out.print("rebuilt: the new table is live (`indexer gc` removes the old one)")
     if report.refused_cost:

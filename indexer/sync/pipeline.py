@@ -18,6 +18,7 @@ from indexer.backends.contract import Backend, MeasuresInput
 from indexer.batchfiles.requests import Request, content_key, write_shards
 from indexer.chunking.chunker import ChunkerSettings, chunk_document, refit
 from indexer.connectors.contract import Connector, ReportsChanges
+from indexer.errors import SourceError
 from indexer.progress import Progress
 from indexer.records import Chunk, Document, StoreRow
 from indexer.report import Plan, SyncReport
@@ -69,18 +70,26 @@ class Pipeline:
         started = time.monotonic()
         report = SyncReport()
         for source in sources:
-            key = f"cursor {source.uri}"
-            cursor = source.cursor() if isinstance(source, ReportsChanges) else None
-            since = self.ledger.meta().get(key)
-            for change in survey(source, self.ledger.documents(source.uri), self.progress,
-                                 since):
-                self._apply(source.uri, change, report)
-            if cursor is not None:  # every change up to it is staged: start there next time
-                self.ledger.set_meta({key: cursor})
+            try:
+                self._survey(source, report)
+            except SourceError as exc:  # nothing of it is deleted; the others go on
+                self.progress.end()
+                report.unreachable.append(f"{source.uri}: {exc}")
         self.jobs.run(report)
         self.publish(report)
         report.seconds = round(time.monotonic() - started, 3)
         return report
+
+    def _survey(self, source: Connector, report: SyncReport) -> None:
+        """Stage what changed in one source; a :class:`SourceError` raised while listing
+        stops it before any of its documents is deleted."""
+        key = f"cursor {source.uri}"
+        cursor = source.cursor() if isinstance(source, ReportsChanges) else None
+        since = self.ledger.meta().get(key)
+        for change in survey(source, self.ledger.documents(source.uri), self.progress, since):
+            self._apply(source.uri, change, report)
+        if cursor is not None:  # every change up to it is staged: start there next time
+            self.ledger.set_meta({key: cursor})
 
     def plan(self, sources: Sequence[Connector]) -> Plan:
         """What :meth:`sync` would do and cost, without writing or spending anything."""
