@@ -14,9 +14,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from indexer.records import Document, Skip, SourceItem
+
+if TYPE_CHECKING:
+    from indexer.config import Config
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What a connector is given besides its own source settings.
+
+    ``config`` is the index's configuration; ``skip_dirs`` are absolute paths never to
+    crawl (the index's own folder); ``state_dir`` is a folder kept with the index for this
+    source alone (a crawl's ETags, a clone), created by the connector when it first writes;
+    ``writes`` is False for a run that must change nothing (``plan``): the connector then
+    reads its state but leaves it as it was.
+    """
+
+    config: Config
+    skip_dirs: tuple[Path, ...] = ()
+    state_dir: Path | None = None
+    writes: bool = True
 
 
 class Connector(Protocol):

@@ -27,6 +27,7 @@ from pathspec import GitIgnoreSpec
 
 from indexer.config import Config, SourceConfig
 from indexer.connectors import formats
+from indexer.connectors.contract import ConnectorContext
 from indexer.connectors.formats import format_of
 from indexer.errors import ConfigError, SourceError
 from indexer.records import Document, Skip, SourceItem
@@ -291,13 +292,12 @@ def _gitignore(path: Path) -> GitIgnoreSpec | None:
     return GitIgnoreSpec.from_lines(lines)
 
 
-def create(source: SourceConfig, config: Config, skip_dirs: tuple[Path, ...] = ()
-           ) -> FilesystemSource:
+def create(source: SourceConfig, context: ConnectorContext) -> FilesystemSource:
     """The registry's factory: a folder (or file) source with its globs and settings."""
     if source.options:
         raise ConfigError(f"source {source.path}: unknown setting(s) "
                           f"{sorted(source.options)} for a folder source")
     root = Path(source.path.removeprefix("file://"))
-    return FilesystemSource(root, include=source.include,
-                            exclude=source.exclude, max_bytes=config.max_bytes,
-                            skip_dirs=skip_dirs, follow_links=source.follow_links)
+    return FilesystemSource(root, include=source.include, exclude=source.exclude,
+                            max_bytes=context.config.max_bytes, skip_dirs=context.skip_dirs,
+                            follow_links=source.follow_links)

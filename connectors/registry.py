@@ -16,14 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer.errors import SourceError
 
 if TYPE_CHECKING:
-    from indexer.config import Config, SourceConfig
-    from indexer.connectors.contract import Connector
+    from indexer.config import SourceConfig
+    from indexer.connectors.contract import Connector, ConnectorContext
 
 ENTRY_POINTS = "batch_indexer.connectors"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)(?:\+[a-zA-Z0-9.-]+)?://")
@@ -33,22 +32,20 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)(?:\+[a-zA-Z0-9.-]+)?://")
 class ConnectorSpec:
     """A kind of source: its name, the URI schemes it serves, and its factory.
 
-    ``factory`` names ``"module:function"``, called as ``function(source, config,
-    skip_dirs)`` with the source's :class:`~indexer.config.SourceConfig`, the index's
-    :class:`~indexer.config.Config` and the directories never to crawl (the index's own).
-    The module is imported only when such a source is synced.
+    ``factory`` names ``"module:function"``, called as ``function(source, context)`` with
+    the source's :class:`~indexer.config.SourceConfig` (its own settings in
+    ``source.options``) and a :class:`~indexer.connectors.contract.ConnectorContext`. The
+    module is imported only when such a source is synced.
     """
 
     name: str
     schemes: tuple[str, ...]
     factory: str
 
-    def create(self, source: SourceConfig, config: Config,
-               skip_dirs: tuple[Path, ...] = ()) -> Connector:
+    def create(self, source: SourceConfig, context: ConnectorContext) -> Connector:
         """Build the connector for ``source``."""
         module, _, name = self.factory.partition(":")
-        connector: Connector = getattr(importlib.import_module(module), name)(
-            source, config, skip_dirs)
+        connector: Connector = getattr(importlib.import_module(module), name)(source, context)
         return connector
 
 
@@ -77,8 +74,7 @@ def scheme_of(location: str) -> str:
     return match[1].lower() if match else "file"
 
 
-def connector_for(source: SourceConfig, config: Config,
-                  skip_dirs: tuple[Path, ...] = ()) -> Connector:
+def connector_for(source: SourceConfig, context: ConnectorContext) -> Connector:
     """The connector that crawls ``source``; an unknown scheme lists what is installed."""
     scheme = scheme_of(source.path)
     spec = specs().get(scheme)
@@ -86,4 +82,4 @@ def connector_for(source: SourceConfig, config: Config,
         kinds = ", ".join(sorted(specs()))
         raise SourceError(f"no connector for {scheme}:// sources ({source.path}); installed: "
                           f"{kinds} (plugins register under the {ENTRY_POINTS!r} entry points)")
-    return spec.create(source, config, skip_dirs)
+    return spec.create(source, context)

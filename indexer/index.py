@@ -22,7 +22,7 @@ from indexer.state.layout import Layout
 from indexer.state.ledger import Ledger
 
 if TYPE_CHECKING:
-    from indexer.connectors.contract import Connector
+    from indexer.connectors.contract import Connector, ConnectorContext
     from indexer.state.doctor import Checkup
     from indexer.state.recovery import BatchService
     from indexer.state.store import Store
@@ -347,7 +347,7 @@ class Index:
             kept = known[path].options if path in known else {}  # set in config.toml only
             config = config.with_source(configfile.SourceConfig(
                 path, tuple(include), tuple(exclude), follow_links, kept))
-        sources = [connectors.connector_for(s, config, skip_dirs=(self.path,))
+        sources = [connectors.connector_for(s, self._context(s.path, config, remember))
                    for s in config.sources if not wanted or s.path in wanted]
         if not sources:
             raise SourceError("no source to sync: give a folder, e.g. `indexer sync ./docs`")
@@ -358,6 +358,15 @@ class Index:
                     configfile.remember_source(self.path, entry)
             self.config = config
         return sources
+
+    def _context(self, source: str, config: configfile.Config,
+                 writes: bool) -> ConnectorContext:
+        """What a source's connector is given: the config, the index's own folder (never
+        crawled) and the source's private state folder (see :meth:`Layout.source_state`)."""
+        from indexer.connectors.contract import ConnectorContext
+
+        return ConnectorContext(config, (self.path,), Layout.source_state(self.path, source),
+                                writes)
 
     def _open_ledger(self) -> Ledger:
         """The generation's ledger; a missing, empty or damaged one next to the index's

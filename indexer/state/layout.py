@@ -11,6 +11,8 @@
                        ledger so a lost ledger can be rebuilt
       g1/lancedb/      the search store
       g1/batches/      scratch batch files
+      sources/<id>/    a connector's own state for one source (a crawl's ETags, a clone),
+                       shared by generations: it describes the source, not the vectors
 
 A rebuild (``sync --rebuild``) fills a new generation beside the live one; swapping
 is one atomic rename of ``CURRENT``, so readers see the old index or the new one,
@@ -19,6 +21,7 @@ never a mix of vector spaces.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -46,6 +49,12 @@ class Layout:
     def batches(generation: Path) -> Path:
         """The generation's scratch directory for batch files."""
         return generation / "batches"
+
+    @staticmethod
+    def source_state(root: Path, source: str) -> Path:
+        """The folder a connector keeps its state in for ``source`` (not created here)."""
+        digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+        return root / "sources" / digest
 
     def __init__(self, root: Path) -> None:
         self.root = root
