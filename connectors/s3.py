@@ -9,16 +9,19 @@ than ``max_bytes`` are left out before anything is downloaded. An object's finge
 is its ETag with its size and last-modified time, so a re-sync that finds nothing
 changed costs the listing requests and no download. :meth:`S3Source.load` fetches one
 object by key (``If-Match`` its listed ETag) and picks its format from the object's
-``Content-Type`` and key name.
+``Content-Type`` and key name. An object's URI is ``s3://bucket/key`` and its
+:attr:`~indexer.records.SourceItem.path` is its key: there is no file to read.
 
 The client is **boto3**. It resolves credentials exactly as the AWS CLI does (the
 ``AWS_*`` variables, ``AWS_PROFILE`` and ``~/.aws`` files, SSO, assumed roles, web
 identity, container and instance roles) and honours ``AWS_ENDPOINT_URL`` /
-``AWS_ENDPOINT_URL_S3`` and the config file's ``endpoint_url``, which obstore (whose
-underlying ``object_store`` reads no profiles) would need boto3 anyway to match. Its cost,
-about 25 MB installed and ~0.3 s to import and build a client, is paid only by a sync
-that has an S3 source: the registry imports this module on first use, and nothing else
-imports boto3 (an import-linter contract keeps it so).
+``AWS_ENDPOINT_URL_S3`` and the config file's ``endpoint_url``. obstore is smaller and
+quicker to import, but its native credentials are the environment, web identity and
+container or instance roles only: profiles and SSO need its boto3 credential provider,
+so boto3 anyway. boto3's cost, about 35 MB installed and ~0.3 s to import plus ~0.3 s to
+build a client, is paid only by a sync that has an S3 source: the registry imports this
+module on first use, and nothing else imports boto3 (an import-linter contract keeps it
+so).
 
 Secrets never reach a message: errors are written from the S3 error code and message
 alone, with any credential value scrubbed out, and nothing here logs.

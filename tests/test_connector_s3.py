@@ -206,3 +206,18 @@ def test_settings_are_checked_when_the_source_is_built() -> None:
     built = source("s3://docs/handbook", options={"endpoint_url": "http://127.0.0.1:9",
                                                   "region": "eu-west-1"})
     assert (built.bucket, built.prefix, built.uri) == ("docs", "handbook", "s3://docs/handbook")
+
+
+def test_the_command_line_names_the_unreachable_bucket_and_no_secret(
+        s3: S3Server, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from indexer.cli import cli
+
+    result = CliRunner().invoke(cli, ["--index", str(tmp_path / "idx"), "sync", "--backend",
+                                      "local", "s3://no-such-bucket/handbook/"])
+    assert result.exit_code == 1
+    assert ("Error: s3://no-such-bucket/handbook/: bucket 'no-such-bucket' does not exist"
+            in result.stderr)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert FAKE_CREDENTIALS[name] not in result.output + result.stderr
