@@ -103,8 +103,8 @@ class S3Source:
         try:
             return boto3.Session(profile_name=self.profile, region_name=self.region)
         except BotoCoreError as exc:  # an unknown profile
-            raise SourceError(f"{self.location}: {_scrub(str(exc), ())}; check AWS_PROFILE, "
-                              "the source's `profile` and ~/.aws/config") from exc
+            raise SourceError(f"{_scrub(str(exc), ())}; check AWS_PROFILE, the source's "
+                              "`profile` and ~/.aws/config") from exc
 
     @cached_property
     def _client(self) -> Any:
@@ -116,8 +116,8 @@ class S3Source:
         try:
             return self._session.client("s3", endpoint_url=self.endpoint_url, config=config)
         except (BotoCoreError, ValueError) as exc:
-            raise SourceError(f"{self.location}: cannot set up the S3 client "
-                              f"({self._scrub(str(exc))}); check endpoint_url and region") from exc
+            raise SourceError(f"cannot set up the S3 client ({self._scrub(str(exc))}); check "
+                              "endpoint_url, region and AWS_ENDPOINT_URL") from exc
 
     @cached_property
     def _secrets(self) -> tuple[str, ...]:
