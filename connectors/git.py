@@ -68,6 +68,9 @@ _OID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _BAD_REF = re.compile(r"(^[-/.])|\.\.|@\{|[\x00-\x20\x7f~^:?*\[\\]|(/|\.lock|\.)$")
 
 
+_BOILERPLATE = ("fatal: Could not read from remote", "Please make sure you have", "and the repo")
+
+
 class _Failed(Exception):
     """A git command exited non-zero; ``str()`` is git's last line of complaint."""
 
@@ -90,8 +93,10 @@ class _Git:
             raise SourceError("the git executable was not found; install git and put it on "
                               "PATH to index git sources") from None
         if done.returncode != 0:
-            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise _Failed(lines[-1].removeprefix("fatal: ") if lines else f"git {args[0]} failed")
+            lines = [line.removeprefix("fatal: ").removeprefix("error: ") for line in
+                     done.stderr.decode("utf-8", "replace").splitlines()
+                     if line.strip() and not line.startswith(_BOILERPLATE)]
+            raise _Failed("; ".join(lines[:3]) or f"git {args[0]} failed")
         return done.stdout
 
     def blobs(self) -> subprocess.Popen[bytes]:
@@ -141,9 +146,10 @@ class GitSource:
                 self._commit = git.run("rev-parse", "--verify", "--end-of-options",
                                        f"{self.ref or 'HEAD'}^{{commit}}" if self.local
                                        else f"{TIP}^{{commit}}").decode().strip()
-            except _Failed as exc:
+            except _Failed:
                 raise SourceError(f"git source {self.uri}: no branch, tag or commit "
-                                  f"{self.ref or 'HEAD'!r} ({exc}); check the @ref") from None
+                                  f"{self.ref or 'HEAD'!r} in the repository; check the "
+                                  "@ref (`git branch --list`, `git tag --list`)") from None
         return self._commit
 
     def scan(self) -> Iterator[SourceItem | Skip]:
@@ -231,39 +237,37 @@ class GitSource:
                 git.run("fetch", "--quiet", "--depth=1", "--no-tags", "--no-write-fetch-head",
                         self.remote, f"+{self.ref or 'HEAD'}:{TIP}")
             except _Failed as exc:
-                what = (f"has no branch or tag {self.ref!r}; check the @ref"
-                        if "couldn't find remote ref" in str(exc) else
-                        "cannot be fetched; check the URL, the network and your access "
-                        "(git's credential helpers and SSH settings are used)")
-                raise SourceError(f"git source {self.uri} {what} (git: {exc})") from None
+                if "couldn't find remote ref" in str(exc):
+                    raise SourceError(f"git source {self.uri}: the repository has no branch or "
+                                      f"tag {self.ref!r}; check the @ref") from None
+                raise SourceError(f"git source {self.uri} cannot be fetched ({exc}); check "
+                                  "the URL, the network and your access to the repository "
+                                  "(git's credential helpers and SSH settings apply)") from None
         self._git = git
         return git
 
     def _repository(self) -> Path:
         """The cache (created on first use), or for a run that writes nothing a throwaway
         repository borrowing the cache's objects."""
-        cached = self.cache is not None and (self.cache / "HEAD").exists()
-        if self.writes and self.cache is not None and cached:
-            return self.cache
-        keep = self.writes and self.cache is not None
-        if keep and self.cache is not None:
-            self.cache.parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix="indexer-git-", dir=(
-            self.cache.parent if keep and self.cache is not None else None)))
-        self._init(folder)
-        if cached and self.cache is not None:
+        cache = self.cache
+        if cache is not None and self.writes:
+            if not (cache / "HEAD").exists():  # made aside, so never found half-made
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                made = self._init(Path(tempfile.mkdtemp(prefix="clone-", dir=cache.parent)))
+                shutil.rmtree(cache, ignore_errors=True)  # a broken copy: fetched anew
+                made.replace(cache)
+            return cache
+        folder = self._init(Path(tempfile.mkdtemp(prefix="indexer-git-")))
+        weakref.finalize(self, shutil.rmtree, folder, True)
+        if cache is not None and (cache / "HEAD").exists():
             (folder / "objects" / "info" / "alternates").write_text(
-                f"{(self.cache / 'objects').resolve()}\n")
-        if not keep:
-            weakref.finalize(self, shutil.rmtree, folder, True)
-            return folder
-        folder.replace(self.cache)
-        return self.cache
+                f"{(cache / 'objects').resolve()}\n")
+        return folder
 
-    def _init(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+    def _init(self, folder: Path) -> Path:
         try:
             _Git(folder, self.timeout).run("init", "--quiet", "--bare")
+            return folder
         except _Failed as exc:
             raise SourceError(f"git source {self.uri}: cannot create a repository in "
                               f"{folder} ({exc})") from None
@@ -361,7 +365,7 @@ def split_uri(location: str) -> tuple[str, str | None]:
     ``git+ssh://git@host/r``, is not one)."""
     url = location.removeprefix("git+")
     parts = urlsplit(url)
-    path, at, ref = parts.path.rpartition("@")
+    _, at, ref = parts.path.rpartition("@")
     if not at:
         return url, None
     return url[: len(url) - len(ref) - 1], ref or None
