@@ -42,9 +42,8 @@ import tempfile
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from string import Formatter
 from typing import IO
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 from pathspec import GitIgnoreSpec
 
@@ -53,19 +52,12 @@ from indexer.connectors import formats
 from indexer.connectors.contract import Changes, ConnectorContext
 from indexer.connectors.filesystem import ALWAYS_SKIPPED
 from indexer.connectors.formats import format_of
-from indexer.errors import ConfigError, SourceError
+from indexer.connectors.gitaddress import GitAddress, address
+from indexer.errors import SourceError
 from indexer.records import Document, Origin, Place, Skip, SourceItem
-
-OPTIONS = {"link": str, "clone": bool}
-"""The settings a git source's ``[[sources]]`` entry may hold besides the common ones."""
-
-LINK_FIELDS = frozenset({"commit", "path", "line_start", "line_end", "ref"})
-"""What a ``link`` template may use, e.g.
-``"https://github.com/org/docs/blob/{commit}/{path}#L{line_start}-L{line_end}"``."""
 
 TIP = "refs/indexer/tip"
 _OID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
-_BAD_REF = re.compile(r"(^[-/.])|\.\.|@\{|[\x00-\x20\x7f~^:?*\[\\]|(/|\.lock|\.)$")
 
 
 _BOILERPLATE = ("fatal: Could not read from remote", "Please make sure you have", "and the repo")
@@ -111,16 +103,14 @@ class GitSource:
 
     ``include`` and ``exclude`` are gitignore-style globs on paths inside the repository,
     as for a folder; hidden paths (a part starting with a dot) and tool folders are left
-    out; files over ``max_bytes`` and binary kinds are reported as skipped. ``link`` is a
-    web permalink template for search hits (see :data:`LINK_FIELDS`).
+    out; files over ``max_bytes`` and binary kinds are reported as skipped.
     """
 
-    def __init__(self, uri: str, remote: str, ref: str | None, *, local: Path | None,
-                 cache: Path | None, writes: bool, include: tuple[str, ...] = (),
-                 exclude: tuple[str, ...] = (), max_bytes: int = 20_000_000,
-                 link: str | None = None, timeout: float = 120.0) -> None:
-        self._uri, self.remote, self.ref, self.local = uri, remote, ref, local
-        self.cache, self.writes, self.max_bytes, self.link = cache, writes, max_bytes, link
+    def __init__(self, address: GitAddress, *, cache: Path | None, writes: bool,
+                 include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
+                 max_bytes: int = 20_000_000, timeout: float = 120.0) -> None:
+        self.address, self.ref, self.local = address, address.ref, address.local
+        self.cache, self.writes, self.max_bytes = cache, writes, max_bytes
         self.timeout = timeout
         self.include = GitIgnoreSpec.from_lines(include) if include else None
         self.exclude = GitIgnoreSpec.from_lines(exclude) if exclude else None
@@ -132,7 +122,7 @@ class GitSource:
     @property
     def uri(self) -> str:
         """The source as configured; each document is this, ``/``, and its path."""
-        return self._uri
+        return self.address.uri
 
     def cursor(self) -> str:
         """The commit the ref points at now, and a digest of what decides the listing."""
@@ -200,23 +190,14 @@ class GitSource:
         return formats.document(item.uri, data, item.format)
 
     def cite(self, place: Place, cursor: str | None) -> Origin | None:
-        """Where ``place`` comes from: its path, the commit indexed, and the web link the
-        ``link`` template makes of them (the ``#`` anchor left out for a place without
-        lines)."""
+        """Where ``place`` comes from: its path, the commit indexed (the cursor's), and
+        the web link the source's ``link`` template makes of them."""
         prefix = self.uri.rstrip("/") + "/"
         if not cursor or not place.uri.startswith(prefix):
             return None
         path, commit = place.uri[len(prefix):], cursor.split(" ")[0]
-        if self.link is None:
-            return Origin(path, commit)
-        template = self.link
-        if place.line_start is None and "{line_" in template:
-            anchor = template.rfind("#", 0, template.index("{line_"))
-            template = template[:anchor] if anchor >= 0 else template
-        line_end = place.line_end if place.line_end is not None else place.line_start
-        link = template.format(commit=commit, path=quote(path), ref=self.ref or "HEAD",
-                               line_start=place.line_start or "", line_end=line_end or "")
-        return Origin(path, commit, link)
+        return Origin(path, commit, self.address.permalink(commit, path, place.line_start,
+                                                           place.line_end))
 
     # -- internals -------------------------------------------------------------------
 
@@ -235,7 +216,7 @@ class GitSource:
             git = _Git(self._repository(), self.timeout)
             try:
                 git.run("fetch", "--quiet", "--depth=1", "--no-tags", "--no-write-fetch-head",
-                        self.remote, f"+{self.ref or 'HEAD'}:{TIP}")
+                        self.address.remote, f"+{self.ref or 'HEAD'}:{TIP}")
             except _Failed as exc:
                 if "couldn't find remote ref" in str(exc):
                     raise SourceError(f"git source {self.uri}: the repository has no branch or "
@@ -358,57 +339,9 @@ def _path_text(raw: bytes) -> str:
         return quote(raw, safe="".join(chr(b) for b in range(0x20, 0x7f) if b != 0x25))
 
 
-def split_uri(location: str) -> tuple[str, str | None]:
-    """A source URI's clone URL and ref: ``git+https://h/r@v2`` is ``("https://h/r", "v2")``.
-
-    The ref follows the last ``@`` in the URL's path (a user name before the host, as in
-    ``git+ssh://git@host/r``, is not one)."""
-    url = location.removeprefix("git+")
-    parts = urlsplit(url)
-    _, at, ref = parts.path.rpartition("@")
-    if not at:
-        return url, None
-    return url[: len(url) - len(ref) - 1], ref or None
-
-
 def create(source: SourceConfig, context: ConnectorContext) -> GitSource:
     """The registry's factory: checks the source's URI and settings (no network here)."""
-    unknown = sorted(set(source.options) - set(OPTIONS))
-    if unknown:
-        raise ConfigError(f"source {source.path}: unknown setting(s) {unknown} for a git "
-                          f"source (it knows {', '.join(OPTIONS)})")
-    for key, kind in OPTIONS.items():
-        if key in source.options and not isinstance(source.options[key], kind):
-            raise ConfigError(f"source {source.path}: {key} must be a {kind.__name__}")
-    link: str | None = source.options.get("link")
-    if link is not None:
-        try:
-            names = {name for _, name, _, _ in Formatter().parse(link) if name is not None}
-        except ValueError as exc:
-            raise ConfigError(f"source {source.path}: link template {link!r}: {exc}") from None
-        if names - LINK_FIELDS:
-            raise ConfigError(f"source {source.path}: link template uses "
-                              f"{sorted(names - LINK_FIELDS)}; it may use "
-                              f"{', '.join('{' + f + '}' for f in sorted(LINK_FIELDS))}")
-    remote, ref = split_uri(source.path)
-    parts = urlsplit(remote)
-    if parts.password:
-        raise ConfigError(f"source {_redact(source.path)} has a password in its URL, which "
-                          "would be stored with every document; use a git credential "
-                          "helper (`git config credential.helper`) instead")
-    if ref is not None and _BAD_REF.search(ref):
-        raise ConfigError(f"source {source.path}: {ref!r} is not a valid branch, tag or "
-                          "commit name")
-    local = None
-    if parts.scheme == "file" and parts.netloc in ("", "localhost") and not source.options.get(
-            "clone", False):
-        local = Path(unquote(parts.path))
     cache = context.state_dir / "clone.git" if context.state_dir is not None else None
-    return GitSource(source.path, remote, ref, local=local, cache=cache,
-                     writes=context.writes, include=source.include, exclude=source.exclude,
-                     max_bytes=context.config.max_bytes, link=link,
-                     timeout=context.config.timeout)
-
-
-def _redact(location: str) -> str:
-    return re.sub(r"(//[^/:@]*):[^/@]*@", r"\1:***@", location)
+    return GitSource(address(source), cache=cache, writes=context.writes,
+                     include=source.include, exclude=source.exclude,
+                     max_bytes=context.config.max_bytes, timeout=context.config.timeout)

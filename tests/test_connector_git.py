@@ -15,7 +15,8 @@ import pytest
 from indexer import Index
 from indexer.config import Config, SourceConfig
 from indexer.connectors.contract import ConnectorContext
-from indexer.connectors.git import GitSource, split_uri
+from indexer.connectors.git import GitSource
+from indexer.connectors.gitaddress import split_uri
 from indexer.connectors.registry import connector_for
 from indexer.errors import ConfigError, SourceError
 from indexer.records import Document, Skip, SourceItem
