@@ -137,7 +137,7 @@ class GitSource:
                                        f"{self.ref or 'HEAD'}^{{commit}}" if self.local
                                        else f"{TIP}^{{commit}}").decode().strip()
             except _Failed:
-                raise SourceError(f"git source {self.uri}: no branch, tag or commit "
+                raise SourceError(f"no branch, tag or commit "
                                   f"{self.ref or 'HEAD'!r} in the repository; check the "
                                   "@ref (`git branch --list`, `git tag --list`)") from None
         return self._commit
@@ -184,7 +184,11 @@ class GitSource:
         if self._reader is None:
             self._reader = self._open().blobs()
             weakref.finalize(self, _close, self._reader)
-        data = _read_blob(self._reader, item.version or "")
+        try:
+            data = _read_blob(self._reader, item.version or "")
+        except (OSError, ValueError) as exc:  # git stopped: the next load starts another
+            self._reader = None
+            return Skip(item.uri, f"could not read the file from git: {exc}")
         if data is None:
             return Skip(item.uri, "blob missing from the repository")
         return formats.document(item.uri, data, item.format)
@@ -210,7 +214,7 @@ class GitSource:
             try:
                 git.run("rev-parse", "--git-dir")
             except _Failed as exc:
-                raise SourceError(f"git source {self.uri}: no git repository at {self.local} "
+                raise SourceError(f"no git repository at {self.local} "
                                   f"({exc}); check the path") from None
         else:
             git = _Git(self._repository(), self.timeout)
@@ -219,9 +223,9 @@ class GitSource:
                         self.address.remote, f"+{self.ref or 'HEAD'}:{TIP}")
             except _Failed as exc:
                 if "couldn't find remote ref" in str(exc):
-                    raise SourceError(f"git source {self.uri}: the repository has no branch or "
-                                      f"tag {self.ref!r}; check the @ref") from None
-                raise SourceError(f"git source {self.uri} cannot be fetched ({exc}); check "
+                    raise SourceError(f"the repository has no branch or tag {self.ref!r}; "
+                                      "check the @ref (a commit needs its full id)") from None
+                raise SourceError(f"the repository cannot be fetched ({exc}); check "
                                   "the URL, the network and your access to the repository "
                                   "(git's credential helpers and SSH settings apply)") from None
         self._git = git
@@ -250,14 +254,14 @@ class GitSource:
             _Git(folder, self.timeout).run("init", "--quiet", "--bare")
             return folder
         except _Failed as exc:
-            raise SourceError(f"git source {self.uri}: cannot create a repository in "
+            raise SourceError(f"cannot create a git repository in "
                               f"{folder} ({exc})") from None
 
     def _run(self, *args: str, stdin: bytes | None = None) -> bytes:
         try:
             return self._open().run(*args, stdin=stdin)
         except _Failed as exc:
-            raise SourceError(f"git source {self.uri}: git {args[0]} failed ({exc}); run "
+            raise SourceError(f"git {args[0]} failed ({exc}); run "
                               "`git fsck` on the repository, or remove the index's copy "
                               "to fetch it again") from None
 
@@ -318,7 +322,7 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
     while left:
         chunk = stream.read(left)
         if not chunk:
-            raise SourceError("git cat-file stopped while reading a blob")
+            raise OSError("git cat-file stopped while reading a blob")
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
