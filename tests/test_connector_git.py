@@ -269,3 +269,13 @@ def test_a_missing_git_repository_raises_only_when_listed(tmp_path: Path,
     source = connector_for(SourceConfig(f"git+file://{tmp_path}/nowhere@main"), context)
     with pytest.raises(SourceError, match="no git repository at"):
         list(source.scan())
+
+
+def test_a_permalink_quotes_the_path_and_drops_the_anchor_without_lines() -> None:
+    source = connector_for(SourceConfig("git+https://h/docs@main", options={"link": LINK}),
+                           ConnectorContext(Config()))
+    assert isinstance(source, GitSource)
+    page_place = source.address.permalink("c0ffee", "guide/an intro.pdf", None, None)
+    assert page_place == "https://git.example.com/docs/blob/c0ffee/guide/an%20intro.pdf"
+    assert source.address.permalink("c0ffee", "a.md", 3, 9) == (
+        "https://git.example.com/docs/blob/c0ffee/a.md#L3-L9")
