@@ -64,7 +64,7 @@ _BOILERPLATE = ("fatal: Could not read from remote", "Please make sure you have"
 
 
 class _Failed(Exception):
-    """A git command exited non-zero; ``str()`` is git's last line of complaint."""
+    """A git command exited non-zero; ``str()`` is what git said (its hints left out)."""
 
 
 class _Git:
@@ -161,6 +161,8 @@ class GitSource:
         commit = self.commit()
         if settings != self.settings[:12] or not _OID.fullmatch(old):
             return None
+        if old == commit:
+            return Changes((), ())
         git = self._open()
         try:
             git.run("cat-file", "-e", f"{old}^{{tree}}")
