@@ -22,6 +22,8 @@ from indexer.errors import ConfigError, SourceError
 from indexer.records import Document, Skip, SourceItem
 from indexer.state.layout import Layout
 
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git executable")
+
 LINK = "https://git.example.com/docs/blob/{commit}/{path}#L{line_start}-L{line_end}"
 
 
