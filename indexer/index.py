@@ -267,7 +267,7 @@ class Index:
         vector = backend.embed_query([query])[0] if chosen.embeds_query else None
         store = self._store(backend)
         try:
-            return chosen.run(store, Query(query, vector, k, where))
+            hits = chosen.run(store, Query(query, vector, k, where))
         except StateError:
             from indexer.state.store import inspect
 
@@ -279,6 +279,21 @@ class Index:
                                  f"({', '.join(damage.migrations)}); run `indexer sync` or "
                                  "`indexer doctor --repair` to migrate it") from None
             raise
+        return self._cite(hits)
+
+    def _cite(self, hits: list[SearchHit]) -> list[SearchHit]:
+        """Fill in the origin (commit, path, link) of hits from sources that cite one."""
+        from indexer.connectors.registry import connector_for
+        from indexer.search.origins import cite
+
+        sources = []
+        for source in self.config.sources:
+            try:
+                sources.append(connector_for(source, self._context(source.path, self.config,
+                                                                   False)))
+            except (SourceError, ConfigError):
+                continue  # a source sync would refuse: its hits just have no origin
+        return cite(hits, sources, self._open_ledger().meta())
 
     def status(self) -> IndexStatus:
         """What the index holds, without loading the model or the store (a missing search

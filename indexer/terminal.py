@@ -201,6 +201,8 @@ def _place(place: Place) -> str:
         text += f":{place.line_start}-{place.line_end}"
     if place.heading:
         text += f"\n{place.heading}"
+    if place.origin is not None and place.origin.link:
+        text += f"\n{place.origin.link}"
     return text
 
 
