@@ -11,10 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from indexer import Index
+from indexer.batchfiles.requests import Shard
 from indexer.cli import cli
 from indexer.errors import SourceError
-from indexer.records import SearchHit
+from indexer.records import Chunk, SearchHit
 from indexer.state.layout import Layout
+from indexer.state.ledger import Ledger
 from support import store_rows
 
 
@@ -156,3 +158,23 @@ def test_a_source_deleted_from_config_by_hand_leaves_search_and_comes_back_free(
         assert (removed.configured, removed.documents) == (False, 1)
         assert [Path(s.source).name for s in index.sources()] == ["tea"]
         assert index.sync().orphaned == []
+
+
+def test_a_withdrawn_source_keeps_its_vectors_and_pays_for_nothing_it_was_waiting_for(
+        tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "state.db")
+    part = Chunk(0, "Paid for.", "Doc", 3, ("Doc",), None, 1, 1)
+    wait = Chunk(1, "Not yet sent.", "Doc", 3, ("Doc",), None, 2, 2)
+    ledger.stage("/gone/a.md", "/gone", "1:1", "h1", "A", [(part, "paid"), (wait, "waiting")])
+    ledger.stage("/kept/b.md", "/kept", "1:1", "h2", "B", [(wait, "waiting")])
+    ledger.stage("/gone/c.md", "/gone", "1:1", "h3", "C", [(part, "alone")])
+    job = ledger.create_job("local", Shard(tmp_path / "s.jsonl", 2, 6, 100, ("paid", "alone")))
+    ledger.finish_job(job, ["paid", "alone"], [], max_attempts=3)
+    ledger.stage("/gone/d.md", "/gone", "1:1", "h4", "D", [(wait, "only-d")])
+
+    assert ledger.withdraw_sources(["/gone"]) == {"/gone": 3}
+    assert [r.custom_id for r in ledger.pending_requests()] == ["waiting"]  # /kept needs it
+    assert ledger.key_states(["paid", "alone"]) == {"paid": "embedded", "alone": "embedded"}
+    assert ledger.withdraw_source("/gone") == 0  # once is enough
+    assert ledger.source_records()["/gone"].counts == {"orphaned": 3}
+    assert ledger.forget_source("/gone") == 3 and "/gone" not in ledger.source_records()

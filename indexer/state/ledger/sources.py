@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from indexer.state.ledger.connection import LedgerBase
+from indexer.state.ledger.connection import LedgerBase, _Guarded
 from indexer.state.ledger.records import SourceRecord
 
 ORPHANED = "orphaned"
@@ -65,7 +65,11 @@ class SourceRecords(LedgerBase):
             db.execute("INSERT OR IGNORE INTO dirty SELECT custom_id FROM chunks "
                        f"WHERE {_OF_SOURCE} AND (version != 'retired' OR {_WORTHLESS})",
                        (source,))
+            stale = [row[0] for row in db.execute(
+                f"SELECT DISTINCT custom_id FROM chunks WHERE {_OF_SOURCE} AND {_WORTHLESS}",
+                (source,))]
             db.execute(f"DELETE FROM chunks WHERE {_OF_SOURCE} AND {_WORTHLESS}", (source,))
+            _unwanted(db, stale)
             # ordinals of both versions may collide: a retired chunk takes a unique one
             db.execute("UPDATE chunks SET version = 'retired', ordinal = -rowid "
                        f"WHERE {_OF_SOURCE} AND version != 'retired'", (source,))
@@ -83,7 +87,10 @@ class SourceRecords(LedgerBase):
                                (source,)).fetchone()[0]
             db.execute(f"INSERT OR IGNORE INTO dirty SELECT custom_id FROM chunks "
                        f"WHERE {_OF_SOURCE}", (source,))
+            stale = [row[0] for row in db.execute(
+                f"SELECT DISTINCT custom_id FROM chunks WHERE {_OF_SOURCE}", (source,))]
             db.execute(f"DELETE FROM chunks WHERE {_OF_SOURCE}", (source,))
+            _unwanted(db, stale)
             db.execute("DELETE FROM documents WHERE source = ?", (source,))
             db.execute("DELETE FROM sources WHERE uri = ?", (source,))
             db.execute("DELETE FROM meta WHERE key = ?", (f"cursor {source}",))
@@ -98,3 +105,11 @@ class SourceRecords(LedgerBase):
         search, and how many."""
         left = {source: self.withdraw_source(source) for source in sources}
         return {source: n for source, n in left.items() if n}
+
+
+def _unwanted(db: _Guarded, keys: list[str]) -> None:
+    """Forget the keys among ``keys`` still waiting for a job that no chunk holds any more,
+    so the jobs of the same run do not pay for them."""
+    db.executemany("DELETE FROM keys WHERE custom_id = ? AND state = 'pending' AND NOT EXISTS "
+                   "(SELECT 1 FROM chunks WHERE chunks.custom_id = keys.custom_id)",
+                   [(key,) for key in keys])
