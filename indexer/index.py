@@ -165,9 +165,12 @@ class Index:
              exclude: Sequence[str] = (), follow_links: bool = False) -> Plan:
         """What :meth:`sync` would do and cost now, without spending or changing anything
         (new sources are not remembered)."""
+        from indexer.sync.sources import configured_roots
+
         sources = self._sources(paths, include, exclude, follow_links, remember=False)
         self._check_choice()
-        return self._pipeline(wait=False).plan(sources)
+        configured = configured_roots(self.config, self._read_context)
+        return self._pipeline(wait=False).plan(sources, configured)
 
     def retry(self) -> int:
         """Give chunks that failed for good another round of attempts on the next sync.

@@ -97,7 +97,8 @@ class Plan(FileCounts):
     ``chunks_to_embed`` counts distinct content keys that have no vector yet (after
     deduplication against the index and within the run); ``tokens`` is the larger of
     tiktoken's count and the service's bytes/4 estimate, summed; ``waves`` is how many
-    rounds of submission the enqueued-token budget needs.
+    rounds of submission the enqueued-token budget needs; ``orphaned`` the sources no
+    longer configured whose documents the sync would take out of search.
     """
 
     backend: str = ""
@@ -112,6 +113,7 @@ class Plan(FileCounts):
     batch_cost: float = 0.0
     sync_cost: float = 0.0
     skips: list[Skip] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view."""

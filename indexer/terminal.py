@@ -132,6 +132,9 @@ def show_plan(plan: Plan) -> None:
                   f"budget {plan.budget} tokens in flight")
     for skip in plan.skips:
         out.print(f"  skip {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
+    for source in plan.orphaned:
+        out.print(f"  would leave search, no longer in config.toml: {source}", style="yellow",
+                  highlight=False)
 
 
 def show_checkup(checkup: Checkup) -> None:

@@ -134,10 +134,12 @@ def test_a_source_deleted_from_config_by_hand_leaves_search_and_comes_back_free(
     config.write_text(original.replace(f'path = "{bread.resolve().as_posix()}"', "# gone"
                                        ).replace("[[sources]]\n# gone", "# gone"))
     with Index(tmp_path / "idx") as index:
+        plan = index.plan()
         report = index.sync()
         hits = index.search("bread", k=5)
         orphan = index.sources()[-1]
         status = index.status()
+    assert plan.orphaned == [f"{bread.resolve().as_posix()}: 1 document(s)"]
     assert report.exit_code == 0 and report.deleted == 0
     assert len(report.orphaned) == 1 and str(bread.resolve()) in report.orphaned[0]
     assert uris(hits) == {"tea.md"} and status.documents == 1

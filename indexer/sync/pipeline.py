@@ -22,7 +22,7 @@ from indexer.errors import SourceError
 from indexer.progress import Progress
 from indexer.records import Chunk, Document, StoreRow
 from indexer.report import Plan, SyncReport
-from indexer.state.ledger import Ledger
+from indexer.state.ledger import ORPHANED, Ledger
 from indexer.sync.base import JobOptions
 from indexer.sync.jobs import JobRunner
 from indexer.sync.survey import Change, survey
@@ -103,11 +103,17 @@ class Pipeline:
         if cursor is not None:  # every change up to it is staged: start there next time
             self.ledger.set_meta({key: cursor})
 
-    def plan(self, sources: Sequence[Connector]) -> Plan:
+    def plan(self, sources: Sequence[Connector],
+             configured: Collection[str] | None = None) -> Plan:
         """What :meth:`sync` would do and cost, without writing or spending anything."""
         plan = Plan(backend=self.backend.name, priced=self.options.jobs.priced,
                     model=self.backend.model,
                     budget=self.jobs.budget())
+        if configured is not None:
+            for root, record in self.ledger.source_records().items():
+                left = sum(n for status, n in record.counts.items() if status != ORPHANED)
+                if root not in configured and left:
+                    plan.orphaned.append(f"{root}: {left} document(s)")
         wanted: dict[str, Request] = {r.custom_id: r for r in self.ledger.pending_requests()}
         for source in sources:
             since = self.ledger.meta().get(f"cursor {source.uri}")
