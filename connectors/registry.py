@@ -51,6 +51,7 @@ class ConnectorSpec:
 
 BUILTIN = (
     ConnectorSpec("filesystem", ("file",), "indexer.connectors.filesystem:create"),
+    ConnectorSpec("s3", ("s3",), "indexer.connectors.s3:create"),
 )
 
 
