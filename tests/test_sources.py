@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from indexer import Index
+from indexer import Index, config
 from indexer.batchfiles.requests import Shard
 from indexer.cli import cli
 from indexer.errors import SourceError
@@ -180,3 +180,16 @@ def test_a_withdrawn_source_keeps_its_vectors_and_pays_for_nothing_it_was_waitin
     assert ledger.withdraw_source("/gone") == 0  # once is enough
     assert ledger.source_records()["/gone"].counts == {"orphaned": 3}
     assert ledger.forget_source("/gone") == 3 and "/gone" not in ledger.source_records()
+
+
+def test_forgetting_a_source_edits_only_its_entry(tmp_path: Path) -> None:
+    tables = ('# mine\n[index]\nbackend = "local"\n\n[[sources]]\npath = "/a"  # first\n'
+              'exclude = [\n  "drafts/",  # not yet\n]\n\n# b is the handbook\n'
+              '[[sources]]\npath = "/b"\n')
+    inline = '# mine\nsources = [{path = "/a"}, {path = "/b"}]  # both\n[index]\n'
+    for text, left in ((tables, '# mine\n[index]\nbackend = "local"\n\n\n# b is the handbook\n'
+                                '[[sources]]\npath = "/b"\n'),
+                       (inline, '# mine\nsources = [{path = "/b"}]  # both\n[index]\n')):
+        (tmp_path / "config.toml").write_text(text)
+        assert config.forget_source(tmp_path, "/a") and not config.forget_source(tmp_path, "/a")
+        assert (tmp_path / "config.toml").read_text() == left
