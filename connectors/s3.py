@@ -172,7 +172,7 @@ class S3Source:
         fmt = format_of(key.rsplit("/", 1)[-1])
         size = int(entry.get("Size", 0))
         if fmt is None:
-            return Skip(uri, "binary file")
+            return Skip(uri, formats.skipped_kind(key.rsplit("/", 1)[-1]))
         if size == 0:
             return Skip(uri, "empty file", empty=True)
         if size > self.max_bytes:

@@ -82,7 +82,8 @@ def test_a_bucket_syncs_and_a_resync_fetches_and_embeds_only_what_changed(
         faq = index.search("what boils water", k=1)[0]
         assert uris(index, "steeping green tea")[0] == at + "tea.md"
     assert first.exit_code == 0 and first.new == 3
-    assert [(s.uri, s.reason) for s in first.skips] == [(at + "logo.png", "binary file")]
+    assert [(s.uri, s.reason) for s in first.skips] == [
+        (at + "logo.png", "image (.png): no text to index")]
     assert faq.place.uri == at + "faq" and faq.text == "A kettle boils water."
     assert s3.count("GET", f"/{bucket}/handbook/logo.png") == 0
 
@@ -118,7 +119,7 @@ def test_globs_size_limit_and_binary_names_are_decided_from_the_listing(
              f.reason if isinstance(f, Skip) else f.format for f in listed.scan()}
     assert found == {
         "guide/a.md": "markdown", "big.md": "object too large: 200 bytes (max_bytes is 100)",
-        "empty.md": "empty file", "photo.jpg": "binary file",
+        "empty.md": "empty file", "photo.jpg": "image (.jpg): no text to index",
     }
     assert s3.count() == 1  # the listing: nothing is downloaded to decide
 
