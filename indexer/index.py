@@ -301,6 +301,26 @@ class Index:
                                  "`indexer doctor --repair` to migrate it") from None
             raise
 
+    def evaluate(self, queries: str | Path, qrels: str | Path,
+                 modes: Sequence[str] = ()) -> dict[str, dict[str, float]]:
+        """Measure search on judged queries: ``queries`` is JSONL (``{"_id", "text"}``),
+        ``qrels`` a BEIR or TREC judgments TSV whose document ids are indexed documents'
+        URIs or file stems. Returns, for each of ``modes`` (default: every mode), the mean
+        ``ndcg@10``, ``recall@10``, ``recall@100`` and ``mrr@10`` over the judged queries
+        (see :mod:`indexer.search.evaluation`)."""
+        from indexer.search.evaluation import DEPTH, evaluate, load
+        from indexer.search.modes import MODES
+        from indexer.search.modes import mode as search_mode
+
+        judged = load(Path(queries), Path(qrels))
+        chosen = [search_mode(name).name for name in modes] or list(MODES)
+
+        def rank(text: str, mode: str) -> list[str]:
+            return [hit.document or hit.place.uri for hit in
+                    self.search(text, k=DEPTH, mode=mode, per_doc=True, passages=1)]
+
+        return evaluate(judged, chosen, rank)
+
     def _source_condition(self, source: str | Path) -> str:
         """The store filter for one source's documents; an unknown source is refused with
         the known ones named."""
