@@ -34,7 +34,7 @@ from indexer.search.fusion import Fusion, fuse
 from indexer.search.searcher import by_document
 
 sys.path.insert(0, str(Path(__file__).parent / "ranking"))
-import corpus  # noqa: E402
+import corpus
 
 TOKENIZERS = {
     "stem+stop+fold (LanceDB default)": {"stem": True, "remove_stop_words": True,
@@ -90,9 +90,17 @@ def measure(judged: Judged, rank: Callable[[str], list[SearchHit]]) -> dict[str,
     return metrics.mean(per_query)
 
 
+def hybrid(near: dict[str, list[SearchHit]], found: dict[str, list[SearchHit]], depth: int,
+           pool: int, fusion: Fusion) -> Callable[[str], list[SearchHit]]:
+    """The hybrid ranking of a query from each half's top ``depth`` candidates."""
+    return lambda text: fuse(near[text][:depth], found[text][:depth], pool, fusion)
+
+
 def row(name: str, figures: dict[str, dict[str, float]]) -> str:
+    """A table row: every measure of each set, then nDCG@10 averaged over the sets."""
     cells = [f"{figures[s][m]:.3f}" for s in figures for m in metrics.MEASURES]
-    return f"| {name} | " + " | ".join(cells) + " |"
+    both = sum(f["ndcg@10"] for f in figures.values()) / len(figures)
+    return f"| {name} | " + " | ".join(cells) + f" | {both:.3f} |"
 
 
 def main() -> None:
@@ -118,24 +126,25 @@ def main() -> None:
     condition = store.condition()
     near = {t: store.nearest(vectors[t], args.pool, condition) for t in texts}
     head = " | ".join(f"{s} {m}" for s in sets for m in metrics.MEASURES)
-    print(f"\n| setting | {head} |\n|" + "---|" * (1 + len(sets) * 4))
+    print(f"\n| setting | {head} | mean ndcg@10 |\n|" + "---|" * (2 + len(sets) * 4))
     print(row("vector", {s: measure(j, lambda t: near[t]) for s, j in sets.items()}))
     keyword: dict[str, dict[str, list[SearchHit]]] = {}
     for name, settings in TOKENIZERS.items():
         store._table.create_index("text", config=FTS(**settings), name="text_idx",
                                   replace=True)
         keyword[name] = {t: store.matching(t, args.pool, condition) for t in texts}
-        print(row(f"keyword, {name}", {s: measure(j, lambda t: keyword[name][t])
+        print(row(f"keyword, {name}", {s: measure(j, keyword[name].__getitem__)
                                         for s, j in sets.items()}))
     for name, found in keyword.items():
-        print(row(f"hybrid rrf c=60 1:1, {name}", {s: measure(j, lambda t: fuse(
-            near[t][:args.depth], found[t][:args.depth], args.pool, Fusion()))
-            for s, j in sets.items()}))
+        for fusion_name in ("rrf c=60 1:1", "minmax 0.5:0.5"):
+            print(row(f"hybrid {fusion_name}, {name}", {s: measure(j, hybrid(
+                near, found, args.depth, args.pool, FUSIONS[fusion_name]))
+                for s, j in sets.items()}))
     chosen = next(iter(TOKENIZERS))
     for name, fusion in FUSIONS.items():
         for depth in (20, args.depth, 100):
-            print(row(f"hybrid {name} depth {depth}", {s: measure(j, lambda t: fuse(
-                near[t][:depth], keyword[chosen][t][:depth], args.pool, fusion))
+            print(row(f"hybrid {name} depth {depth}", {s: measure(j, hybrid(
+                near, keyword[chosen], depth, args.pool, fusion))
                 for s, j in sets.items()}))
     print(f"\n{len(sets['written'])} written and {len(sets['derived'])} derived queries; "
           f"single modes rank {args.pool} passages, hybrid fuses each half's top depth")

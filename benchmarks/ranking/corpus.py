@@ -13,7 +13,7 @@ import inspect
 import warnings
 from pathlib import Path
 
-MODULES = (
+MODULES = tuple(
     "abc argparse array ast asyncio base64 bisect binascii bz2 calendar cmath cmd code "
     "codecs collections colorsys concurrent.futures configparser contextlib copy csv "
     "ctypes dataclasses datetime decimal difflib dis doctest email enum filecmp fileinput "
