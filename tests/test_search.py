@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from indexer import Index
 from indexer.cli import cli
 from indexer.errors import ConfigError
-from indexer.records import Place, StoreRow
+from indexer.records import Place, SearchHit, StoreRow
 from indexer.search.scope import glob_regex
 from indexer.search.searcher import Request, choose
 from indexer.state.store import Store
@@ -60,10 +60,15 @@ def test_default_is_hybrid_and_each_hit_explains_its_score(index: Index) -> None
                                                    mode="vector")}
     keyword = {h.custom_id: h for h in index.search("how do I cancel a batch?", k=50,
                                                     mode="keyword")}
-    for hit in hits:
-        halves = [hit.vector, hit.keyword]
-        assert any(halves)
-        assert hit.score == pytest.approx(sum(1 / (60 + h.rank) for h in halves if h))
+    def scaled(value: float, ranking: dict[str, SearchHit]) -> float:
+        scores = [h.score for h in ranking.values()]
+        return (value - min(scores)) / (max(scores) - min(scores))
+
+    for hit in hits:  # equal weights on each half's scores scaled within its 50 candidates
+        assert hit.vector or hit.keyword
+        assert hit.score == pytest.approx(
+            0.5 * (scaled(hit.vector.score, vector) if hit.vector else 0)
+            + 0.5 * (scaled(hit.keyword.score, keyword) if hit.keyword else 0))
         if hit.vector:
             assert vector[hit.custom_id].score == pytest.approx(hit.vector.score)
             assert vector[hit.custom_id].vector.rank == hit.vector.rank  # type: ignore[union-attr]

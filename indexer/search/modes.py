@@ -66,7 +66,7 @@ def _hybrid(store: Store, query: Query) -> list[SearchHit]:
 
 MODES: Mapping[str, SearchMode] = {
     mode.name: mode for mode in (
-        SearchMode("hybrid", "meaning fused with full-text matches (reciprocal rank fusion)",
+        SearchMode("hybrid", "meaning fused with full-text matches (scaled scores, equal weights)",
                    True, True, _hybrid),
         SearchMode("vector", "nearest in meaning (cosine similarity)", True, False, _vector),
         SearchMode("keyword", "full-text matches only (BM25)", False, True, _keyword),
