@@ -71,5 +71,6 @@ def _scale(ranking: Sequence[SearchHit]) -> Callable[[float], float]:
 
 def single(hits: Sequence[SearchHit], mode: str) -> list[SearchHit]:
     """One half's ranking as the result of a mode: each hit says its rank in that half."""
-    return [replace(hit, mode=mode, **{mode: Half(rank, hit.score)})
+    return [replace(hit, mode=mode, vector=Half(rank, hit.score) if mode == "vector" else None,
+                    keyword=Half(rank, hit.score) if mode == "keyword" else None)
             for rank, hit in enumerate(hits, start=1)]

@@ -33,11 +33,16 @@ _ESSENTIAL = ("custom_id", "vector")
 """Columns without which a row is worthless (the ledger can rebuild every other one)."""
 _DERIVED = {"n_places": "CAST(coalesce(array_length(places), 0) AS INT)"}
 _LANCE_ERRORS = (OSError, ValueError, RuntimeError)
-TEXT_INDEX = {"stem": True, "remove_stop_words": True, "ascii_folding": True}
-"""The full-text tokenizer: English stemming, stop words dropped, accents folded (chosen by
-measurement, see docs/search.md)."""
+
+
+def text_index() -> FTS:
+    """The full-text index's tokenizer: English stemming, stop words dropped, accents
+    folded (chosen by measurement, see docs/search.md)."""
+    return FTS(stem=True, remove_stop_words=True, ascii_folding=True)
+
+
 _INDICES: dict[str, tuple[str, Callable[[], Any]]] = {
-    "custom_id_idx": ("custom_id", BTree), "text_idx": ("text", lambda: FTS(**TEXT_INDEX)),
+    "custom_id_idx": ("custom_id", BTree), "text_idx": ("text", text_index),
     "vector_idx": ("vector", lambda: IvfRq(distance_type="cosine"))}
 """The table's indices by name: their column and how each is made."""
 _PLACE = pa.struct([
@@ -221,8 +226,9 @@ class Store:
         ranking, so a narrow filter still yields ``limit`` rows when there are) nearest
         ``vector``, best first (score: cosine similarity). ``where`` is the user's part,
         named when the filter fails."""
-        query = self._table.search(np.asarray(vector, dtype=np.float32),
-                                   vector_column_name="vector").distance_type("cosine")
+        query: Any = self._table.search(np.asarray(vector, dtype=np.float32),
+                                        vector_column_name="vector")
+        query = query.distance_type("cosine")
         if self.health.refine_factor and self._has_vector_index():
             query = query.refine_factor(self.health.refine_factor)
         query = (query.where(condition, prefilter=True).limit(limit)
@@ -305,7 +311,7 @@ class Store:
         names = {i.name for i in self._table.list_indices()}
         rows = self._table.count_rows() if {"text_idx", "vector_idx"} - names else 0
         if "text_idx" not in names and rows > 0:
-            self._table.create_index("text", config=FTS(**TEXT_INDEX), name="text_idx")
+            self._table.create_index("text", config=text_index(), name="text_idx")
         if "vector_idx" not in names and rows >= self.health.vector_index_rows:
             self._table.create_index("vector", config=IvfRq(distance_type="cosine"),
                                      name="vector_idx")
