@@ -252,7 +252,10 @@ class Store:
 
     def has_text_index(self) -> bool:
         """True once the full-text index on ``text`` exists (made on the first write)."""
-        return any(i.name == "text_idx" for i in self._table.list_indices())
+        try:
+            return any(i.name == "text_idx" for i in self._table.list_indices())
+        except _LANCE_ERRORS as exc:
+            raise StateError(f"search failed: {exc}") from exc
 
     @staticmethod
     def _run(query: Any, where: str | None) -> list[dict[str, Any]]:
