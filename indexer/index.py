@@ -266,9 +266,12 @@ class Index:
         Filters apply before ranking, so a narrow one still yields ``k`` hits when there
         are that many.
         """
+        from indexer.search.modes import mode as search_mode
         from indexer.search.scope import path_condition
         from indexer.search.searcher import Request, choose, run
 
+        if mode or hybrid:
+            search_mode(mode or "hybrid")  # an unknown mode is refused before anything opens
         if not query.strip():
             raise ConfigError("the search query is empty")
         if k < 1 or passages < 1 or context < 0:

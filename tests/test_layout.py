@@ -184,5 +184,6 @@ def test_a_connector_plugin_is_chosen_by_scheme_and_asked_for_changes(tmp_path: 
 
 
 def test_an_unknown_search_mode_lists_the_modes(tmp_path: Path) -> None:
-    with Index(tmp_path / "idx") as index, pytest.raises(ConfigError, match="vector, hybrid"):
+    with Index(tmp_path / "idx") as index, \
+            pytest.raises(ConfigError, match="hybrid, vector, keyword"):
         index.search("anything", mode="rerank")
