@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from indexer import Index
 from indexer.cli import cli
-from indexer.errors import ConfigError
+from indexer.errors import ConfigError, StateError
 from indexer.records import Place, SearchHit, StoreRow
 from indexer.search.scope import glob_regex
 from indexer.search.searcher import Request, choose
@@ -156,7 +156,7 @@ def test_before_the_full_text_index_exists_search_falls_back_to_vector(
     vector = np.array([1, 0, 0], dtype=np.float32)
     store.put([StoreRow("a", "text a", "", (Place("/d/a.md"),), vector)])
     assert choose(Request("text"), store).name == "vector"
-    with pytest.raises(ConfigError, match="full-text index"):
+    with pytest.raises(StateError, match="full-text index"):
         choose(Request("text", mode="hybrid"), store)
     store.optimize()
     assert choose(Request("text"), store).name == "hybrid"

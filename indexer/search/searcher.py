@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from indexer.errors import ConfigError
+from indexer.errors import StateError
 from indexer.records import Place, SearchHit
 from indexer.search.modes import Query, SearchMode, default_mode, mode
 
@@ -39,11 +39,11 @@ class Request:
 
 def choose(request: Request, store: Store) -> SearchMode:
     """The mode asked for, or the default the store can run; a mode needing the full-text
-    index before it exists is refused."""
+    index where there is none is refused (:class:`StateError`: the index may be damaged)."""
     has_text = store.has_text_index()
     chosen = mode(request.mode) if request.mode else default_mode(has_text)
     if chosen.needs_text_index and not has_text:
-        raise ConfigError(f"the {chosen.name} mode needs the full-text index, which is made "
+        raise StateError(f"the {chosen.name} mode needs the full-text index, which is made "
                           "by the first sync that stores passages; run `indexer sync` or use "
                           "--mode vector")
     return chosen
