@@ -234,32 +234,82 @@ def plan(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, 
 @cli.command()
 @click.argument("query")
 @click.option("-k", "--limit", "k", type=click.IntRange(1, 1000), default=5, show_default=True,
-              help="How many passages to return.")
+              help="How many passages (with --per-doc: documents) to return.")
+@click.option("--mode", type=click.Choice(list(MODES)), default=None,
+              help="How to rank: meaning fused with keyword matches (hybrid, the default "
+                   "once the full-text index exists), meaning only (vector), or keyword "
+                   "matches only (keyword).")
+@click.option("--hybrid", is_flag=True, help="Same as --mode hybrid.")
+@click.option("--per-doc", is_flag=True,
+              help="Return each document once, with its best passages.")
+@click.option("--passages", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="With --per-doc: the best passages shown per document.")
+@click.option("--context", type=click.IntRange(0, 20), default=0, show_default=True,
+              help="Merge N neighbouring passages on each side into each shown passage.")
+@click.option("--source", default=None,
+              help="Only documents of this source (a folder or URI given to sync).")
+@click.option("--path", "path_glob", default=None, metavar="GLOB",
+              help="Only documents whose path matches GLOB ('*.md', 'guides/**', "
+                   "'/abs/dir/'): * and ? stay within a folder, ** crosses folders.")
 @click.option("--where", default=None,
               help="SQL filter on stored columns (uri, heading, page, line_start, line_end, "
                    "text, context), e.g. \"uri LIKE '%/api/%'\". One expression: no "
                    "comments, ';', backslashes or placeholders.")
-@click.option("--mode", type=click.Choice(list(MODES)), default=None,
-              help="How to rank: by meaning (vector, the default) or meaning fused with "
-                   "keyword matches (hybrid).")
-@click.option("--hybrid", is_flag=True, help="Same as --mode hybrid.")
-@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print hits as JSON: mode, fused score and each half's rank and score.")
 @click.pass_context
-def search(ctx: click.Context, query: str, k: int, where: str | None, mode: str | None,
-           hybrid: bool, as_json: bool) -> None:
-    """Find the passages closest in meaning to QUERY.
+def search(ctx: click.Context, query: str, k: int, mode: str | None, hybrid: bool,
+           per_doc: bool, passages: int, context: int, source: str | None,
+           path_glob: str | None, where: str | None, as_json: bool) -> None:
+    """Find the passages that best answer QUERY.
 
-    Exit 1 when the index cannot be searched or the --where filter is malformed or fails
-    to run (the message says why); 2 for a usage error.
+    Filters (--where, --source, --path) apply before ranking, so a narrow filter still
+    returns -k hits when that many match.
+
+    \b
+    Exit codes (like grep):
+      0  something matched
+      1  nothing matched, or the index cannot be searched, or the --where filter is
+         malformed or fails to run (the message says why)
+      2  usage error
     """
     with _errors(), _index(ctx) as index:
-        hits = index.search(query, k=k, where=where, hybrid=hybrid, mode=mode)
+        hits = index.search(query, k=k, where=where, hybrid=hybrid, mode=mode,
+                            per_doc=per_doc, passages=passages, context=context,
+                            source=source, path=path_glob)
     if as_json:
         _emit([hit.to_dict() for hit in hits])
     else:
         from indexer.terminal import show_hits
 
         show_hits(hits)
+    if not hits:
+        sys.exit(1)
+
+
+@cli.command(name="eval")
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="Queries as JSON lines: {\"_id\": ..., \"text\": ...}.")
+@click.option("--qrels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="Judgments: a BEIR (query-id corpus-id score) or TREC "
+                                  "qrels TSV; documents named by URI or file stem.")
+@click.option("--modes", default=None, metavar="MODE,...",
+              help=f"Modes to compare (default: all of {', '.join(MODES)}).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_context
+def evaluate(ctx: click.Context, queries: Path, qrels: Path, modes: str | None,
+             as_json: bool) -> None:
+    """Measure search on judged queries: nDCG@10, Recall@10, Recall@100 and MRR@10 for
+    each mode, to compare chunk sizes, models and modes on your own judgments."""
+    chosen = [m.strip() for m in (modes or "").split(",") if m.strip()]
+    with _errors(), _index(ctx) as index:
+        figures = index.evaluate(queries, qrels, chosen)
+    if as_json:
+        _emit(figures)
+    else:
+        from indexer.terminal import show_evaluation
+
+        show_evaluation(figures)
 
 
 @cli.command()

@@ -301,26 +301,50 @@ class Index:
             raise SourceError(f"no index at {self.path}; build one with `indexer sync FOLDER`")
 
     def search(self, query: str, k: int = 5, where: str | None = None,
-               hybrid: bool = False, mode: str | None = None) -> list[SearchHit]:
-        """The ``k`` passages that best answer ``query``, best first. ``mode`` is a
-        :mod:`search mode <indexer.search.modes>` (``vector``, the default, or ``hybrid``,
-        which fuses vector and full-text results; ``hybrid=True`` says the same);
-        ``where`` filters on stored columns (``uri``, ``heading``, ``page``, ``text``)."""
-        from indexer.search.modes import Query
-        from indexer.search.modes import mode as search_mode
+               hybrid: bool = False, mode: str | None = None, *, per_doc: bool = False,
+               passages: int = 3, context: int = 0, source: str | Path | None = None,
+               path: str | None = None) -> list[SearchHit]:
+        """The ``k`` passages that best answer ``query``, best first.
 
-        chosen = search_mode(mode or ("hybrid" if hybrid else "vector"))
+        ``mode`` is a :mod:`search mode <indexer.search.modes>`: ``hybrid`` (meaning fused
+        with full-text matches, the default once the full-text index exists), ``vector``
+        (the default before) or ``keyword``; ``hybrid=True`` says ``mode="hybrid"``. Each
+        hit says which mode ranked it and how each half did (:class:`SearchHit`).
+
+        ``per_doc``: the ``k`` best documents instead, each once with up to ``passages``
+        of its best passages. ``context``: merge that many neighbouring passages on each
+        side into each hit's text. ``where`` filters on stored columns (``uri``,
+        ``heading``, ``page``, ``text``...); ``source`` keeps one source's documents and
+        ``path`` those whose URI matches a glob (see :func:`indexer.search.scope.glob_regex`).
+        Filters apply before ranking, so a narrow one still yields ``k`` hits when there
+        are that many.
+        """
+        from indexer.search.modes import mode as search_mode
+        from indexer.search.scope import path_condition
+        from indexer.search.searcher import Request, choose, run
+
+        if mode or hybrid:
+            search_mode(mode or "hybrid")  # an unknown mode is refused before anything opens
         if not query.strip():
             raise ConfigError("the search query is empty")
+        if k < 1 or passages < 1 or context < 0:
+            raise ConfigError("k and passages must be at least 1, context at least 0")
         self._require()
-        spec = self._spec(self._open_ledger().meta())
-        if chosen.embeds_query and not spec.embeds_queries:
-            raise ConfigError(f"the {spec.name} backend cannot embed search queries")
+        ledger = self._open_ledger()
+        spec = self._spec(ledger.meta())
+        narrowing = [self._source_condition(source)] if source is not None else []
+        narrowing += [path_condition(path)] if path else []
+        request = Request(query, k, where, mode or ("hybrid" if hybrid else None), per_doc,
+                          passages, context, tuple(narrowing))
         backend = self._open_backend()
-        vector = backend.embed_query([query])[0] if chosen.embeds_query else None
         store = self._store(backend)
         try:
-            hits = chosen.run(store, Query(query, vector, k, where))
+            chosen = choose(request, store)
+            if chosen.embeds_query and not spec.embeds_queries:
+                raise ConfigError(f"the {spec.name} backend cannot embed search queries; "
+                                  "use --mode keyword")
+            vector = backend.embed_query([query])[0] if chosen.embeds_query else None
+            hits = run(request, chosen, store, vector, ledger.neighbours)
         except StateError:
             from indexer.state.store import inspect
 
@@ -347,6 +371,40 @@ class Index:
             except (SourceError, ConfigError):
                 continue  # a source sync would refuse: its hits just have no origin
         return cite(hits, sources, self._open_ledger().meta())
+
+    def evaluate(self, queries: str | Path, qrels: str | Path,
+                 modes: Sequence[str] = ()) -> dict[str, dict[str, float]]:
+        """Measure search on judged queries: ``queries`` is JSONL (``{"_id", "text"}``),
+        ``qrels`` a BEIR or TREC judgments TSV whose document ids are indexed documents'
+        URIs or file stems. Returns, for each of ``modes`` (default: every mode), the mean
+        ``ndcg@10``, ``recall@10``, ``recall@100`` and ``mrr@10`` over the judged queries
+        (see :mod:`indexer.search.evaluation`)."""
+        from indexer.search.evaluation import DEPTH, evaluate, load
+        from indexer.search.modes import MODES
+        from indexer.search.modes import mode as search_mode
+
+        judged = load(Path(queries), Path(qrels))
+        chosen = [search_mode(name).name for name in modes] or list(MODES)
+
+        def rank(text: str, mode: str) -> list[str]:
+            return [hit.document or hit.place.uri for hit in
+                    self.search(text, k=DEPTH, mode=mode, per_doc=True, passages=1)]
+
+        return evaluate(judged, chosen, rank)
+
+    def _source_condition(self, source: str | Path) -> str:
+        """The store filter for one source's documents; an unknown source is refused with
+        the known ones named."""
+        from indexer.search.scope import source_condition
+
+        ledger = self._open_ledger()
+        wanted = _location(source)
+        if not ledger.known_source(wanted):
+            known = ", ".join(s.path for s in self.config.sources) or "none"
+            raise ConfigError(f"no documents are indexed from source {wanted}; "
+                              f"known sources: {known}")
+        prefix = wanted if wanted.endswith("/") else wanted + "/"
+        return source_condition(prefix, ledger.documents_outside(wanted, prefix))
 
     def status(self) -> IndexStatus:
         """What the index holds, without loading the model or the store (a missing search

@@ -140,13 +140,36 @@ class Place:
 
 
 @dataclass(frozen=True)
+class Half:
+    """How one half of a search ranked a passage: its 1-based rank and its own score
+    (cosine similarity for ``vector``, BM25 for ``keyword``)."""
+
+    rank: int
+    score: float
+
+
+@dataclass(frozen=True)
 class SearchHit:
-    """One search result: the passage, its score (higher is better) and every place it occurs."""
+    """One search result: the passage, its score (higher is better) and every place it occurs.
+
+    ``mode`` is the search mode that ranked it and ``score`` that mode's score (for
+    ``hybrid`` the fused one); ``vector`` and ``keyword`` say how each half ranked it
+    (None: that half did not find it or did not run). With ``--context`` the text is the
+    passage merged with its neighbours (``merged`` chunks added, the place's lines
+    widened); with ``--per-doc`` a hit is one document (``document``) and ``more`` its
+    other best passages.
+    """
 
     custom_id: str
     score: float
     text: str
     places: tuple[Place, ...] = field(default_factory=tuple)
+    mode: str = ""
+    vector: Half | None = None
+    keyword: Half | None = None
+    merged: int = 0
+    document: str | None = None
+    more: tuple[SearchHit, ...] = ()
 
     @property
     def place(self) -> Place:
@@ -155,8 +178,20 @@ class SearchHit:
 
     def to_dict(self) -> dict[str, object]:
         """The JSON view every interface shares (``search --json``, the server, MCP)."""
-        return {"custom_id": self.custom_id, "score": round(self.score, 4), "text": self.text,
-                "places": [asdict(p) for p in self.places]}
+        data: dict[str, object] = {
+            "custom_id": self.custom_id, "score": round(self.score, 4), "text": self.text,
+            "places": [asdict(p) for p in self.places], "mode": self.mode,
+            "vector": _half(self.vector), "keyword": _half(self.keyword)}
+        if self.merged:
+            data["merged"] = self.merged
+        if self.document is not None:
+            data["document"] = self.document
+            data["more"] = [hit.to_dict() for hit in self.more]
+        return data
+
+
+def _half(half: Half | None) -> dict[str, object] | None:
+    return None if half is None else {"rank": half.rank, "score": round(half.score, 4)}
 
 
 @dataclass(frozen=True)

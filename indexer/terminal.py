@@ -150,15 +150,19 @@ def show_checkup(checkup: Checkup) -> None:
 
 
 def show_hits(hits: Sequence[SearchHit]) -> None:
-    """Search hits as a table on a terminal, or plain blocks when piped."""
+    """Search hits as a table on a terminal, or plain blocks when piped; the first line
+    names the mode that ranked them. A document hit (``--per-doc``) shows its passages."""
     if not hits:
         out.print("no matches")
         return
+    unit = "documents" if hits[0].document is not None else "passages"
+    out.print(f"{len(hits)} {unit}, {hits[0].mode} search", highlight=False)
     if not out.is_terminal:
         for rank, hit in enumerate(hits, start=1):
             places = "; ".join(_place(p).replace("\n", " · ") for p in hit.places)
             out.print(f"{rank}. {hit.score:.3f}  {places}", highlight=False, soft_wrap=True)
-            out.print(f"   {_snippet(hit.text)}\n", highlight=False, soft_wrap=True)
+            for passage in (hit, *hit.more):
+                out.print(f"   {_shown(passage)}\n", highlight=False, soft_wrap=True)
         return
     table = Table(show_lines=True)
     table.add_column("#", justify="right")
@@ -169,7 +173,21 @@ def show_hits(hits: Sequence[SearchHit]) -> None:
         where = "\n".join(_place(p) for p in hit.places[:3])
         if len(hit.places) > 3:
             where += f"\n(+{len(hit.places) - 3} more)"
-        table.add_row(str(rank), f"{hit.score:.3f}", where, _snippet(hit.text))
+        shown = "\n\n".join(_shown(passage) for passage in (hit, *hit.more))
+        table.add_row(str(rank), f"{hit.score:.3f}", where, shown)
+    out.print(table)
+
+
+def show_evaluation(figures: dict[str, dict[str, float]]) -> None:
+    """One row per search mode, one column per measure."""
+    measures = list(next(iter(figures.values()), {}))
+    table = Table()
+    table.add_column("mode")
+    for name in measures:
+        table.add_column(name.replace("ndcg", "nDCG").replace("recall", "Recall")
+                         .replace("mrr", "MRR"), justify="right")
+    for mode, values in figures.items():
+        table.add_row(mode, *(f"{values[name]:.4f}" for name in measures))
     out.print(table)
 
 
@@ -267,6 +285,11 @@ def _short(uri: str) -> str:
     except ValueError:
         return uri
     return uri if relative.startswith("../..") else relative
+
+
+def _shown(hit: SearchHit) -> str:
+    """A hit's passage, flattened; longer when neighbours were merged into it."""
+    return _snippet(hit.text, 300 * (1 + hit.merged))
 
 
 def _snippet(text: str, limit: int = 300) -> str:

@@ -111,7 +111,7 @@ SPEC = ConnectorSpec("notes", ("notes",), "notes_connector:create")
 
 
 class Notes:
-    def __init__(self, source, config, skip_dirs):
+    def __init__(self, source, context):
         self.uri = source.path
         self.folder = Path(source.path.removeprefix("notes://"))
 
@@ -147,8 +147,8 @@ class Notes:
         return Changes(found, gone)
 
 
-def create(source, config, skip_dirs):
-    return Notes(source, config, skip_dirs)
+def create(source, context):
+    return Notes(source, context)
 ''')
     info = site / "notes_connector-1.0.dist-info"
     info.mkdir()
@@ -184,5 +184,6 @@ def test_a_connector_plugin_is_chosen_by_scheme_and_asked_for_changes(tmp_path: 
 
 
 def test_an_unknown_search_mode_lists_the_modes(tmp_path: Path) -> None:
-    with Index(tmp_path / "idx") as index, pytest.raises(ConfigError, match="vector, hybrid"):
+    with Index(tmp_path / "idx") as index, \
+            pytest.raises(ConfigError, match="hybrid, vector, keyword"):
         index.search("anything", mode="rerank")

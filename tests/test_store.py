@@ -116,8 +116,9 @@ def search_cli(index_dir: Path, where: str) -> subprocess.CompletedProcess[str]:
                                    "uri LIKE '%' OR custom_id = 'hidden-key'"])
 def test_a_filter_never_reveals_unpublished_rows(hidden_row_index: Path, where: str) -> None:
     result = search_cli(hidden_row_index, where)
-    assert result.returncode == 0, result.stderr
-    assert "hidden-key" not in {hit["custom_id"] for hit in json.loads(result.stdout)}
+    hits = json.loads(result.stdout)
+    assert result.returncode == (0 if hits else 1), result.stderr  # 1: nothing matched
+    assert "hidden-key" not in {hit["custom_id"] for hit in hits}
 
 
 @pytest.mark.parametrize(("where", "problem"), [

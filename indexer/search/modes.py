@@ -1,9 +1,10 @@
 """Search modes: how a query becomes ranked passages.
 
 A mode is a :class:`SearchMode` in :data:`MODES`: its name (``--mode NAME``), whether it
-needs the query embedded, and a function that asks the store. ``vector`` ranks by
-meaning (cosine similarity); ``hybrid`` fuses meaning with full-text matches
-(reciprocal rank fusion). A new mode (keyword only, a reranker) is one more entry.
+needs the query embedded, whether it needs the full-text index, and a function that asks
+the store. ``vector`` ranks by meaning (cosine similarity), ``keyword`` by full-text
+matches (BM25), ``hybrid`` fuses both (see :mod:`indexer.search.fusion`). A new mode (a
+reranker) is one more entry.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from indexer.errors import ConfigError
+from indexer.search.fusion import DEFAULT, fuse, single
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,11 +25,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Query:
-    """One search: the text, its vector (when the mode needs one), how many, a filter."""
+    """One search: the text, its vector (when the mode needs one), how many, the store
+    filter to run under (:meth:`Store.condition`) and the user's ``where`` part of it."""
 
     text: str
     vector: np.ndarray | None
     k: int
+    condition: str = "n_places > 0"
     where: str | None = None
 
 
@@ -38,24 +42,34 @@ class SearchMode:
     name: str
     summary: str
     embeds_query: bool
+    needs_text_index: bool
     run: Callable[[Store, Query], list[SearchHit]]
 
 
 def _vector(store: Store, query: Query) -> list[SearchHit]:
     assert query.vector is not None
-    return store.search(query.vector, query.k, query.where)
+    return single(store.nearest(query.vector, query.k, query.condition, query.where),
+                  "vector")
+
+
+def _keyword(store: Store, query: Query) -> list[SearchHit]:
+    return single(store.matching(query.text, query.k, query.condition, query.where),
+                  "keyword")
 
 
 def _hybrid(store: Store, query: Query) -> list[SearchHit]:
     assert query.vector is not None
-    return store.search(query.vector, query.k, query.where, text=query.text)
+    depth = max(query.k, DEFAULT.depth)
+    return fuse(store.nearest(query.vector, depth, query.condition, query.where),
+                store.matching(query.text, depth, query.condition, query.where), query.k)
 
 
 MODES: Mapping[str, SearchMode] = {
     mode.name: mode for mode in (
-        SearchMode("vector", "nearest in meaning (cosine similarity)", True, _vector),
-        SearchMode("hybrid", "meaning fused with full-text matches (reciprocal rank fusion)",
-                   True, _hybrid),
+        SearchMode("hybrid", "meaning fused with full-text matches (scaled scores, equal weights)",
+                   True, True, _hybrid),
+        SearchMode("vector", "nearest in meaning (cosine similarity)", True, False, _vector),
+        SearchMode("keyword", "full-text matches only (BM25)", False, True, _keyword),
     )
 }
 
@@ -67,3 +81,9 @@ def mode(name: str) -> SearchMode:
     except KeyError:
         raise ConfigError(f"unknown search mode {name!r}; use one of {', '.join(MODES)}") \
             from None
+
+
+def default_mode(has_text_index: bool) -> SearchMode:
+    """The mode a search runs when none is asked: the first one the store can run
+    (``hybrid`` once the full-text index exists, else ``vector``)."""
+    return next(m for m in MODES.values() if has_text_index or not m.needs_text_index)

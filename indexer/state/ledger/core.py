@@ -14,6 +14,7 @@ from indexer.errors import LockedError, StateError
 from indexer.state.ledger.connection import _Guarded, damaged, set_aside
 from indexer.state.ledger.documents import DocumentRecords
 from indexer.state.ledger.keys import KeyRecords
+from indexer.state.ledger.passages import PassageRecords
 from indexer.state.ledger.records import _ADDED_JOB_COLUMNS
 from indexer.state.ledger.sources import SourceRecords
 from indexer.state.lock import Holder, refusal
@@ -54,7 +55,7 @@ CREATE TABLE IF NOT EXISTS lock(
 """
 
 
-class Ledger(DocumentRecords, KeyRecords, SourceRecords):
+class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
     """The SQLite ledger of one index. Every write method commits its own transaction.
 
     Opening checks the file (``PRAGMA quick_check``); a damaged ledger, on open or later,

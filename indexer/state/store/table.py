@@ -33,8 +33,16 @@ _ESSENTIAL = ("custom_id", "vector")
 """Columns without which a row is worthless (the ledger can rebuild every other one)."""
 _DERIVED = {"n_places": "CAST(coalesce(array_length(places), 0) AS INT)"}
 _LANCE_ERRORS = (OSError, ValueError, RuntimeError)
+
+
+def text_index() -> FTS:
+    """The full-text index's tokenizer: English stemming, stop words dropped, accents
+    folded (chosen by measurement, see docs/search.md)."""
+    return FTS(stem=True, remove_stop_words=True, ascii_folding=True)
+
+
 _INDICES: dict[str, tuple[str, Callable[[], Any]]] = {
-    "custom_id_idx": ("custom_id", BTree), "text_idx": ("text", FTS),
+    "custom_id_idx": ("custom_id", BTree), "text_idx": ("text", text_index),
     "vector_idx": ("vector", lambda: IvfRq(distance_type="cosine"))}
 """The table's indices by name: their column and how each is made."""
 _PLACE = pa.struct([
@@ -196,31 +204,62 @@ class Store:
             part = ", ".join(_quote(k) for k in keys[start:start + _PURGE])
             self._table.delete(f"n_places = 0 AND custom_id IN ({part})")
 
-    def search(self, vector: np.ndarray, k: int, where: str | None = None,
-               text: str | None = None) -> list[SearchHit]:
-        """The ``k`` published passages nearest ``vector`` (score: cosine similarity), or,
-        given ``text``, the hybrid of vector and full-text search (score: RRF relevance).
+    def search(self, vector: np.ndarray, k: int, where: str | None = None) -> list[SearchHit]:
+        """The ``k`` published passages nearest ``vector`` (score: cosine similarity);
+        ``where`` as in :meth:`condition`."""
+        return self.nearest(vector, k, self.condition(where), where)
 
-        ``where`` is a LanceDB SQL filter; it must be one self-contained expression (see
-        :func:`check_filter`), so it narrows the published rows and cannot widen them.
-        Raises :class:`StateError` for a filter that is malformed or fails to run.
-        """
+    @staticmethod
+    def condition(where: str | None = None, narrowing: Sequence[str] = ()) -> str:
+        """The filter a search runs under: published rows (``n_places > 0``), the user's
+        ``where`` (a LanceDB SQL filter, checked to be one self-contained expression by
+        :func:`check_filter`, so it can only narrow them) and ``narrowing`` conditions
+        the library built itself. Raises :class:`StateError` for a refused filter."""
         condition = "n_places > 0"
         if where and where.strip():
             condition += f" AND ({check_filter(where)})"
-        vector = np.asarray(vector, dtype=np.float32)
-        query: Any
-        if text is not None:
-            query = (self._table.search(query_type="hybrid", vector_column_name="vector",
-                                        fts_columns="text").vector(vector).text(text))
-            columns, score = ["custom_id", "text", "places"], "_relevance_score"
-        else:
-            query = self._table.search(vector, vector_column_name="vector")
-            query = query.distance_type("cosine")
-            columns, score = ["custom_id", "text", "places", "_distance"], "_distance"
-            if self.health.refine_factor and self._has_vector_index():
-                query = query.refine_factor(self.health.refine_factor)
-        query = query.where(condition, prefilter=True).limit(k).select(columns)
+        return condition + "".join(f" AND ({extra})" for extra in narrowing)
+
+    def nearest(self, vector: np.ndarray, limit: int, condition: str,
+                where: str | None = None) -> list[SearchHit]:
+        """The ``limit`` rows under ``condition`` (see :meth:`condition`, applied before
+        ranking, so a narrow filter still yields ``limit`` rows when there are) nearest
+        ``vector``, best first (score: cosine similarity). ``where`` is the user's part,
+        named when the filter fails."""
+        query: Any = self._table.search(np.asarray(vector, dtype=np.float32),
+                                        vector_column_name="vector")
+        query = query.distance_type("cosine")
+        if self.health.refine_factor and self._has_vector_index():
+            query = query.refine_factor(self.health.refine_factor)
+        query = (query.where(condition, prefilter=True).limit(limit)
+                 .select(["custom_id", "text", "places", "_distance"]))
+        return [SearchHit(r["custom_id"], 1.0 - float(r["_distance"]), r["text"],
+                          tuple(Place(**p) for p in r["places"]), "vector")
+                for r in self._run(query, where)]
+
+    def matching(self, text: str, limit: int, condition: str,
+                 where: str | None = None) -> list[SearchHit]:
+        """The ``limit`` rows under ``condition`` that best match ``text`` in the full-text
+        index, best first (score: BM25); none before the index exists."""
+        if not self.has_text_index():
+            return []
+        query = (self._table.search(text, query_type="fts", fts_columns="text")
+                 .where(condition, prefilter=True).limit(limit)
+                 .select(["custom_id", "text", "places", "_score"]))
+        return [SearchHit(r["custom_id"], float(r["_score"]), r["text"],
+                          tuple(Place(**p) for p in r["places"]), "keyword")
+                for r in self._run(query, where)]
+
+    def has_text_index(self) -> bool:
+        """True once the full-text index on ``text`` exists (made on the first write)."""
+        try:
+            return any(i.name == "text_idx" for i in self._table.list_indices())
+        except _LANCE_ERRORS as exc:
+            raise StateError(f"search failed: {exc}") from exc
+
+    @staticmethod
+    def _run(query: Any, where: str | None) -> list[dict[str, Any]]:
+        """Run a search; a failure is one line naming the filter when there was one."""
         try:
             found = query.to_arrow().to_pylist()
         except (ValueError, RuntimeError) as exc:
@@ -233,12 +272,7 @@ class Store:
             if not where:
                 raise StateError(f"search failed: LanceDB stopped ({exc})") from None
             raise StateError(_filter_failed(where, exc)) from None
-        return [
-            SearchHit(r["custom_id"],
-                      float(r[score]) if score != "_distance" else 1.0 - float(r[score]),
-                      r["text"], tuple(Place(**p) for p in r["places"]))
-            for r in found if r["places"]  # never a hidden row, whatever the filter did
-        ]
+        return [r for r in found if r["places"]]  # never a hidden row, whatever the filter
 
     def _has_vector_index(self) -> bool:
         return any(i.name == "vector_idx" for i in self._table.list_indices())
@@ -280,7 +314,7 @@ class Store:
         names = {i.name for i in self._table.list_indices()}
         rows = self._table.count_rows() if {"text_idx", "vector_idx"} - names else 0
         if "text_idx" not in names and rows > 0:
-            self._table.create_index("text", config=FTS(), name="text_idx")
+            self._table.create_index("text", config=text_index(), name="text_idx")
         if "vector_idx" not in names and rows >= self.health.vector_index_rows:
             self._table.create_index("vector", config=IvfRq(distance_type="cosine"),
                                      name="vector_idx")

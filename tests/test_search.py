@@ -1,0 +1,178 @@
+"""Search as users rely on it: modes and explained scores, grouping by document,
+context, filters applied before ranking, the JSON view and grep-like exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from indexer import Index
+from indexer.cli import cli
+from indexer.errors import ConfigError, StateError
+from indexer.records import Place, SearchHit, StoreRow
+from indexer.search.scope import glob_regex
+from indexer.search.searcher import Request, choose
+from indexer.state.store import Store
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+QUERY = "garden gate compost"
+
+
+def garden(folder: Path) -> Path:
+    """40 notes that match QUERY well, and one log (6 sections) that does not."""
+    for n in range(40):
+        note = folder / "wide" / f"note{n}.md"
+        note.parent.mkdir(parents=True, exist_ok=True)
+        note.write_text(f"# Garden note {n}\n\nThe garden gate squeaks again; compost heap "
+                        f"number {n} needs turning before the tomatoes go in.\n")
+    sections = ["Harbour", "Lighthouse", "Storm", "Cargo", "Crew", "Anchor"]
+    log = "# Ship log\n\n" + "\n\n".join(
+        f"## {s}\n\nThe keeper wrote about the {s.lower()} on day {i}; the ship kept its "
+        "course through the night and the bell rang at dawn." for i, s in enumerate(sections))
+    (folder / "narrow").mkdir()
+    (folder / "narrow" / "log.md").write_text(log + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    root = tmp_path_factory.mktemp("search")
+    docs = root / "docs"
+    shutil.copytree(EXAMPLES / "docs", docs)
+    notes = garden(root / "notes")
+    index = Index(root / "idx", backend="local")
+    report = index.sync([docs, notes])
+    assert report.complete and not report.errors
+    return index
+
+
+def test_default_is_hybrid_and_each_hit_explains_its_score(index: Index) -> None:
+    hits = index.search("how do I cancel a batch?", k=5)
+    assert {h.mode for h in hits} == {"hybrid"}
+    assert hits[0].place.uri.endswith("guides/batches.md") and "indexer cancel" in hits[0].text
+    vector = {h.custom_id: h for h in index.search("how do I cancel a batch?", k=50,
+                                                   mode="vector")}
+    keyword = {h.custom_id: h for h in index.search("how do I cancel a batch?", k=50,
+                                                    mode="keyword")}
+    def scaled(value: float, ranking: dict[str, SearchHit]) -> float:
+        scores = [h.score for h in ranking.values()]
+        return (value - min(scores)) / (max(scores) - min(scores))
+
+    for hit in hits:  # equal weights on each half's scores scaled within its 50 candidates
+        assert hit.vector or hit.keyword
+        assert hit.score == pytest.approx(
+            0.5 * (scaled(hit.vector.score, vector) if hit.vector else 0)
+            + 0.5 * (scaled(hit.keyword.score, keyword) if hit.keyword else 0))
+        if hit.vector:
+            assert vector[hit.custom_id].score == pytest.approx(hit.vector.score)
+            assert vector[hit.custom_id].vector.rank == hit.vector.rank  # type: ignore[union-attr]
+        if hit.keyword:
+            assert keyword[hit.custom_id].keyword.rank == hit.keyword.rank  # type: ignore[union-attr]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    data = hits[0].to_dict()
+    assert set(data) == {"custom_id", "score", "text", "places", "mode", "vector", "keyword"}
+    assert data["mode"] == "hybrid" and set(data["places"][0]) == {  # type: ignore[index]
+        "uri", "heading", "page", "line_start", "line_end", "origin"}
+    assert set(data["vector"] or data["keyword"]) == {"rank", "score"}  # type: ignore[arg-type]
+    json.dumps(data)
+
+
+def test_single_modes_say_which_half_ranked(index: Index) -> None:
+    keyword = index.search("indexer cancel", k=3, mode="keyword")
+    assert keyword and all(h.mode == "keyword" and h.vector is None for h in keyword)
+    assert [h.keyword.rank for h in keyword] == [1, 2, 3][:len(keyword)]  # type: ignore[union-attr]
+    assert "indexer cancel" in keyword[0].text
+    vector = index.search("indexer cancel", k=3, mode="vector")
+    assert [h.mode for h in vector] == ["vector"] * 3 and vector[0].keyword is None
+    assert index.search("zyxwvut", k=3, mode="keyword") == []
+
+
+def test_a_narrow_filter_still_returns_k_hits(index: Index) -> None:
+    everywhere = index.search(QUERY, k=5)
+    assert all("/wide/" in h.place.uri for h in everywhere)  # the log ranks far below
+    for mode in ("hybrid", "vector"):
+        hits = index.search(QUERY, k=5, mode=mode, path="narrow/**")
+        assert len(hits) == 5 and all(h.place.uri.endswith("narrow/log.md") for h in hits)
+        by_where = index.search(QUERY, k=5, mode=mode, where="uri LIKE '%/narrow/%'")
+        assert [h.custom_id for h in by_where] == [h.custom_id for h in hits]
+    docs = str(Path(index.config.sources[0].path))
+    sourced = index.search(QUERY, k=7, source=docs)
+    assert len(sourced) == 7 and all(h.place.uri.startswith(docs + "/") for h in sourced)
+    assert index.search(QUERY, k=3, path="*.rst")[0].place.uri.endswith("configuration.rst")
+    assert index.search(QUERY, k=3, path="nothing/*.md") == []
+    with pytest.raises(ConfigError, match="known sources"):
+        index.search(QUERY, source="/no/such/source")
+
+
+def test_per_doc_returns_each_document_once_with_its_best_passages(index: Index) -> None:
+    passages = index.search(QUERY, k=20, path="narrow/**")
+    docs = index.search(QUERY, k=3, per_doc=True, passages=2, path="**/narrow/*")
+    assert len(docs) == 1 and docs[0].document and docs[0].document.endswith("narrow/log.md")
+    assert [docs[0].custom_id, *(h.custom_id for h in docs[0].more)] == [
+        h.custom_id for h in passages[:2]]
+    grouped = index.search(QUERY, k=6, per_doc=True)
+    uris = [h.document for h in grouped]
+    assert len(grouped) == 6 and len(set(uris)) == 6
+    assert all(p.uri == h.document for h in grouped for p in h.places)
+    data = docs[0].to_dict()
+    assert data["document"] == docs[0].document and len(data["more"]) == 1  # type: ignore[arg-type]
+    assert "document" not in passages[0].to_dict()
+
+
+def test_context_merges_neighbouring_passages(index: Index) -> None:
+    (plain,) = index.search("cancel a running batch", k=1, path="batches.md")
+    (wide,) = index.search("cancel a running batch", k=1, path="batches.md", context=1)
+    assert plain.custom_id == wide.custom_id and "indexer cancel" in plain.text
+    assert wide.merged == 2 and plain.text in wide.text
+    assert "24 hour completion window" in wide.text and "expires" in wide.text
+    assert wide.place.line_start < plain.place.line_start  # type: ignore[operator]
+    assert wide.place.line_end > plain.place.line_end  # type: ignore[operator]
+    assert wide.to_dict()["merged"] == 2
+
+
+def test_globs_match_from_a_folder_boundary() -> None:
+    def matches(glob: str, uri: str) -> bool:
+        return re.search(glob_regex(glob), uri) is not None
+
+    assert matches("*.md", "/d/guides/a.md") and not matches("*.md", "/d/a.mdx")
+    assert matches("guides/*.md", "/d/guides/a.md")
+    assert not matches("guides/*.md", "/d/guides/x/a.md")
+    assert matches("guides/**", "/d/guides/x/a.md") and matches("guides/", "/d/guides/b.md")
+    assert not matches("/d/guides/*", "/e/d/guides/a.md") and matches("/d/*/a.md", "/d/g/a.md")
+    assert matches("a?.txt", "/x/ab.txt") and matches("[ab].txt", "/x/b.txt")
+    assert matches("it's (1).md", "/x/it's (1).md") and not matches("a.md", "/x/abmd")
+    assert "\\" not in glob_regex("we\\ird^.md")
+
+
+def test_before_the_full_text_index_exists_search_falls_back_to_vector(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path, "m", 3)
+    vector = np.array([1, 0, 0], dtype=np.float32)
+    store.put([StoreRow("a", "text a", "", (Place("/d/a.md"),), vector)])
+    assert choose(Request("text"), store).name == "vector"
+    with pytest.raises(StateError, match="full-text index"):
+        choose(Request("text", mode="hybrid"), store)
+    store.optimize()
+    assert choose(Request("text"), store).name == "hybrid"
+
+
+def test_cli_search_exits_1_when_nothing_matched(index: Index) -> None:
+    runner = CliRunner()
+    base = ["--index", str(index.path), "search"]
+    found = runner.invoke(cli, [*base, "cancel a batch", "-k", "2", "--json"])
+    assert found.exit_code == 0, found.output
+    hits = json.loads(found.output)
+    assert len(hits) == 2 and hits[0]["mode"] == "hybrid"
+    shown = runner.invoke(cli, [*base, "cancel a batch", "--per-doc", "--context", "1"])
+    assert shown.exit_code == 0 and "documents, hybrid search" in shown.output
+    none = runner.invoke(cli, [*base, "cancel a batch", "--path", "nothing/*", "--json"])
+    assert none.exit_code == 1 and json.loads(none.output) == []
+    words = runner.invoke(cli, [*base, "zyxwvut", "--mode", "keyword"])
+    assert words.exit_code == 1 and "no matches" in words.output
+    assert "nothing matched" in runner.invoke(cli, ["search", "--help"]).output
