@@ -135,6 +135,15 @@ class Store:
                 "or build a new index directory"
             )
 
+    def refresh(self) -> None:
+        """Read the table's latest version from now on (another process may have
+        committed since it was opened; a query already running keeps its version)."""
+        try:
+            self._table.checkout_latest()
+        except _LANCE_ERRORS as exc:
+            raise StateError(f"cannot read the search store in {self.directory}: {exc}") \
+                from exc
+
     def has_rows(self) -> bool:
         """True when the table has any row, published or not (read from the manifest)."""
         return bool(self._table.count_rows())
