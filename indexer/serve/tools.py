@@ -10,11 +10,15 @@ it on its stdin and stdout; nothing else may be written to stdout.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
+from indexer.errors import IndexerError
 from indexer.index import Index
 from indexer.search.modes import MODES
 from indexer.serve.searcher import QUERY, Searcher, parameters
@@ -33,7 +37,8 @@ def create_server(searcher: Searcher) -> MCPServer:
     @server.tool(name="status", description="What the index holds: its model, documents, "
                  "passages, pending work and problems (as `indexer status --json`).")
     def status() -> dict[str, Any]:
-        return searcher.status()
+        with _refusals():
+            return searcher.status()
 
     return server
 
@@ -41,7 +46,9 @@ def create_server(searcher: Searcher) -> MCPServer:
 def _search_tool(searcher: Searcher) -> Any:
     def search(**arguments: Any) -> list[dict[str, Any]]:
         query = arguments.pop(QUERY)
-        return searcher.search(query, {k: v for k, v in arguments.items() if v is not None})
+        with _refusals():
+            return searcher.search(query, {k: v for k, v in arguments.items()
+                                           if v is not None})
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     search.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -50,6 +57,16 @@ def _search_tool(searcher: Searcher) -> Any:
            for p in parameters()],
         return_annotation=list[dict[str, Any]])
     return search
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A library error reaches the client as the tool's error message (a bad mode or
+    filter is the caller's to fix), without a traceback in the server's log."""
+    try:
+        yield
+    except IndexerError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def _search_description() -> str:
