@@ -67,6 +67,10 @@ _PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name != "vector"])
 """The columns a publication rewrites: everything but the vector (the passage and its
 context too, so a row whose text columns were lost is whole again)."""
 _PURGE = 5_000
+_OVERFETCH_LIMIT = 1_000
+"""Up to this many unpublished rows, search drops them after ranking (see
+:meth:`Store._published`); past it, before."""
+_RRF_K = 60
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class Store:
         self.model, self.dimensions = model, dimensions
         self.health = health or StoreHealth.from_config(Config())
         self._schema = schema(model, dimensions)
+        self._hidden: tuple[int, int] = (-1, 0)
         try:
             self._db = lancedb.connect(str(directory))
             if TABLE in self._db.list_tables().tables:
@@ -208,30 +213,50 @@ class Store:
     def search(self, vector: np.ndarray, k: int, where: str | None = None,
                text: str | None = None) -> list[SearchHit]:
         """The ``k`` published passages nearest ``vector`` (score: cosine similarity), or,
-        given ``text``, the hybrid of vector and full-text search (score: RRF relevance).
+        given ``text``, the hybrid of vector and full-text search (score: reciprocal rank
+        fusion of the two, ``sum(1 / (60 + rank))`` over the lists a passage is in).
 
         ``where`` is a LanceDB SQL filter; it must be one self-contained expression (see
         :func:`check_filter`), so it narrows the published rows and cannot widen them.
         Raises :class:`StateError` for a filter that is malformed or fails to run.
         """
-        condition = "n_places > 0"
-        if where and where.strip():
-            condition += f" AND ({check_filter(where)})"
         vector = np.asarray(vector, dtype=np.float32)
-        query: Any
-        if text is not None:
-            query = (self._table.search(query_type="hybrid", vector_column_name="vector",
-                                        fts_columns="text").vector(vector).text(text))
-            columns, score = ["custom_id", "text", "places"], "_relevance_score"
-        else:
-            query = self._table.search(vector, vector_column_name="vector")
-            query = query.distance_type("cosine")
-            columns, score = ["custom_id", "text", "places", "_distance"], "_distance"
-            if self.health.refine_factor and self._has_vector_index():
-                query = query.refine_factor(self.health.refine_factor)
-        query = query.where(condition, prefilter=True).limit(k).select(columns)
+        near = self._published(where, k, lambda limit: self._nearest(vector, limit))
+        if text is None:
+            return [_hit(row, 1.0 - float(row["_distance"])) for row in near[:k]]
+        matched = self._published(where, k, lambda limit: self._table.search(
+            text, query_type="fts", fts_columns="text").limit(limit).select(
+            ["custom_id", "text", "places", "_score"]))
+        return _fused((near, matched), k)
+
+    def _nearest(self, vector: np.ndarray, limit: int) -> Any:
+        query = (self._table.search(vector, vector_column_name="vector")
+                 .distance_type("cosine").limit(limit)
+                 .select(["custom_id", "text", "places", "_distance"]))
+        if self.health.refine_factor and self._has_vector_index():
+            query = query.refine_factor(self.health.refine_factor)
+        return query
+
+    def _published(self, where: str | None, k: int,
+                   query: Callable[[int], Any]) -> list[dict[str, Any]]:
+        """The rows ``query(limit)`` finds, best first, without unpublished ones.
+
+        A user's filter is applied before ranking (so a narrow one still yields ``k``
+        rows), together with ``n_places > 0``. Without one, the few unpublished rows are
+        dropped after ranking from ``k`` plus as many rows as there are unpublished
+        (counted once per table version): a filter applied before a flat scan costs about
+        as much as the scan itself (``benchmarks/search_latency.py``). While a large
+        publication is pending, the filter is applied first again.
+        """
+        condition = f"n_places > 0 AND ({check_filter(where)})" if where and where.strip() \
+            else None
         try:
-            found = query.to_arrow().to_pylist()
+            hidden = 0 if condition else self._unpublished()
+            if condition or hidden > _OVERFETCH_LIMIT:
+                built = query(k).where(condition or "n_places > 0", prefilter=True)
+            else:
+                built = query(k + hidden)
+            found = built.to_arrow().to_pylist()
         except (ValueError, RuntimeError) as exc:
             if not where:
                 raise StateError(f"search failed: {exc}") from exc
@@ -242,12 +267,14 @@ class Store:
             if not where:
                 raise StateError(f"search failed: LanceDB stopped ({exc})") from None
             raise StateError(_filter_failed(where, exc)) from None
-        return [
-            SearchHit(r["custom_id"],
-                      float(r[score]) if score != "_distance" else 1.0 - float(r[score]),
-                      r["text"], tuple(Place(**p) for p in r["places"]))
-            for r in found if r["places"]  # never a hidden row, whatever the filter did
-        ]
+        return [row for row in found if row["places"]][:k]
+
+    def _unpublished(self) -> int:
+        """How many rows have no places, at the table's current version."""
+        version = self._table.version
+        if self._hidden[0] != version:
+            self._hidden = (version, int(self._table.count_rows("n_places = 0")))
+        return self._hidden[1]
 
     def _has_vector_index(self) -> bool:
         return any(i.name == "vector_idx" for i in self._table.list_indices())
@@ -340,6 +367,24 @@ class Store:
             columns["places"].append([asdict(p) for p in row.places])
             columns["n_places"].append(len(row.places))
         return columns
+
+
+def _hit(row: dict[str, Any], score: float) -> SearchHit:
+    return SearchHit(row["custom_id"], score, row["text"],
+                     tuple(Place(**p) for p in row["places"]))
+
+
+def _fused(lists: Sequence[list[dict[str, Any]]], k: int) -> list[SearchHit]:
+    """Reciprocal rank fusion of ranked row lists (ties keep the first list's order)."""
+    scores: dict[str, float] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for found in lists:
+        for rank, row in enumerate(found):
+            key = row["custom_id"]
+            scores[key] = scores.get(key, 0.0) + 1.0 / (_RRF_K + rank)
+            rows.setdefault(key, row)
+    best = sorted(scores, key=lambda key: -scores[key])[:k]
+    return [_hit(rows[key], scores[key]) for key in best]
 
 
 def _quote(value: str) -> str:
