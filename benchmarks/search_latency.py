@@ -42,11 +42,12 @@ from indexer.state.layout import Layout
 from indexer.state.store import Store
 
 WORDS = (
-    "batch index vector search model token chunk ledger store shard budget cost retry "
-    "expire cancel upload download parse ingest publish flush compact cluster window "
-    "latency server client query answer passage heading document folder config mirror "
-    "schema column filter score rank fusion keyword meaning network socket thread cache"
-).split()
+    "batch", "index", "vector", "search", "model", "token", "chunk", "ledger", "store",
+    "shard", "budget", "cost", "retry", "expire", "cancel", "upload", "download", "parse",
+    "ingest", "publish", "flush", "compact", "cluster", "window", "latency", "server",
+    "client", "query", "answer", "passage", "heading", "document", "folder", "config",
+    "mirror", "schema", "column", "filter", "score", "rank", "fusion", "keyword", "meaning",
+    "network", "socket", "thread", "cache")
 QUERIES = ("how do I cancel a batch", "token budget for a shard", "rank fusion of keyword "
            "and vector scores", "where is the ledger stored", "compact the store",
            "server latency under load", "retry an expired upload", "filter by column")
@@ -92,7 +93,7 @@ def build(root: Path, size: int, hidden: float) -> Path:
 
 def percentiles(values: list[float]) -> str:
     values = sorted(values)
-    p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+    p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
     return f"p50 {statistics.median(values) * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms"
 
 

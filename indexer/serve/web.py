@@ -20,7 +20,7 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -51,7 +51,9 @@ def create_app(searcher: Searcher, token: str | None = None) -> FastAPI:
                   version=_version())
     bearer = HTTPBearer(auto_error=False, description="the token given to `indexer serve`")
 
-    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    def authorised(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
         if token is None:
             return
         given = credentials.credentials if credentials else ""

@@ -230,8 +230,8 @@ class Store:
         return _fused((near, matched), k)
 
     def _nearest(self, vector: np.ndarray, limit: int) -> Any:
-        query = (self._table.search(vector, vector_column_name="vector")
-                 .distance_type("cosine").limit(limit)
+        query: Any = self._table.search(vector, vector_column_name="vector")
+        query = (query.distance_type("cosine").limit(limit)
                  .select(["custom_id", "text", "places", "_distance"]))
         if self.health.refine_factor and self._has_vector_index():
             query = query.refine_factor(self.health.refine_factor)
