@@ -20,7 +20,7 @@ from typing import Any
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import FTS, BTree, IvfRq
+from lancedb.index import FTS, Bitmap, BTree, IvfRq
 
 from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
@@ -35,6 +35,7 @@ _DERIVED = {"n_places": "CAST(coalesce(array_length(places), 0) AS INT)"}
 _LANCE_ERRORS = (OSError, ValueError, RuntimeError)
 _INDICES: dict[str, tuple[str, Callable[[], Any]]] = {
     "custom_id_idx": ("custom_id", BTree), "text_idx": ("text", FTS),
+    "n_places_idx": ("n_places", Bitmap),
     "vector_idx": ("vector", lambda: IvfRq(distance_type="cosine"))}
 """The table's indices by name: their column and how each is made."""
 _PLACE = pa.struct([
@@ -67,9 +68,6 @@ _PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name != "vector"])
 """The columns a publication rewrites: everything but the vector (the passage and its
 context too, so a row whose text columns were lost is whole again)."""
 _PURGE = 5_000
-_OVERFETCH_LIMIT = 1_000
-"""Up to this many unpublished rows, search drops them after ranking (see
-:meth:`Store._published`); past it, before."""
 _RRF_K = 60
 
 
@@ -118,7 +116,7 @@ class Store:
         self.model, self.dimensions = model, dimensions
         self.health = health or StoreHealth.from_config(Config())
         self._schema = schema(model, dimensions)
-        self._hidden: tuple[int, int] = (-1, 0)
+        self._indexed: tuple[int, bool] = (-1, False)
         try:
             self._db = lancedb.connect(str(directory))
             if TABLE in self._db.list_tables().tables:
@@ -239,24 +237,17 @@ class Store:
 
     def _published(self, where: str | None, k: int,
                    query: Callable[[int], Any]) -> list[dict[str, Any]]:
-        """The rows ``query(limit)`` finds, best first, without unpublished ones.
+        """The ``k`` best published rows ``query(k)`` finds, filtered by ``where`` too.
 
-        A user's filter is applied before ranking (so a narrow one still yields ``k``
-        rows), together with ``n_places > 0``. Without one, the few unpublished rows are
-        dropped after ranking from ``k`` plus as many rows as there are unpublished
-        (counted once per table version): a filter applied before a flat scan costs about
-        as much as the scan itself (``benchmarks/search_latency.py``). While a large
-        publication is pending, the filter is applied first again.
+        The filter is applied before ranking (so a narrow one still yields ``k`` rows);
+        ``n_places > 0`` costs next to nothing there through the bitmap index on
+        ``n_places`` (``benchmarks/search_latency.py``).
         """
-        condition = f"n_places > 0 AND ({check_filter(where)})" if where and where.strip() \
-            else None
+        condition = "n_places > 0"
+        if where and where.strip():
+            condition += f" AND ({check_filter(where)})"
         try:
-            hidden = 0 if condition else self._unpublished()
-            if condition or hidden > _OVERFETCH_LIMIT:
-                built = query(k).where(condition or "n_places > 0", prefilter=True)
-            else:
-                built = query(k + hidden)
-            found = built.to_arrow().to_pylist()
+            found = query(k).where(condition, prefilter=True).to_arrow().to_pylist()
         except (ValueError, RuntimeError) as exc:
             if not where:
                 raise StateError(f"search failed: {exc}") from exc
@@ -267,17 +258,15 @@ class Store:
             if not where:
                 raise StateError(f"search failed: LanceDB stopped ({exc})") from None
             raise StateError(_filter_failed(where, exc)) from None
-        return [row for row in found if row["places"]][:k]
-
-    def _unpublished(self) -> int:
-        """How many rows have no places, at the table's current version."""
-        version = self._table.version
-        if self._hidden[0] != version:
-            self._hidden = (version, int(self._table.count_rows("n_places = 0")))
-        return self._hidden[1]
+        return [row for row in found if row["places"]]  # never a hidden row, whatever
 
     def _has_vector_index(self) -> bool:
-        return any(i.name == "vector_idx" for i in self._table.list_indices())
+        """Whether the table has its vector index (looked up once per table version)."""
+        version = self._table.version
+        if self._indexed[0] != version:
+            self._indexed = (version, any(i.name == "vector_idx"
+                                          for i in self._table.list_indices()))
+        return self._indexed[1]
 
     def count(self) -> int:
         """Rows that search can return."""
@@ -311,12 +300,15 @@ class Store:
 
     def optimize(self) -> None:
         """Keep the table fast after writes: compact small fragments, fold new rows into the
-        indices, prune versions older than the retention, and add the full-text index and
-        (past the size threshold) the vector index when missing."""
+        indices, prune versions older than the retention, and add the full-text index, the
+        bitmap index on ``n_places`` and (past the size threshold) the vector index when
+        missing."""
         names = {i.name for i in self._table.list_indices()}
-        rows = self._table.count_rows() if {"text_idx", "vector_idx"} - names else 0
-        if "text_idx" not in names and rows > 0:
-            self._table.create_index("text", config=FTS(), name="text_idx")
+        rows = self._table.count_rows() if set(_INDICES) - names else 0
+        for name in ("text_idx", "n_places_idx"):
+            if name not in names and rows > 0:
+                column, config = _INDICES[name]
+                self._table.create_index(column, config=config(), name=name)
         if "vector_idx" not in names and rows >= self.health.vector_index_rows:
             self._table.create_index("vector", config=IvfRq(distance_type="cosine"),
                                      name="vector_idx")
