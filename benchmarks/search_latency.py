@@ -137,7 +137,8 @@ def warm_server(index_dir: Path, queries: int) -> None:
             path = "/search?" + urllib.parse.urlencode({"q": text, "k": 10, "mode": mode})
             conn.request("GET", path)
             response = conn.getresponse()
-            json.loads(response.read())
+            body = json.loads(response.read())
+            assert response.status == 200 and body, body
 
         for mode in ("vector", "hybrid"):
             ask("warm up", mode)

@@ -32,6 +32,7 @@ from indexer.serve.searcher import Searcher, parameters
 
 DEFAULT_HOST = "127.0.0.1"
 TOKEN_ENV = "INDEXER_TOKEN"
+_BEARER = HTTPBearer(auto_error=False, description="the token given to `indexer serve`")
 
 
 def is_loopback(host: str) -> bool:
@@ -49,10 +50,8 @@ def create_app(searcher: Searcher, token: str | None = None) -> FastAPI:
     required as a bearer token on every request but ``/healthz`` and the docs."""
     app = FastAPI(title="batch-indexer", summary="Semantic search over an indexer store.",
                   version=_version())
-    bearer = HTTPBearer(auto_error=False, description="the token given to `indexer serve`")
-
     def authorised(
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     ) -> None:
         if token is None:
             return
