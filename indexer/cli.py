@@ -313,6 +313,45 @@ def evaluate(ctx: click.Context, queries: Path, qrels: Path, modes: str | None,
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback requires --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on (0: any free port; the address is printed on stderr).")
+@click.option("--token", envvar="INDEXER_TOKEN", default=None,
+              help="Bearer token every request must carry (or set INDEXER_TOKEN).")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
+    """Answer searches over HTTP with JSON, the model and the table kept warm.
+
+    GET /search?q=...&k=...&mode=...&where=... answers what `search --json` prints;
+    GET /status, GET /healthz; the API is described at /openapi.json and /docs.
+    Searches see each sync once it is published, even one run by another process.
+    """
+    from indexer.serve.web import serve as run_server
+
+    def ready(url: str) -> None:
+        click.echo(f"serving {ctx.obj['index']} on {url} (API docs: {url}/docs)"
+                   + ("; requests need the bearer token" if token else ""), err=True)
+
+    with _errors():
+        run_server(ctx.obj["index"], host, port, token, ready)
+
+
+@cli.command()
+@click.pass_context
+def mcp(ctx: click.Context) -> None:
+    """Serve the index to coding agents and editors as MCP tools over stdio.
+
+    Tools: `search` (query, k, mode, where, ...) and `status`. Configure your client to
+    run `indexer --index PATH mcp`.
+    """
+    from indexer.serve.tools import run
+
+    with _errors():
+        run(ctx.obj["index"])
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:

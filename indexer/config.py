@@ -64,7 +64,7 @@ class Config:
     max_cost: float | None = None
     version_retention_seconds: float = 60.0
     max_versions: int = 20
-    vector_index_rows: int = 100_000
+    vector_index_rows: int = 5_000
     refine_factor: int = 10
     max_bytes: int = 20_000_000
     chunk_tokens: int = 200
@@ -337,7 +337,7 @@ outage_seconds = 1800.0
 # times k candidates exactly.
 version_retention_seconds = 60.0
 max_versions = 20
-vector_index_rows = 100000
+vector_index_rows = 5000
 refine_factor = 10
 
 # Files larger than this many bytes are skipped (and reported).

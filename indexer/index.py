@@ -62,6 +62,7 @@ class Index:
         self._gen = self._layout.current
         self._ledger: Ledger | None = None
         self._backend: Backend | None = None
+        self._reader: Store | None = None
 
     # -- public API ----------------------------------------------------------------
 
@@ -337,7 +338,7 @@ class Index:
         request = Request(query, k, where, mode or ("hybrid" if hybrid else None), per_doc,
                           passages, context, tuple(narrowing))
         backend = self._open_backend()
-        store = self._store(backend)
+        store = self._read_store(backend)
         try:
             chosen = choose(request, store)
             if chosen.embeds_query and not spec.embeds_queries:
@@ -440,8 +441,14 @@ class Index:
             batches_without_usage=unknown,
         )
 
+    def is_current(self) -> bool:
+        """True while this object reads the index's current generation (a ``sync
+        --rebuild`` elsewhere swaps in a new one: open a new :class:`Index` to read it)."""
+        return self._layout.current == self._gen
+
     def close(self) -> None:
-        """Release the ledger connection."""
+        """Release the ledger connection and the search table."""
+        self._reader = None
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
@@ -553,6 +560,15 @@ class Index:
         """The store for a run holding the writer lock: checked whole, and migrated."""
         self._check_store(migrate=True)
         return self._store(backend)
+
+    def _read_store(self, backend: Backend) -> Store:
+        """The store searches read, kept open between searches and moved to the table's
+        latest version before each (a sync in another process commits new versions)."""
+        if self._reader is None:
+            self._reader = self._store(backend)
+        else:
+            self._reader.refresh()
+        return self._reader
 
     def _store(self, backend: Backend) -> Store:
         from indexer.state.store import Store, StoreHealth

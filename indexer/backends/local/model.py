@@ -123,7 +123,7 @@ class LocalModel:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         encoded = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
-        return vectors(self._session, encoded, self._pool)
+        return vectors(self._session, encoded, self._pool if len(encoded) > 1 else None)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """How many of the model's tokens each text takes, special tokens included, before

@@ -20,7 +20,7 @@ from typing import Any
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import FTS, BTree, IvfRq
+from lancedb.index import FTS, Bitmap, BTree, IvfRq
 
 from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
@@ -43,6 +43,7 @@ def text_index() -> FTS:
 
 _INDICES: dict[str, tuple[str, Callable[[], Any]]] = {
     "custom_id_idx": ("custom_id", BTree), "text_idx": ("text", text_index),
+    "n_places_idx": ("n_places", Bitmap),
     "vector_idx": ("vector", lambda: IvfRq(distance_type="cosine"))}
 """The table's indices by name: their column and how each is made."""
 _PLACE = pa.struct([
@@ -122,6 +123,7 @@ class Store:
         self.model, self.dimensions = model, dimensions
         self.health = health or StoreHealth.from_config(Config())
         self._schema = schema(model, dimensions)
+        self._indexed: tuple[int, bool] = (-1, False)
         try:
             self._db = lancedb.connect(str(directory))
             if TABLE in self._db.list_tables().tables:
@@ -142,6 +144,15 @@ class Store:
                 f"dimensions), not {self.model} ({self.dimensions}); use the index's own model "
                 "or build a new index directory"
             )
+
+    def refresh(self) -> None:
+        """Read the table's latest version from now on (another process may have
+        committed since it was opened; a query already running keeps its version)."""
+        try:
+            self._table.checkout_latest()
+        except _LANCE_ERRORS as exc:
+            raise StateError(f"cannot read the search store in {self.directory}: {exc}") \
+                from exc
 
     def has_rows(self) -> bool:
         """True when the table has any row, published or not (read from the manifest)."""
@@ -275,7 +286,12 @@ class Store:
         return [r for r in found if r["places"]]  # never a hidden row, whatever the filter
 
     def _has_vector_index(self) -> bool:
-        return any(i.name == "vector_idx" for i in self._table.list_indices())
+        """Whether the table has its vector index (looked up once per table version)."""
+        version = self._table.version
+        if self._indexed[0] != version:
+            self._indexed = (version, any(i.name == "vector_idx"
+                                          for i in self._table.list_indices()))
+        return self._indexed[1]
 
     def count(self) -> int:
         """Rows that search can return."""
@@ -309,12 +325,15 @@ class Store:
 
     def optimize(self) -> None:
         """Keep the table fast after writes: compact small fragments, fold new rows into the
-        indices, prune versions older than the retention, and add the full-text index and
-        (past the size threshold) the vector index when missing."""
+        indices, prune versions older than the retention, and add the full-text index, the
+        bitmap index on ``n_places`` and (past the size threshold) the vector index when
+        missing."""
         names = {i.name for i in self._table.list_indices()}
-        rows = self._table.count_rows() if {"text_idx", "vector_idx"} - names else 0
-        if "text_idx" not in names and rows > 0:
-            self._table.create_index("text", config=text_index(), name="text_idx")
+        rows = self._table.count_rows() if set(_INDICES) - names else 0
+        for name in ("text_idx", "n_places_idx"):
+            if name not in names and rows > 0:
+                column, config = _INDICES[name]
+                self._table.create_index(column, config=config(), name=name)
         if "vector_idx" not in names and rows >= self.health.vector_index_rows:
             self._table.create_index("vector", config=IvfRq(distance_type="cosine"),
                                      name="vector_idx")

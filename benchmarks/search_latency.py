@@ -1,0 +1,184 @@
+"""Search latency at 10k and 100k passages: warm (Python API, server) and a cold CLI process.
+
+Builds an index with the embedded model from a few small documents, then adds N synthetic
+passages straight into its LanceDB table (embedding 100k passages with the model would
+take most of an hour on two cores): each passage is a sentence of random words from a
+small vocabulary; its vector is a normalised mix of two of 512 real embeddings of such
+sentences plus noise, so the vectors are spread like real ones. A share of the rows
+(``--hidden``, 2%) has no places, like vectors paid for but not yet published. Then
+``optimize()`` builds the full-text index and, past ``vector_index_rows``, the vector
+index, as a sync would.
+
+Prints, per size, p50/p95 of wall time and the process CPU time per query for:
+warm ``Index.search`` (vector and hybrid, query embedding included), warm HTTP through
+``indexer serve`` (one keep-alive connection), and ``indexer search`` in a new process
+(wall and user+sys CPU of the child).
+
+    python benchmarks/search_latency.py [--sizes 10000 100000] [--queries 50] [--cold 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+
+from indexer import Index
+from indexer.records import Place, StoreRow
+from indexer.state.layout import Layout
+from indexer.state.store import Store
+
+WORDS = (
+    "batch", "index", "vector", "search", "model", "token", "chunk", "ledger", "store",
+    "shard", "budget", "cost", "retry", "expire", "cancel", "upload", "download", "parse",
+    "ingest", "publish", "flush", "compact", "cluster", "window", "latency", "server",
+    "client", "query", "answer", "passage", "heading", "document", "folder", "config",
+    "mirror", "schema", "column", "filter", "score", "rank", "fusion", "keyword", "meaning",
+    "network", "socket", "thread", "cache")
+QUERIES = ("how do I cancel a batch", "token budget for a shard", "rank fusion of keyword "
+           "and vector scores", "where is the ledger stored", "compact the store",
+           "server latency under load", "retry an expired upload", "filter by column")
+
+
+def sentence(rng: random.Random, n: int = 30) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def build(root: Path, size: int, hidden: float) -> Path:
+    """An index at ``root / idx`` whose table holds ``size`` synthetic passages."""
+    docs, index_dir = root / "docs", root / "idx"
+    docs.mkdir(parents=True)
+    rng = random.Random(size)
+    for i in range(5):
+        (docs / f"page{i}.md").write_text(f"# Page {i}\n\n{sentence(rng, 60)}\n")
+    with Index(index_dir, backend="local") as index:
+        index.sync([docs])
+        backend = index._open_backend()
+        basis = np.asarray(backend.embed_query([sentence(rng) for _ in range(512)]))
+        status = index.status()
+    store = Store(Layout(index_dir).current / "lancedb", status.model, status.dimensions)
+    np_rng = np.random.default_rng(size)
+    step = 20_000
+    for start in range(0, size, step):
+        n = min(step, size - start)
+        mix = (basis[np_rng.integers(0, 512, n)] + 0.6 * basis[np_rng.integers(0, 512, n)]
+               + 0.25 * np_rng.standard_normal((n, basis.shape[1])) / basis.shape[1] ** 0.5)
+        mix /= np.linalg.norm(mix, axis=1, keepdims=True)
+        rows = []
+        for j in range(n):
+            i = start + j
+            places = () if rng.random() < hidden else (
+                Place(f"/synthetic/doc{i // 20:05d}.md", f"Section {i % 20}", None,
+                      1 + (i % 20) * 5, 5 + (i % 20) * 5),)
+            rows.append(StoreRow(f"synthetic-{i:07d}", sentence(rng), f"Section {i % 20}",
+                                 places, mix[j].astype(np.float32)))
+        store.put(rows)
+    store.optimize()
+    print(f"  built {size} rows: {store.stats()}", flush=True)
+    return index_dir
+
+
+def percentiles(values: list[float]) -> str:
+    values = sorted(values)
+    p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+    return f"p50 {statistics.median(values) * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms"
+
+
+def timed(call: object, queries: int) -> tuple[list[float], list[float]]:
+    walls, cpus = [], []
+    for q in range(queries):
+        text = QUERIES[q % len(QUERIES)] + ("" if q < len(QUERIES) else f" {WORDS[q % 50]}")
+        wall, cpu = time.perf_counter(), time.process_time()
+        call(text)  # type: ignore[operator]
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return walls, cpus
+
+
+def report(label: str, walls: list[float], cpus: list[float]) -> None:
+    print(f"  {label:<28} wall {percentiles(walls)}   cpu {percentiles(cpus)}", flush=True)
+
+
+def warm_api(index_dir: Path, queries: int) -> None:
+    with Index(index_dir) as index:
+        for mode in ("vector", "hybrid"):
+            index.search("warm up", k=10, mode=mode)
+            report(f"API {mode}", *timed(lambda q, m=mode: index.search(q, k=10, mode=m),
+                                         queries))
+
+
+def warm_server(index_dir: Path, queries: int) -> None:
+    server = subprocess.Popen([sys.executable, "-m", "indexer", "--index", str(index_dir),
+                               "serve", "--port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:
+            found = re.search(r"http://([\d.]+):(\d+)", line)
+            if found:
+                break
+        else:
+            raise SystemExit("the server did not start")
+        conn = http.client.HTTPConnection(found.group(1), int(found.group(2)))
+
+        def ask(text: str, mode: str) -> None:
+            path = "/search?" + urllib.parse.urlencode({"q": text, "k": 10, "mode": mode})
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = json.loads(response.read())
+            assert response.status == 200 and body, body
+
+        for mode in ("vector", "hybrid"):
+            ask("warm up", mode)
+            walls, _ = timed(lambda q, m=mode: ask(q, m), queries)
+            report(f"server {mode} (client wall)", walls, walls)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def cold_cli(index_dir: Path, runs: int) -> None:
+    walls, cpus = [], []
+    for q in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "indexer", "--index", str(index_dir), "search",
+                        QUERIES[q % len(QUERIES)], "--json"], check=True,
+                       stdout=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    report("cold `indexer search`", walls, cpus)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--cold", type=int, default=5)
+    parser.add_argument("--hidden", type=float, default=0.02)
+    args = parser.parse_args()
+    print(f"cpus: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f}")
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"{size} passages", flush=True)
+            index_dir = build(Path(tmp), size, args.hidden)
+            warm_api(index_dir, args.queries)
+            warm_server(index_dir, args.queries)
+            cold_cli(index_dir, args.cold)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""``indexer serve``: search over HTTP with JSON, and the only module that imports the web
+framework (FastAPI on uvicorn).
+
+``GET /search?q=…`` takes every parameter of :meth:`Index.search` as a query parameter
+(``k``, ``mode``, ``where``, …) and answers the array ``search --json`` prints;
+``GET /status`` answers ``status --json``; ``GET /healthz`` says the process is up.
+The schema is at ``/openapi.json``, a docs page at ``/docs``.
+
+It binds 127.0.0.1 unless told otherwise; any other address needs a bearer token,
+which every request but ``/healthz`` and the docs must then carry
+(``Authorization: Bearer TOKEN``), and so does every request on loopback when a token is
+given.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import ipaddress
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from indexer.errors import ConfigError, IndexerError
+from indexer.serve.searcher import Searcher, parameters
+
+DEFAULT_HOST = "127.0.0.1"
+TOKEN_ENV = "INDEXER_TOKEN"
+_BEARER = HTTPBearer(auto_error=False, description="the token given to `indexer serve`")
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(searcher: Searcher, token: str | None = None) -> FastAPI:
+    """The HTTP application answering from ``searcher``; ``token``, when given, is
+    required as a bearer token on every request but ``/healthz`` and the docs."""
+    app = FastAPI(title="batch-indexer", summary="Semantic search over an indexer store.",
+                  version=_version())
+    def authorised(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> None:
+        if token is None:
+            return
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "a bearer token is required (Authorization: Bearer …)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(IndexerError)
+    async def refused(request: Request, exc: IndexerError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.get("/healthz", summary="The server is up")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/status", summary="What the index holds (as `indexer status --json`)",
+             dependencies=[Depends(authorised)])
+    def status() -> dict[str, Any]:
+        return searcher.status()
+
+    app.add_api_route("/search", _search_endpoint(searcher), methods=["GET"],
+                      summary="Passages that answer q (as `indexer search --json`)",
+                      dependencies=[Depends(authorised)])
+    return app
+
+
+def _search_endpoint(searcher: Searcher) -> Callable[..., list[dict[str, Any]]]:
+    """``GET /search``: ``q`` plus every parameter of :meth:`Index.search`."""
+
+    def search(q: str, **options: Any) -> list[dict[str, Any]]:
+        return searcher.search(q, options)
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    query = inspect.Parameter("q", keyword, annotation=str,
+                              default=Query(min_length=1, description="the query text"))
+    search.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [query] + [inspect.Parameter(p.name, keyword, annotation=p.annotation,
+                                     default=Query(p.default)) for p in parameters()])
+    return search
+
+
+def serve(path: str | Path | None, host: str = DEFAULT_HOST, port: int = 0,
+          token: str | None = None, ready: Callable[[str], None] = lambda url: None) -> None:
+    """Serve the index at ``path`` until interrupted; ``ready`` is told the bound URL
+    (``port`` 0 picks a free port). Binding anything but loopback without a ``token``
+    is refused."""
+    if not token and not is_loopback(host):
+        raise ConfigError(f"binding {host} lets other machines search this index: give a "
+                          f"token with --token or {TOKEN_ENV} (clients send "
+                          "`Authorization: Bearer TOKEN`), or bind 127.0.0.1")
+    searcher = Searcher(path)
+    try:
+        searcher.warm()
+        listener = _bind(host, port)
+        bound_host, bound_port = listener.getsockname()[:2]
+        server = uvicorn.Server(uvicorn.Config(create_app(searcher, token or None),
+                                               log_level="warning", access_log=False))
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        ready(f"http://{shown}:{bound_port}")
+        server.run(sockets=[listener])
+    finally:
+        searcher.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+    except OSError as exc:
+        listener.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another "
+                          "--port or --host") from None
+    listener.listen(128)
+    return listener
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("batch-indexer")
+    except PackageNotFoundError:
+        return "0"
