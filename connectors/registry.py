@@ -51,6 +51,7 @@ class ConnectorSpec:
 
 BUILTIN = (
     ConnectorSpec("filesystem", ("file",), "indexer.connectors.filesystem:create"),
+    ConnectorSpec("web", ("http", "https"), "indexer.connectors.web:create"),
 )
 
 
