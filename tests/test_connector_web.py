@@ -9,10 +9,10 @@ import pytest
 
 from indexer import Index
 from indexer import config as configfile
-from indexer.connectors.contract import ConnectorContext
+from indexer.connectors.contract import Connector, ConnectorContext
 from indexer.connectors.registry import connector_for
 from indexer.errors import ConfigError, SourceError
-from indexer.records import Skip, SourceItem
+from indexer.records import Document, Skip, SourceItem
 from pdfgen import make_pdf
 from support import store_rows
 from website import Page, Site, serve
@@ -189,10 +189,25 @@ def check_unreachable(index: Index, site: Site, start: str, folder: Path) -> Non
     assert any(uri.endswith("kettle.md") for uri in notes)
 
 
-def scan(url: str, tmp_path: Path, **options: object) -> list[SourceItem | Skip]:
+def scan(url: str, tmp_path: Path, writes: bool = True,
+         **options: object) -> list[SourceItem | Skip]:
+    return list(web_source(url, tmp_path, writes, **options).scan())
+
+
+def web_source(url: str, tmp_path: Path, writes: bool = True, **options: object) -> Connector:
     config = configfile.Config(max_bytes=12000)
     source = configfile.SourceConfig(url, options=dict(options))
-    return list(connector_for(source, ConnectorContext(config, (), tmp_path / "state")).scan())
+    return connector_for(source, ConnectorContext(config, (), tmp_path / "state", writes))
+
+
+def test_a_run_that_may_not_write_keeps_no_crawl_state(site: Site, tmp_path: Path) -> None:
+    source = web_source(f"{site.url}/guide/loop/", tmp_path, writes=False)
+    items = [i for i in source.scan() if isinstance(i, SourceItem)]
+    assert {i.uri.rsplit("/guide/", 1)[1] for i in items} == {"loop/", "loop/a.html",
+                                                              "loop/b.html"}
+    documents = [source.load(i) for i in items]
+    assert all(isinstance(d, Document) and d.title.startswith("Loop") for d in documents)
+    assert not (tmp_path / "state").exists()
 
 
 def test_a_sitemap_start_crawls_the_pages_it_lists(site: Site, tmp_path: Path) -> None:

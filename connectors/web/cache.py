@@ -90,9 +90,12 @@ class Bodies:
 
     def __init__(self, folder: Path | None, writes: bool) -> None:
         self.saved = folder
-        self._scratch = None if writes and folder is not None else tempfile.TemporaryDirectory(
-            prefix="indexer-crawl-")
-        self.folder = Path(self._scratch.name) if self._scratch else folder  # type: ignore[arg-type]
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        if writes and folder is not None:
+            self.folder = folder
+        else:
+            self._scratch = tempfile.TemporaryDirectory(prefix="indexer-crawl-")
+            self.folder = Path(self._scratch.name)
 
     def path(self, digest: str) -> Path:
         """Where the body ``digest`` is (new bodies first, then the saved ones)."""

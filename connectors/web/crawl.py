@@ -25,7 +25,7 @@ import posixpath
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
@@ -60,6 +60,12 @@ class WebSource:
     state_dir: Path | None = None
     writes: bool = True
     configured: str = ""
+    bodies: Bodies = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Lives as long as the source: the survey loads pages after the scan has ended.
+        folder = self.state_dir / "bodies" if self.state_dir else None
+        object.__setattr__(self, "bodies", Bodies(folder, self.writes))
 
     @property
     def uri(self) -> str:
@@ -88,7 +94,7 @@ class _Crawl:
         folder = source.state_dir
         self.old = cache.read(folder)
         self.new: dict[str, Entry] = {}
-        self.bodies = Bodies(folder / "bodies" if folder else None, source.writes)
+        self.bodies = source.bodies
         self.robots: dict[str, RobotFileParser] = {}
         self.seen: set[str] = set()
         self.emitted: set[str] = set()

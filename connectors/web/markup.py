@@ -91,8 +91,5 @@ def sitemap_links(url: str, body: bytes) -> tuple[str, ...]:
 def robots_rules(text: str | None) -> RobotFileParser:
     """The rules of a ``robots.txt`` (``None``: there is none, everything is allowed)."""
     rules = RobotFileParser()
-    if text is None:
-        rules.allow_all = True
-    else:
-        rules.parse(text.splitlines())
+    rules.parse([] if text is None else text.splitlines())
     return rules
