@@ -4,6 +4,7 @@ thread that answers conditional requests and counts every request it gets."""
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def do_POST(self) -> None:
+        """Control routes for a server in another process: ``/_edit/<path>`` replaces a
+        page's body, ``/_log`` answers the request log (and clears it)."""
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        site = self.site
+        if self.path.startswith("/_edit/"):
+            site.pages[self.path.removeprefix("/_edit")].body = body
+            body = b"{}"
+        else:
+            with site.lock:
+                body, site.log[:] = json.dumps(site.log).encode(), []
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_GET(self) -> None:
         site = self.site

@@ -136,16 +136,14 @@ def _is_boilerplate(tag: Tag) -> bool:
 
 def _is_link_bar(tag: Tag) -> bool:
     """A short block of navigation links ("Next: … Up: … [Index]", "Home | Docs | Blog")."""
-    links = tag.find_all("a", href=True, limit=16)
-    if len(links) < 2:
-        return False
     size = 0
-    for text in tag.strings:
+    for text in tag.strings:  # the cheap test first: most blocks are long
         if not isinstance(text, _NOT_TEXT):
             size += len(text.strip())
             if size > _LINK_BAR_CHARS:
                 return False
-    if tag.find(list(_HEADINGS)) is not None:
+    links = tag.find_all("a", href=True, limit=16)
+    if len(links) < 2 or tag.find(list(_HEADINGS)) is not None:
         return False
     rels = sum(1 for link in links
                if not _NAV_RELS.isdisjoint(r.lower() for r in link.get_attribute_list("rel") if r))
