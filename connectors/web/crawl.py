@@ -15,7 +15,8 @@ as follows:
   version, and the crawl goes on through the links saved for that page;
 - ``401``, ``403`` and other refusals: a Skip that withdraws the page.
 
-A start URL that cannot be fetched at all (no answer, an error status, forbidden by
+Requests are spaced by ``delay`` or the ``Crawl-delay`` of ``robots.txt`` if longer (at
+most a minute). A start URL that cannot be fetched at all (no answer, an error status, forbidden by
 ``robots.txt``) raises :class:`~indexer.errors.SourceError`: nothing is deleted.
 """
 
@@ -158,6 +159,9 @@ class _Crawl:
                                   f"{error or f'HTTP {status}'}; check that the site is up")
             rules = markup.robots_rules(text if 200 <= status < 300 else None)
             self.robots[host] = rules
+            wait = rules.crawl_delay(markup.AGENT)
+            if wait is not None:  # the site's own pace, when slower than ours
+                self.fetcher.delay = max(self.fetcher.delay, min(float(wait), 60.0))
         return rules.can_fetch(markup.AGENT, url)
 
     def visit(self, url: str, answer: Response) -> Iterator[SourceItem | Skip]:
