@@ -111,6 +111,7 @@ class _Crawl:
             if not self.allowed(start):
                 raise SourceError(f"robots.txt of {origin(start)} forbids crawling {start}")
             self.seen.add(start)
+            self.fetched += 1
             first = self.fetch(start)
             if first.error is not None and not first.too_large:
                 raise SourceError(f"cannot fetch the start page {start}: {first.error}; "
@@ -123,6 +124,7 @@ class _Crawl:
                         while self.queue and len(running) < settings.concurrency and (
                                 self.fetched < settings.max_pages):
                             url = self.queue.popleft()
+                            self.fetched += 1  # counted here, so the limit is exact
                             running.append((url, pool.submit(self.fetch, url)))
                         if not running:
                             break
@@ -136,7 +138,6 @@ class _Crawl:
             self.bodies.prune(entry.digest for entry in self.new.values())
 
     def fetch(self, url: str) -> Response:
-        self.fetched += 1
         return self.fetcher.get(url, self.validators, self.follows)
 
     def validators(self, url: str) -> tuple[str | None, str | None]:
@@ -181,6 +182,9 @@ class _Crawl:
             return  # a redirect to a page the crawl already has
         self.seen.add(answer.url)
         entry = self.entry(answer, self.old.get(answer.url))
+        if entry is None:
+            yield Skip(answer.url, "answered 304 Not Modified to a request without validators")
+            return
         self.new[answer.url] = entry
         self.follow(entry.links)
         if entry.kind == "other" or (entry.kind == "page" and entry.format is None):
@@ -192,12 +196,11 @@ class _Crawl:
                              size=entry.size, mtime_ns=0, format=entry.format or "text",
                              version=f"sha256:{entry.digest}")
 
-    def entry(self, answer: Response, old: Entry | None) -> Entry:
+    def entry(self, answer: Response, old: Entry | None) -> Entry | None:
         """The crawl state of a page after ``answer``: read again only when it changed."""
-        if answer.status == 304 and old is not None:
-            return replace(old, etag=answer.etag or old.etag,
-                           last_modified=answer.last_modified or old.last_modified)
-        assert answer.digest is not None
+        if answer.status == 304 or answer.digest is None:
+            return old and replace(old, etag=answer.etag or old.etag,
+                                   last_modified=answer.last_modified or old.last_modified)
         if old is not None and old.digest == answer.digest:
             return replace(old, etag=answer.etag, last_modified=answer.last_modified)
         body = self.bodies.path(answer.digest).read_bytes()
