@@ -238,3 +238,22 @@ def test_unknown_and_bad_settings_are_refused(tmp_path: Path) -> None:
         scan("https://docs.example.com/", tmp_path, max_page=3)
     with pytest.raises(ConfigError, match="concurrency"):
         scan("https://docs.example.com/", tmp_path, concurrency=0)
+
+
+def test_refused_pages_are_withdrawn_and_redirects_out_of_scope_dropped(tmp_path: Path) -> None:
+    with serve(Site()) as small:
+        small.pages.update({
+            "/d/": Page(html("Docs", "Start.", '<a href="ok.html">ok</a> <a href="locked.html">'
+                             'locked</a> <a href="away.html">away</a>')),
+            "/d/ok.html": Page(html("Ok", "Fine page.")),
+            "/d/locked.html": Page(status=403),
+            "/d/away.html": Page(status=302, location="/elsewhere/x.html"),
+            "/elsewhere/x.html": Page(html("Elsewhere", "Out of scope.")),
+        })
+        found = scan(f"{small.url}/d/", tmp_path)
+        assert small.requests("/elsewhere/x.html") == []
+    skips = {i.uri: i for i in found if isinstance(i, Skip)}
+    assert skips[f"{small.url}/d/locked.html"].withdraw
+    assert "403" in skips[f"{small.url}/d/locked.html"].reason
+    assert {i.uri for i in found if isinstance(i, SourceItem)} == {
+        f"{small.url}/d/", f"{small.url}/d/ok.html"}
