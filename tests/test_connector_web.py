@@ -164,6 +164,8 @@ def check_resync(index: Index, site: Site) -> None:
     for path in unchanged:
         assert site.requests(path) == [304], path
     assert site.requests("/guide/old.html") == [301]
+    assert site.requests("/guide/huge.html") == [304]  # still too large, not downloaded
+    assert any(s.uri.endswith("huge.html") and "too large" in s.reason for s in second.skips)
     assert site.requests("/guide/dropped.html") == []
     assert f"{site.url}/guide/coffee.html" in cold
     assert f"{site.url}/guide/gone.html" not in gone

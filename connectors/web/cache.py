@@ -25,7 +25,8 @@ _VERSION = 1
 
 @dataclass(frozen=True)
 class Entry:
-    """One URL as last fetched: ``kind`` is ``"page"``, ``"sitemap"`` or ``"other"``."""
+    """One URL as last fetched: ``kind`` is ``"page"``, ``"sitemap"``, ``"other"`` or
+    ``"large"`` (over ``max_bytes``: only its validators are kept, no body)."""
 
     uri: str
     digest: str

@@ -142,7 +142,7 @@ class _Crawl:
 
     def validators(self, url: str) -> tuple[str | None, str | None]:
         entry = self.old.get(url)
-        if entry is None or not self.bodies.has(entry.digest):
+        if entry is None or (entry.kind != "large" and not self.bodies.has(entry.digest)):
             return None, None
         return entry.etag, entry.last_modified
 
@@ -169,11 +169,17 @@ class _Crawl:
         """Yield what one answer means for the index and queue the links it leads to."""
         old = self.old.get(answer.url) or self.old.get(url)
         if answer.error is not None:
+            if answer.too_large and (answer.etag or answer.last_modified):
+                # its validators spare the next sync the download: a 304 says it is as big
+                self.new[answer.url] = Entry(
+                    uri=old.uri if old else answer.url, digest="", kind="large",
+                    etag=answer.etag, last_modified=answer.last_modified,
+                    links=old.links if old else ())
             if answer.transient or answer.too_large:
                 if old is not None:
-                    self.new[url] = old
+                    self.new.setdefault(url, old)
                     self.follow(old.links)
-                if old is None or old.kind == "page":
+                if old is None or old.kind in ("page", "large"):
                     yield Skip(old.uri if old else answer.url, answer.error)
             elif answer.status not in (404, 410) and not answer.error.startswith("redirects"):
                 yield Skip(old.uri if old else answer.url, answer.error, withdraw=True)
@@ -187,7 +193,10 @@ class _Crawl:
             return
         self.new[answer.url] = entry
         self.follow(entry.links)
-        if entry.kind == "other" or (entry.kind == "page" and entry.format is None):
+        if entry.kind == "large":
+            yield Skip(entry.uri, "page too large: over max_bytes "
+                       f"({self.settings.max_bytes} bytes), unchanged")
+        elif entry.kind == "other" or (entry.kind == "page" and entry.format is None):
             yield Skip(entry.uri, f"not a document: {entry.media_type or 'no content type'}")
         elif entry.kind == "page" and not entry.noindex and entry.uri not in self.emitted:
             self.emitted.add(entry.uri)

@@ -133,19 +133,17 @@ class Fetcher:
         if not 200 <= status < 300:
             return Response(url, status, media, error=f"HTTP {status} {answer.reason_phrase}")
         declared = answer.headers.get("content-length", "")
+        too_large = Response(url, status, media, etag, modified, error="page too large: over "
+                             f"max_bytes ({self.max_bytes} bytes)", too_large=True)
         if declared.isdigit() and int(declared) > self.max_bytes:
-            return self._too_large(url, status, int(declared))
+            return too_large
         with self.bodies.writer() as body:
             for block in answer.iter_bytes():
                 body.write(block)
                 if body.size > self.max_bytes:
-                    return self._too_large(url, status, body.size)
+                    return too_large
             digest = body.keep()
         return Response(url, status, media, etag, modified, digest, body.size)
-
-    def _too_large(self, url: str, status: int, size: int) -> Response:
-        return Response(url, status, error=f"page too large: over {size - 1} bytes "
-                        f"(max_bytes is {self.max_bytes})", too_large=True)
 
     def _pace(self) -> None:
         """Wait for this request's turn: at most one request per ``delay`` seconds."""
