@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from indexer.records import Document, Skip, SourceItem
+from indexer.records import Document, Origin, Place, Skip, SourceItem
 
 if TYPE_CHECKING:
     from indexer.config import Config
@@ -80,4 +80,14 @@ class ReportsChanges(Protocol):
     def changes(self, since: str) -> Changes | None:
         """What changed since the cursor ``since``; None when it cannot tell (the cursor
         is unknown or too old), and the source is listed in full."""
+        ...
+
+
+@runtime_checkable
+class Cites(Protocol):
+    """A connector that can say where a search hit's place comes from (its path and the
+    revision indexed, and a web link), given the cursor the last sync stored."""
+
+    def cite(self, place: Place, cursor: str | None) -> Origin | None:
+        """The origin of ``place`` (a document of this source), or None."""
         ...

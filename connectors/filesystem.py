@@ -152,7 +152,7 @@ def _item(path: str, uri: str, st: os.stat_result, max_bytes: int) -> SourceItem
     if not stat.S_ISREG(st.st_mode):
         return Skip(uri, "not a regular file")
     if fmt is None:
-        return Skip(uri, "binary file")
+        return Skip(uri, formats.skipped_kind(os.path.basename(path)))
     if st.st_size == 0:
         return Skip(uri, "empty file", empty=True)
     if st.st_size > max_bytes:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from indexer.connectors.contract import Connector, ConnectorContext
 
 ENTRY_POINTS = "batch_indexer.connectors"
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)(?:\+[a-zA-Z0-9.-]+)?://")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9.-]*)(?:\+[a-zA-Z0-9.-]+)?://")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class ConnectorSpec:
 
 BUILTIN = (
     ConnectorSpec("filesystem", ("file",), "indexer.connectors.filesystem:create"),
+    ConnectorSpec("s3", ("s3",), "indexer.connectors.s3:create"),
+    ConnectorSpec("git", ("git",), "indexer.connectors.git:create"),
     ConnectorSpec("web", ("http", "https"), "indexer.connectors.web:create"),
 )
 

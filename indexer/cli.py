@@ -316,6 +316,36 @@ def watch(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the sources as JSON.")
+@click.pass_context
+def sources(ctx: click.Context, as_json: bool) -> None:
+    """List the sources: kind, last sync, documents, errors, and orphans (sources no
+    longer in config.toml whose documents the index still holds)."""
+    with _errors(), _index(ctx) as index:
+        found = index.sources()
+    if as_json:
+        _emit([source.to_dict() for source in found])
+    else:
+        from indexer.terminal import show_sources
+
+        show_sources(found)
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--wait-lock", is_flag=True,
+              help="If another run holds the index, wait for it instead of exiting with 6.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+@click.pass_context
+def remove(ctx: click.Context, source: str, wait_lock: bool, as_json: bool) -> None:
+    """Forget SOURCE (as `indexer sources` names it): out of config.toml, its documents
+    out of search now, its crawl state deleted."""
+    with _errors(), _index(ctx) as index:
+        removed = index.remove(source, wait_lock=wait_lock)
+    _show(removed, as_json, "show_removed")
+
+
+@cli.command()
 @click.pass_context
 def cancel(ctx: click.Context) -> None:
     """Cancel batches in flight; the next sync ingests what they finished."""

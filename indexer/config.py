@@ -9,6 +9,7 @@ is edited with tomlkit, so the comments ``indexer init`` writes survive later ed
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -145,6 +146,62 @@ def remember_source(directory: Path, source: SourceConfig) -> None:
     entries.append(item)
     document["sources"] = entries
     _save(path, tomlkit.dumps(document))
+
+
+def forget_source(directory: Path, location: str) -> bool:
+    """Remove the ``[[sources]]`` entries whose path is ``location``, keeping every comment
+    (those between entries stay where they were). Returns False when none was there."""
+    path = directory / FILENAME
+    if not path.exists():
+        return False
+    text = path.read_text(encoding="utf-8")
+    entries = tomllib.loads(text).get("sources", [])
+    wanted = [entry for entry in entries if entry.get("path") != location]
+    if len(wanted) == len(entries):
+        return False
+    edited = _without_entries(text, location)
+    if edited is None or tomllib.loads(edited).get("sources", []) != wanted:
+        edited = _without_entries_parsed(text, location)  # unusual layout: tomlkit decides
+    _save(path, edited)
+    return True
+
+
+_HEADER = re.compile(r"\s*\[\[?\s*([^\]]*?)\s*\]\]?\s*(?:#.*)?")
+
+
+def _without_entries(text: str, location: str) -> str | None:
+    """``text`` without the lines of the ``[[sources]]`` entries for ``location``, from
+    their header to their last setting: the comments after it (which introduce what
+    follows) stay. None if an entry's path cannot be read from its lines."""
+    lines = text.splitlines(keepends=True)
+    headers = [n for n, line in enumerate(lines) if _HEADER.fullmatch(line.rstrip("\r\n"))]
+    drop: set[int] = set()
+    for start, end in zip(headers, [*headers[1:], len(lines)], strict=True):
+        header = _HEADER.fullmatch(lines[start].rstrip("\r\n"))
+        if header is None or header[1] != "sources" or "[[" not in lines[start]:
+            continue
+        try:
+            entry = tomllib.loads("".join(lines[start + 1:end]))
+        except tomllib.TOMLDecodeError:
+            return None
+        if entry.get("path") == location:
+            last = max(n for n in range(start, end)
+                        if lines[n].strip() and not lines[n].lstrip().startswith("#"))
+            drop.update(range(start, last + 1))
+    return "".join(line for n, line in enumerate(lines) if n not in drop)
+
+
+def _without_entries_parsed(text: str, location: str) -> str:
+    import tomlkit
+
+    document = tomlkit.parse(text)
+    entries: Any = document["sources"]
+    for index in reversed(range(len(entries))):
+        if entries[index].get("path") == location:
+            del entries[index]
+    if not len(entries):
+        del document["sources"]
+    return tomlkit.dumps(document)
 
 
 def write_template(directory: Path, settings: Mapping[str, Any]) -> Path:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +18,7 @@ from indexer.backends.contract import Backend
 from indexer.errors import ConfigError, DamageError, SourceError, StateError
 from indexer.progress import Progress, Silent
 from indexer.records import SearchHit, Skip
-from indexer.report import IndexStatus, JobInfo, Plan, SyncReport
+from indexer.report import IndexStatus, JobInfo, Plan, RemovedSource, SourceInfo, SyncReport
 from indexer.state.damage import Damage
 from indexer.state.layout import Layout
 from indexer.state.ledger import Ledger
@@ -84,19 +86,22 @@ class Index:
         (index what symbolic links leading outside the folder point to; by default
         such a link is reported as skipped).
         """
+        from indexer.sync.sources import configured_roots
+
         sources = self._sources(paths, include, exclude, follow_links, remember=True)
+        configured = configured_roots(self.config, self._read_context)
         ledger = self._open_ledger()
         if not rebuild:
             self._check_choice()
             with ledger.lock("sync", wait_lock):
                 self._require_table()
-                return self._pipeline(wait, max_cost).sync(sources)
+                return self._pipeline(wait, max_cost).sync(sources, configured)
         with ledger.lock("rebuild", wait_lock):
             target = Index(self.path, backend=self._backend_choice, progress=self.progress)
             target.config = self.config
             target._gen = self._layout.start_rebuild()
             with target, target._open_ledger().lock("rebuild"):
-                report = target._pipeline(wait, max_cost).sync(sources)
+                report = target._pipeline(wait, max_cost).sync(sources, configured)
             if report.complete:
                 self._layout.swap()
                 report.swapped = True
@@ -111,13 +116,61 @@ class Index:
         self._sources(paths, include, exclude, follow_links, remember=True)
         return [s.path for s in self.config.sources]
 
+    def sources(self) -> tuple[SourceInfo, ...]:
+        """Every configured source (its kind, when it was last synced, its documents, why
+        it could not be reached last time), then every source the index still holds
+        documents of that ``config.toml`` no longer names."""
+        from indexer.sync.sources import listing
+
+        records = self._open_ledger().source_records() if self._layout.exists() else {}
+        return listing(self.config, records, self._read_context)
+
+    def remove(self, source: str | Path, wait_lock: bool = False) -> RemovedSource:
+        """Forget ``source`` (as ``config.toml`` or ``sources`` names it): its entry leaves
+        ``config.toml`` (comments kept), its documents leave search now (one store commit)
+        and the ledger, and its connector state folder is deleted. Vectors no other
+        document holds are deleted: adding the source back embeds it again."""
+        from indexer.sync.sources import find
+
+        text = str(source)
+        names = {text, _location(text)}
+        ledger = self._open_ledger() if self._layout.exists() else None
+        roots = ledger.source_records().keys() if ledger is not None else set()
+        entry, uri = find(self.config, roots, names, self._read_context)
+        if uri is None:
+            known = [s.source for s in self.sources()]
+            raise SourceError(f"no source {text} in this index (known: "
+                              f"{', '.join(known) or 'none'}); `indexer sources` lists them")
+        documents = 0
+        with ledger.lock("remove", wait_lock) if ledger is not None else nullcontext():
+            if entry is not None:  # first: a run stopped next withdraws the documents
+                configfile.forget_source(self.path, entry.path)
+                self.config = replace(self.config, sources=tuple(
+                    s for s in self.config.sources if s.path != entry.path))
+            if ledger is not None:
+                documents = ledger.forget_source(uri)
+                if ledger.has_dirty():
+                    self._require_table()
+                    self._pipeline(wait=False).publish(SyncReport())
+            deleted = False
+            for name in {uri, entry.path if entry is not None else uri}:
+                state = Layout.source_state(self.path, name)
+                if state.exists():
+                    shutil.rmtree(state)
+                    deleted = True
+        return RemovedSource(entry.path if entry is not None else uri, uri, entry is not None,
+                             documents, deleted)
+
     def plan(self, paths: Sequence[str | Path] = (), include: Sequence[str] = (),
              exclude: Sequence[str] = (), follow_links: bool = False) -> Plan:
         """What :meth:`sync` would do and cost now, without spending or changing anything
         (new sources are not remembered)."""
+        from indexer.sync.sources import configured_roots
+
         sources = self._sources(paths, include, exclude, follow_links, remember=False)
         self._check_choice()
-        return self._pipeline(wait=False).plan(sources)
+        configured = configured_roots(self.config, self._read_context)
+        return self._pipeline(wait=False).plan(sources, configured)
 
     def retry(self) -> int:
         """Give chunks that failed for good another round of attempts on the next sync.
@@ -267,7 +320,7 @@ class Index:
         vector = backend.embed_query([query])[0] if chosen.embeds_query else None
         store = self._store(backend)
         try:
-            return chosen.run(store, Query(query, vector, k, where))
+            hits = chosen.run(store, Query(query, vector, k, where))
         except StateError:
             from indexer.state.store import inspect
 
@@ -279,6 +332,21 @@ class Index:
                                  f"({', '.join(damage.migrations)}); run `indexer sync` or "
                                  "`indexer doctor --repair` to migrate it") from None
             raise
+        return self._cite(hits)
+
+    def _cite(self, hits: list[SearchHit]) -> list[SearchHit]:
+        """Fill in the origin (commit, path, link) of hits from sources that cite one."""
+        from indexer.connectors.registry import connector_for
+        from indexer.search.origins import cite
+
+        sources = []
+        for source in self.config.sources:
+            try:
+                sources.append(connector_for(source, self._context(source.path, self.config,
+                                                                   False)))
+            except (SourceError, ConfigError):
+                continue  # a source sync would refuse: its hits just have no origin
+        return cite(hits, sources, self._open_ledger().meta())
 
     def status(self) -> IndexStatus:
         """What the index holds, without loading the model or the store (a missing search
@@ -358,6 +426,10 @@ class Index:
                     configfile.remember_source(self.path, entry)
             self.config = config
         return sources
+
+    def _read_context(self, source: configfile.SourceConfig) -> ConnectorContext:
+        """The context of a connector built only to be looked at (nothing is written)."""
+        return self._context(source.path, self.config, writes=False)
 
     def _context(self, source: str, config: configfile.Config,
                  writes: bool) -> ConnectorContext:

@@ -121,14 +121,27 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a place's text comes from in a versioned source (a git repository): its
+    ``path`` there, the ``revision`` indexed (a commit), and a web permalink when the
+    source has a link template. Filled in at search time, never stored."""
+
+    path: str
+    revision: str
+    link: str | None = None
+
+
+@dataclass(frozen=True)
 class Place:
-    """Where a stored passage occurs: one document and its location in it."""
+    """Where a stored passage occurs: one document and its location in it (``origin``
+    is set on search hits from sources that can cite one, see :class:`Origin`)."""
 
     uri: str
     heading: str = ""
     page: int | None = None
     line_start: int | None = None
     line_end: int | None = None
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 
 from indexer.records import Skip
@@ -32,7 +33,9 @@ class SyncReport(FileCounts):
     live or pending documents that stay failed (from any run, until retried).
     ``stopped`` is the error that ended the run early ("" if it ran to its end);
     ``unreachable`` names each source that could not be reached at all, and why (nothing
-    of it was deleted; the other sources were synced).
+    of it was deleted; the other sources were synced); ``orphaned`` names each source no
+    longer in the configuration whose documents left search in this run, and how many
+    (their vectors are kept until ``indexer remove`` forgets the source).
     """
 
     chunks: int = 0
@@ -54,6 +57,7 @@ class SyncReport(FileCounts):
     skips: list[Skip] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -93,7 +97,8 @@ class Plan(FileCounts):
     ``chunks_to_embed`` counts distinct content keys that have no vector yet (after
     deduplication against the index and within the run); ``tokens`` is the larger of
     tiktoken's count and the service's bytes/4 estimate, summed; ``waves`` is how many
-    rounds of submission the enqueued-token budget needs.
+    rounds of submission the enqueued-token budget needs; ``orphaned`` the sources no
+    longer configured whose documents the sync would take out of search.
     """
 
     backend: str = ""
@@ -108,6 +113,7 @@ class Plan(FileCounts):
     batch_cost: float = 0.0
     sync_cost: float = 0.0
     skips: list[Skip] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view."""
@@ -158,3 +164,60 @@ class IndexStatus:
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """One source as ``indexer sources`` shows it.
+
+    ``source`` is how ``config.toml`` names it (for a source no longer configured: the
+    URI its documents are recorded under, ``uri``); ``kind`` the connector that crawls
+    it. ``synced_at`` is when it was last listed (seconds since the epoch; None: never);
+    ``error`` why the last attempt to reach it failed (cleared once reached, or why it
+    cannot be crawled at all). Documents are counted as ``documents`` (in search),
+    ``pending`` (being embedded), ``skipped`` (unreadable or empty) and ``withdrawn``
+    (out of search because the source left the configuration). ``configured`` is False
+    for such an orphan, and ``advice`` says what to do about it.
+    """
+
+    source: str
+    kind: str
+    uri: str
+    configured: bool
+    synced_at: float | None = None
+    documents: int = 0
+    pending: int = 0
+    skipped: int = 0
+    withdrawn: int = 0
+    error: str | None = None
+    failed_at: float | None = None
+    advice: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view (times as ISO 8601 UTC)."""
+        data = asdict(self)
+        for name in ("synced_at", "failed_at"):
+            data[name] = _iso(data[name])
+        return data
+
+
+@dataclass(frozen=True)
+class RemovedSource:
+    """What ``indexer remove`` did: the source, whether it was in ``config.toml``, how
+    many of its documents left the index, and whether its state folder was deleted."""
+
+    source: str
+    uri: str
+    configured: bool
+    documents: int
+    state_deleted: bool
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view."""
+        return asdict(self)
+
+
+def _iso(when: float | None) -> str | None:
+    if when is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))

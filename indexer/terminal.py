@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,14 @@ from rich.progress import (
 from rich.table import Table
 
 from indexer.records import Place, SearchHit
-from indexer.report import FileCounts, IndexStatus, Plan, SyncReport
+from indexer.report import (
+    FileCounts,
+    IndexStatus,
+    Plan,
+    RemovedSource,
+    SourceInfo,
+    SyncReport,
+)
 
 if TYPE_CHECKING:
     from indexer.state.doctor import Checkup
@@ -87,6 +95,9 @@ def show_report(report: SyncReport) -> None:
     for source in report.unreachable:
         out.print(f"  source not reached, nothing of it deleted: {source}", style="red",
                   highlight=False)
+    for source in report.orphaned:
+        out.print(f"  out of search, no longer in config.toml: {source} (`indexer sources`)",
+                  style="yellow", highlight=False)
     if report.swapped:
         out.print("rebuilt: the new table is live (`indexer gc` removes the old one)")
     if report.refused_cost:
@@ -121,6 +132,9 @@ def show_plan(plan: Plan) -> None:
                   f"budget {plan.budget} tokens in flight")
     for skip in plan.skips:
         out.print(f"  skip {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
+    for source in plan.orphaned:
+        out.print(f"  would leave search, no longer in config.toml: {source}", style="yellow",
+                  highlight=False)
 
 
 def show_checkup(checkup: Checkup) -> None:
@@ -186,6 +200,45 @@ def show_status(info: IndexStatus) -> None:
         out.print(f"  {_short(problem.uri)}: {problem.reason}", style="yellow", highlight=False)
 
 
+def show_sources(sources: Sequence[SourceInfo]) -> None:
+    """The sources as a table, then each one's error or what to do about it."""
+    if not sources:
+        out.print("no sources: add one with `indexer sync FOLDER|URI`")
+        return
+    table = Table()
+    for name in ("source", "kind", "last synced", "indexed", "pending", "skipped", "state"):
+        table.add_column(name, overflow="fold",
+                         justify="right" if name in ("indexed", "pending", "skipped") else "left")
+    for info in sources:
+        state = ("orphan" if not info.configured else "error" if info.error
+                 else "never synced" if info.synced_at is None else "ok")
+        table.add_row(_short(info.source), info.kind, _when(info.synced_at),
+                      str(info.documents), str(info.pending), str(info.skipped), state,
+                      style="red" if state == "error" else "yellow" if state != "ok" else None)
+    out.print(table)
+    for info in sources:
+        if info.configured and info.error:
+            when = f" (at {_when(info.failed_at)})" if info.failed_at else ""
+            out.print(f"{_short(info.source)}: not reached{when}: {info.error}", style="red",
+                      highlight=False)
+        if info.advice:
+            out.print(f"{_short(info.source)}: {info.advice}", style="yellow", highlight=False)
+
+
+def show_removed(removed: RemovedSource) -> None:
+    """What ``remove`` did."""
+    where = "config.toml and " if removed.configured else ""
+    state = "; its crawl state was deleted" if removed.state_deleted else ""
+    out.print(f"removed {_short(removed.source)} from {where}the index: "
+              f"{removed.documents} document(s) left search{state}", highlight=False)
+
+
+def _when(moment: float | None) -> str:
+    if moment is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(moment))
+
+
 def _files(counts: FileCounts) -> None:
     out.print(
         f"files: {counts.new} new, {counts.changed} changed, {counts.unchanged} unchanged, "
@@ -201,6 +254,8 @@ def _place(place: Place) -> str:
         text += f":{place.line_start}-{place.line_end}"
     if place.heading:
         text += f"\n{place.heading}"
+    if place.origin is not None and place.origin.link:
+        text += f"\n{place.origin.link}"
     return text
 
 

@@ -189,7 +189,7 @@ def test_binary_empty_and_large_files_are_skipped_at_scan(tmp_path: Path) -> Non
     items, skips = scan(tmp_path, max_bytes=1000)
     assert rels(tmp_path, items) == ["small.txt"]
     reasons = {Path(s.uri).name: s.reason for s in skips}
-    assert reasons["image.PNG"] == "binary file"
+    assert reasons["image.PNG"] == "image (.png): no text to index"
     assert reasons["empty.md"] == "empty file"
     assert reasons["big.txt"].startswith("file too large")
 

@@ -3,29 +3,40 @@
 A connector names a document's format from its media type (an HTTP ``Content-Type``,
 an object's metadata) and its name (:func:`format_for`), then hands the bytes to
 :func:`document`, which extracts the title and the text segments (Markdown,
-reStructuredText, HTML, PDF, code, plain text) and turns every problem into a
-:class:`~indexer.records.Skip` with its reason.
+reStructuredText, HTML, PDF, SVG, code, plain text) and turns every problem into a
+:class:`~indexer.records.Skip` with its reason. Plain text that reads as
+reStructuredText (a Sphinx project's ``.txt`` files) is read as such; a file that is no
+text says what it is (:func:`skipped_kind`, "image (.png): no text to index").
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 
+from indexer.connectors.formats.kinds import (
+    BINARY_SUFFIXES,
+    skipped_kind,
+    sniffed_kind,
+    suffix_of,
+)
 from indexer.connectors.formats.text import (
     ExtractionError,
     NoText,
     decode,
     looks_binary,
+    looks_like_rst,
     markdown_title,
     normalise,
     rst_title,
 )
 from indexer.records import Document, Segment, Skip
 
+__all__ = ["BINARY_SUFFIXES", "document", "format_for", "format_of", "skipped_kind"]
+
 _MARKUP = {
     ".md": "markdown", ".markdown": "markdown", ".mdx": "markdown", ".rst": "rst",
     ".html": "html", ".htm": "html", ".xhtml": "html", ".pdf": "pdf", ".txt": "text",
+    ".svg": "svg",
 }
 _CODE = frozenset(
     {
@@ -46,24 +57,14 @@ _CODE_NAMES = frozenset(
         "gemfile", "vagrantfile", "jenkinsfile", "procfile", "cmakelists.txt"
     }
 )
-BINARY_SUFFIXES = frozenset(
+_XML = frozenset(
     {
-        ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".ico", ".icns", ".webp", ".tif", ".tiff",
-        ".psd", ".heic", ".avif", ".svg", ".eps", ".raw", ".cr2", ".nef", ".mp3", ".wav",
-        ".flac", ".ogg", ".oga", ".m4a", ".aac", ".opus", ".mp4", ".m4v", ".mov", ".avi",
-        ".mkv", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".zip", ".tar", ".gz", ".tgz", ".bz2",
-        ".tbz2", ".xz", ".txz", ".zst", ".lz", ".lz4", ".lzma", ".7z", ".rar", ".cab", ".jar",
-        ".war", ".ear", ".whl", ".egg", ".apk", ".deb", ".rpm", ".dmg", ".iso", ".img", ".msi",
-        ".exe", ".dll", ".so", ".dylib", ".o", ".obj", ".a", ".lib", ".ko", ".elf", ".bin",
-        ".class", ".pyc", ".pyo", ".pyd", ".wasm", ".ttf", ".otf", ".woff", ".woff2",
-        ".eot", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".odt", ".ods", ".odp",
-        ".epub", ".sqlite", ".sqlite3", ".db", ".mdb", ".parquet", ".arrow", ".feather",
-        ".avro", ".orc", ".lance", ".npy", ".npz", ".pkl", ".pickle", ".h5", ".hdf5", ".onnx",
-        ".pt", ".pth", ".ckpt", ".safetensors", ".gguf", ".tflite", ".pb", ".ds_store", ".swp",
-        ".swo"
+        ".xsd", ".xsl", ".xslt", ".wsdl", ".rss", ".atom", ".plist", ".kml", ".gpx", ".xaml",
+        ".resx", ".csproj", ".vbproj", ".fsproj", ".vcxproj", ".nuspec", ".drawio", ".opml",
+        ".xlf", ".xliff", ".tmx", ".dae", ".xul", ".rdf", ".owl", ".mathml", ".mml"
     }
 )
-"""Suffixes of files skipped as binary without being read."""
+"""Suffixes of XML text formats besides ``.xml``: indexed as markup, like code."""
 
 
 def format_of(name: str) -> str | None:
@@ -71,21 +72,21 @@ def format_of(name: str) -> str | None:
 
     Unknown kinds are ``"text"``: :func:`load` still refuses them when the content is binary.
     """
-    lower = name.lower()
-    if lower in _CODE_NAMES:
+    if name.lower() in _CODE_NAMES:
         return "code"
-    suffix = os.path.splitext(lower)[1] or (lower if lower.startswith(".") else "")
+    suffix = suffix_of(name)
     if suffix in BINARY_SUFFIXES:
         return None
     if suffix in _MARKUP:
         return _MARKUP[suffix]
-    return "code" if suffix in _CODE else "text"
+    return "code" if suffix in _CODE or suffix in _XML else "text"
 
 
 _MEDIA = {
     "text/markdown": "markdown", "text/x-markdown": "markdown", "text/x-rst": "rst",
     "text/prs.fallenstein.rst": "rst", "text/html": "html", "application/xhtml+xml": "html",
-    "application/pdf": "pdf", "text/plain": "text",
+    "application/pdf": "pdf", "text/plain": "text", "image/svg+xml": "svg",
+    "application/xml": "code", "text/xml": "code",
 }
 
 
@@ -94,7 +95,7 @@ def format_for(media_type: str | None, name: str) -> str | None:
     ``name``: the media type decides when it is specific, else the name does.
     ``text/plain`` and unknown or missing types defer to the name."""
     kind = (media_type or "").split(";")[0].strip().lower()
-    by_type = _MEDIA.get(kind)
+    by_type = _MEDIA.get(kind) or ("code" if kind.endswith("+xml") else None)
     if by_type and by_type != "text":
         return by_type
     return format_of(name)
@@ -133,12 +134,20 @@ def _extract(fmt: str, data: bytes) -> tuple[str | None, tuple[Segment, ...]] | 
         pdf_text = pdf.extract(data)
         return pdf_text.title, pdf_text.pages
     if looks_binary(data):
-        return "binary file"
+        return sniffed_kind(data)
     if fmt == "html":
         from indexer.connectors.formats import html
 
         page = html.extract(normalise(decode(data, html.declared_encoding(data))))
         return page.title, page.sections
     text = normalise(decode(data))
+    if fmt == "svg":
+        from indexer.connectors.formats import svg
+
+        image = svg.extract(text)
+        return image.title, (Segment(text="\n".join(image.lines), format="text",
+                                     line_start=image.line_start),)
+    if fmt == "text" and looks_like_rst(text):  # Sphinx sources are often .txt files
+        fmt = "rst"
     title = markdown_title(text) if fmt == "markdown" else rst_title(text) if fmt == "rst" else None
     return title, (Segment(text=text, format=fmt, line_start=1),)

@@ -40,6 +40,11 @@ _ATX_H1 = re.compile(r"^ {0,3}# +(.+?)(?: +#+)? *$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _FRONT_MATTER_TITLE = re.compile(r"""^title\s*:\s*["']?(.+?)["']?\s*$""")
 _RST_ADORNMENT = re.compile(r"""^([!-/:-@\[-`{-~])\1+\s*$""")
+# An explicit markup start: a directive, a hyperlink target, a substitution or a footnote.
+_RST_EXPLICIT = re.compile(
+    r"^\.\. (?:[A-Za-z][\w:+-]*::|_[^:\n]+:|\|[^|\n]+\|\s+[\w:-]+::|\[[^\]\n]+\])", re.M)
+_RST_ROLE = re.compile(r"(?<![\w`]):[a-z][\w.:+-]*:`[^`\n]+`")
+_RST_SNIFF_CHARS = 65536
 
 
 class ExtractionError(ValueError):
@@ -177,6 +182,26 @@ def rst_title(text: str) -> str | None:
         ):
             return _title(title)
     return None
+
+
+def looks_like_rst(text: str) -> bool:
+    """True when plain text reads as reStructuredText (Sphinx keeps its sources in ``.txt``
+    files): a section title underlined (or over- and underlined) with punctuation at least
+    as long as the title, a directive or other explicit markup (``.. note::``,
+    ``.. _label:``), or an interpreted-text role (``:ref:`sessions```).
+
+    Only the head of the text is read. A plain text file with a title underlined this way
+    is read as reStructuredText too, which only makes the title a heading."""
+    sample = text[:_RST_SNIFF_CHARS]
+    if _RST_EXPLICIT.search(sample) or _RST_ROLE.search(sample):
+        return True
+    for line, under in itertools.pairwise(sample.split("\n")):
+        title = line.strip()
+        if title and not _RST_ADORNMENT.match(line) and _RST_ADORNMENT.match(under):
+            width = len(under.strip())
+            if width >= 3 and width >= len(line.rstrip()):
+                return True
+    return False
 
 
 def _title(raw: str) -> str | None:

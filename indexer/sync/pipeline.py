@@ -8,7 +8,7 @@ collected again (re-ingesting is idempotent), and dirty store rows are rewritten
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +22,7 @@ from indexer.errors import SourceError
 from indexer.progress import Progress
 from indexer.records import Chunk, Document, StoreRow
 from indexer.report import Plan, SyncReport
-from indexer.state.ledger import Ledger
+from indexer.state.ledger import ORPHANED, Ledger
 from indexer.sync.base import JobOptions
 from indexer.sync.jobs import JobRunner
 from indexer.sync.survey import Change, survey
@@ -65,8 +65,14 @@ class Pipeline:
         """The search store."""
         return self._open_store(self.backend)
 
-    def sync(self, sources: Sequence[Connector]) -> SyncReport:
-        """Bring the store up to date with ``sources``; see :class:`SyncReport`."""
+    def sync(self, sources: Sequence[Connector],
+             configured: Collection[str] | None = None) -> SyncReport:
+        """Bring the store up to date with ``sources``; see :class:`SyncReport`.
+
+        ``configured`` names every source the index is configured with (not only those
+        synced now): documents of any other source leave search (see
+        :meth:`Ledger.withdraw_source`); ``None`` when that cannot be told.
+        """
         started = time.monotonic()
         report = SyncReport()
         for source in sources:
@@ -74,7 +80,13 @@ class Pipeline:
                 self._survey(source, report)
             except SourceError as exc:  # nothing of it is deleted; the others go on
                 self.progress.end()
+                self.ledger.source_failed(source.uri, str(exc))
                 report.unreachable.append(f"{source.uri}: {exc}")
+            else:
+                self.ledger.source_reached(source.uri)
+        if configured is not None:
+            gone = self.ledger.withdraw_sources(self.ledger.roots() - set(configured))
+            report.orphaned.extend(f"{root}: {n} document(s)" for root, n in gone.items())
         self.jobs.run(report)
         self.publish(report)
         report.seconds = round(time.monotonic() - started, 3)
@@ -91,11 +103,17 @@ class Pipeline:
         if cursor is not None:  # every change up to it is staged: start there next time
             self.ledger.set_meta({key: cursor})
 
-    def plan(self, sources: Sequence[Connector]) -> Plan:
+    def plan(self, sources: Sequence[Connector],
+             configured: Collection[str] | None = None) -> Plan:
         """What :meth:`sync` would do and cost, without writing or spending anything."""
         plan = Plan(backend=self.backend.name, priced=self.options.jobs.priced,
                     model=self.backend.model,
                     budget=self.jobs.budget())
+        if configured is not None:
+            for root, record in self.ledger.source_records().items():
+                left = sum(n for status, n in record.counts.items() if status != ORPHANED)
+                if root not in configured and left:
+                    plan.orphaned.append(f"{root}: {left} document(s)")
         wanted: dict[str, Request] = {r.custom_id: r for r in self.ledger.pending_requests()}
         for source in sources:
             since = self.ledger.meta().get(f"cursor {source.uri}")

@@ -16,7 +16,9 @@ from indexer.state.ledger.records import (
     KeyRow,
     RestoredJob,
     Settled,
+    SourceRecord,
 )
+from indexer.state.ledger.sources import ORPHANED
 
-__all__ = ["OPEN_JOB_STATES", "DocumentState", "Job", "KeyRow", "Ledger", "RestoredJob",
-           "Settled", "damaged", "install", "set_aside"]
+__all__ = ["OPEN_JOB_STATES", "ORPHANED", "DocumentState", "Job", "KeyRow", "Ledger",
+           "RestoredJob", "Settled", "SourceRecord", "damaged", "install", "set_aside"]

@@ -15,6 +15,7 @@ from indexer.state.ledger.connection import _Guarded, damaged, set_aside
 from indexer.state.ledger.documents import DocumentRecords
 from indexer.state.ledger.keys import KeyRecords
 from indexer.state.ledger.records import _ADDED_JOB_COLUMNS
+from indexer.state.ledger.sources import SourceRecords
 from indexer.state.lock import Holder, refusal
 
 _SCHEMA = """
@@ -45,13 +46,15 @@ CREATE TABLE IF NOT EXISTS jobs(
     created_at REAL NOT NULL, updated_at REAL NOT NULL, error TEXT,
     misses INTEGER NOT NULL DEFAULT 0, missing_since REAL);
 CREATE TABLE IF NOT EXISTS dirty(custom_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS sources(
+    uri TEXT PRIMARY KEY, synced_at REAL, error TEXT, failed_at REAL);
 CREATE TABLE IF NOT EXISTS lock(
     id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
     since REAL NOT NULL, command TEXT NOT NULL, owner TEXT NOT NULL, started TEXT);
 """
 
 
-class Ledger(DocumentRecords, KeyRecords):
+class Ledger(DocumentRecords, KeyRecords, SourceRecords):
     """The SQLite ledger of one index. Every write method commits its own transaction.
 
     Opening checks the file (``PRAGMA quick_check``); a damaged ledger, on open or later,

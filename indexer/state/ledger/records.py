@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.batchfiles.requests import Request
@@ -107,3 +108,17 @@ class RestoredJob:
     input_file: str | None
     requests: tuple[Request, ...] = ()
     created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """What the ledger knows of one source: when it was last listed (``synced_at``), its
+    last failure to be reached (``error`` at ``failed_at``, cleared when reached again),
+    and its documents counted by status (``indexed``, ``pending``, ``skipped``,
+    ``orphaned``)."""
+
+    uri: str
+    synced_at: float | None = None
+    error: str | None = None
+    failed_at: float | None = None
+    counts: Mapping[str, int] = field(default_factory=dict, hash=False)
