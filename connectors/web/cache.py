@@ -91,12 +91,18 @@ class Bodies:
 
     def __init__(self, folder: Path | None, writes: bool) -> None:
         self.saved = folder
+        self.writes = writes and folder is not None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
-        if writes and folder is not None:
-            self.folder = folder
-        else:
+
+    @property
+    def folder(self) -> Path:
+        """Where new bodies go (a temporary folder, made on first use, when the run may
+        not write)."""
+        if self.writes and self.saved is not None:
+            return self.saved
+        if self._scratch is None:
             self._scratch = tempfile.TemporaryDirectory(prefix="indexer-crawl-")
-            self.folder = Path(self._scratch.name)
+        return Path(self._scratch.name)
 
     def path(self, digest: str) -> Path:
         """Where the body ``digest`` is (new bodies first, then the saved ones)."""
@@ -125,7 +131,7 @@ class Bodies:
 
     def prune(self, keep: Iterable[str]) -> None:
         """Delete the saved bodies no entry refers to any more."""
-        if self._scratch is not None or self.saved is None or not self.saved.exists():
+        if not self.writes or self.saved is None or not self.saved.exists():
             return
         wanted = set(keep)
         for path in self.saved.iterdir():

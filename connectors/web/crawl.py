@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -35,9 +36,11 @@ from indexer.connectors import formats
 from indexer.connectors.web import cache, markup
 from indexer.connectors.web.address import Scope, origin
 from indexer.connectors.web.cache import Bodies, Entry
-from indexer.connectors.web.fetch import Fetcher, Response
 from indexer.errors import SourceError
 from indexer.records import Document, Skip, SourceItem
+
+if TYPE_CHECKING:
+    from indexer.connectors.web.fetch import Response
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class _Crawl:
         self.fetched = 0
 
     def run(self) -> Iterator[SourceItem | Skip]:
+        from indexer.connectors.web.fetch import Fetcher  # httpx loads only for a crawl
+
         settings = self.settings
         with Fetcher(self.bodies, settings.max_bytes, settings.timeout, settings.delay,
                      settings.concurrency) as fetcher:
