@@ -53,6 +53,7 @@ BUILTIN = (
     ConnectorSpec("filesystem", ("file",), "indexer.connectors.filesystem:create"),
     ConnectorSpec("s3", ("s3",), "indexer.connectors.s3:create"),
     ConnectorSpec("git", ("git",), "indexer.connectors.git:create"),
+    ConnectorSpec("web", ("http", "https"), "indexer.connectors.web:create"),
 )
 
 

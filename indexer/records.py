@@ -49,7 +49,11 @@ class Segment:
     ``"markdown"``, ``"rst"``, ``"code"`` or ``"text"``. ``heading_path`` is the
     heading context the segment starts under (HTML sections set it; Markdown and
     reStructuredText carry their headings inside ``text``). ``line_start`` is the
-    1-based line of the segment's first line in the source file.
+    1-based line of the segment's first line in the source file, and the lines of
+    ``text`` follow the source's one for one unless ``lines`` says otherwise: text
+    rebuilt from markup (HTML) gives, for each of its lines, the first and last source
+    line it was taken from (a blank line between two blocks as the next block's first
+    line and the previous block's last).
     """
 
     text: str
@@ -57,6 +61,7 @@ class Segment:
     page: int | None = None
     heading_path: tuple[str, ...] = ()
     line_start: int = 1
+    lines: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

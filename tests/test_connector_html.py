@@ -143,3 +143,89 @@ def test_headings_that_wrap_their_text_in_blocks_or_breaks_keep_it() -> None:
     assert sections("<h1>Main<br>subtitle <em>here</em></h1><p>body</p>") == {
         ("Main subtitle here",): "body",
     }
+
+
+TEXINFO = """<html><head><title>Closure Example</title></head>
+<body lang="en">
+<div class="section" id="Closure-Example">
+<div class="header">
+<p>
+Next: <a href="Thread-Safety.html" accesskey="n" rel="next">Thread Safety</a>, Previous:
+<a href="The-Closure-API.html" rel="prev">The Closure API</a>, Up: <a href="Using.html"
+rel="up">Using libffi</a> &nbsp; [<a href="Index.html" title="Index" rel="index">Index</a>]</p>
+</div>
+<hr>
+<h3 class="section">2.6 Closure Example</h3>
+<p>A trivial example that creates a new <code>puts</code>.</p>
+<div class="nav-panel"><p>Next: <a href="a.html" rel="next">A</a>, Up: <a href="b.html"
+rel="up">B</a></p></div>
+<p class="links"><a href="/">Home</a> | <a href="/docs">Docs</a> | <a href="/blog">Blog</a></p>
+<p>Read <a href="x.html">the manual</a> and <a href="y.html">the FAQ</a> before asking.</p>
+</div></body></html>
+"""
+
+
+def test_generated_navigation_bars_do_not_reach_the_text() -> None:
+    assert sections(TEXINFO) == {
+        ("2.6 Closure Example",): (
+            "A trivial example that creates a new puts.\n\n"
+            "Read the manual and the FAQ before asking."
+        ),
+    }
+
+
+LOCATED = """<!doctype html>
+<html><head><title>Lines</title></head>
+<body>
+<nav><a href="/">Home</a></nav>
+<h1>Install</h1>
+
+<p>The passage on
+lines seven to
+nine of the file.</p>
+<ul>
+  <li>item on eleven</li>
+  <li>item on twelve<br>
+      continued on thirteen</li>
+</ul>
+<pre>
+code on sixteen
+code on seventeen
+</pre>
+</body></html>
+"""
+
+
+def test_sections_know_the_source_lines_of_their_text() -> None:
+    [segment] = html.extract(LOCATED).sections
+    assert segment.line_start == 7
+    text_lines = segment.text.split("\n")
+    assert len(text_lines) == len(segment.lines)
+    located = dict(zip(text_lines, segment.lines, strict=True))
+    assert located["The passage on lines seven to nine of the file."] == (7, 9)
+    assert located["- item on eleven"] == (11, 11)
+    assert located["continued on thirteen"] == (13, 13)
+    assert located["code on sixteen"] == (16, 16)
+    assert located["code on seventeen"] == (17, 17)
+
+
+def test_html_passages_in_a_folder_are_cited_at_their_lines(tmp_path: Path) -> None:
+    from indexer.chunking.chunker import ChunkerSettings, chunk_document
+
+    filler = "\n".join(f"<p>Paragraph {n} says something about topic {n}.</p>"
+                       for n in range(40))
+    (tmp_path / "page.html").write_text(LOCATED.replace("</body>", filler + "\n</body>"))
+    [item] = list(FilesystemSource(tmp_path).scan())
+    assert isinstance(item, SourceItem)
+    document = load(item)
+    assert isinstance(document, Document)
+    chunks = chunk_document(document, ChunkerSettings(max_tokens=64, target_tokens=32))
+    source = (tmp_path / "page.html").read_text().split("\n")
+    assert chunks[0].line_start == 7
+    for chunk in chunks:
+        assert chunk.line_start is not None and chunk.line_end is not None
+        cited = "\n".join(source[chunk.line_start - 1:chunk.line_end])
+        first_words = chunk.text.split()[:2]
+        last_word = chunk.text.split()[-1]
+        assert " ".join(first_words).lstrip("- ") in " ".join(cited.split()), (chunk, cited)
+        assert last_word in cited, (chunk, cited)

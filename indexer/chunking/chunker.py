@@ -39,7 +39,7 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
     for segment in doc.segments:
         text = clean_text(segment.text)
         outline.start_segment(tuple(filter(None, map(clean_heading, segment.heading_path))))
-        lines = _LineCounter(text, segment.line_start)
+        lines = _LineCounter(text, segment.line_start, segment.lines)
         for section in sections(text, segment.format, outline):
             context = breadcrumb(doc.title, section.heading_path, settings.limit // 4)
             for start, end, count in Packer(text, section, context, settings).cuts():
@@ -88,6 +88,10 @@ def refit(doc: Document, chunks: list[Chunk], settings: ChunkerSettings,
             pieces = chunk_document(dataclasses.replace(doc, segments=(part,)),
                                     dataclasses.replace(settings, max_tokens=budget,
                                                         target_tokens=None))
+            if segment.lines:  # rebuilt text: its newlines are not the source's
+                pieces = [dataclasses.replace(p, line_start=_within(p.line_start, chunk),
+                                              line_end=_within(p.line_end, chunk))
+                          for p in pieces]
             refitted.extend(pieces or [chunk])
         chunks = [dataclasses.replace(c, ordinal=n) for n, c in enumerate(refitted)]
     return chunks
@@ -128,18 +132,34 @@ def breadcrumb(title: str, heading_path: tuple[str, ...], max_tokens: int) -> st
     return ""
 
 
-class _LineCounter:
-    """Turns offsets into 1-based source lines, for spans visited in order."""
+def _within(line: int | None, chunk: Chunk) -> int | None:
+    """``line`` kept inside the lines of ``chunk``."""
+    if line is None or chunk.line_start is None or chunk.line_end is None:
+        return line
+    return min(max(line, chunk.line_start), chunk.line_end)
 
-    def __init__(self, text: str, first_line: int) -> None:
+
+class _LineCounter:
+    """Turns offsets into 1-based source lines, for spans visited in order; ``lines``
+    maps each line of the text to the source lines it came from (see
+    :class:`~indexer.records.Segment`)."""
+
+    def __init__(self, text: str, first_line: int,
+                 lines: tuple[tuple[int, int], ...] = ()) -> None:
         self.text = text
         self.offset = 0
-        self.line = first_line
+        self.index = 0
+        self.first_line = first_line
+        self.lines = lines
 
     def at(self, offset: int) -> int:
-        self.line += self.text.count("\n", self.offset, offset)
+        """The 0-based line of the text at ``offset``."""
+        self.index += self.text.count("\n", self.offset, offset)
         self.offset = offset
-        return self.line
+        return self.index
 
     def span(self, start: int, end: int) -> tuple[int, int]:
-        return self.at(start), self.at(end - 1)
+        first, last = self.at(start), self.at(end - 1)
+        if last < len(self.lines):
+            return self.lines[first][0], max(self.lines[first][0], self.lines[last][1])
+        return self.first_line + first, self.first_line + last
