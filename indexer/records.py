@@ -90,6 +90,12 @@ class Skip:
     withdraw: bool = False
     empty: bool = False
 
+    @property
+    def kind(self) -> str:
+        """The reason without its details, to count skips by ("binary file", "file too
+        large", "unreadable")."""
+        return self.reason.split(":", 1)[0].strip() or "skipped"
+
 
 @dataclass(frozen=True)
 class Chunk:
