@@ -5,7 +5,15 @@ is never wrapped, errors name their source, readers write nothing."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,7 +137,7 @@ def test_a_bad_environment_variable_is_named(tmp_path: Path) -> None:
     assert "INDEXER_CHUNK_TOKENS" in str(caught.value)
     assert "config.toml" not in str(caught.value)
     code, _, err = invoke("--index", str(tmp_path), "status")
-    assert code == 1  # the environment of the test is clean: no index there
+    assert code == 1 and "no index" in err  # the test's own environment is clean
 
 
 def _sample(field: dataclasses.Field[object]) -> object:
@@ -163,6 +171,84 @@ def test_a_new_index_where_nothing_can_be_written_is_one_line(tmp_path: Path) ->
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("# A\n\nAlpha.\n")
-    code, out, err = invoke("sync", str(docs), "--index", str(blocker / "index"))
+    code, _, err = invoke("sync", str(docs), "--index", str(blocker / "index"))
     assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "cannot create the index" in err and os.fspath(blocker) in err
+
+
+def _run(*args: str, wrap: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [*(wrap or []), sys.executable, "-m", "indexer", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_read_only_copy_is_searched_and_writes_fail_in_one_line(built: Path,
+                                                                  tmp_path: Path) -> None:
+    copy = tmp_path / "snapshot"
+    shutil.copytree(built / ".indexer", copy / ".indexer")
+    wrap: list[str] = []
+    if os.geteuid() == 0:  # root writes through chmod: mount the copy read-only instead
+        script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+        wrap = ["unshare", "-m", "sh", "-c", script, str(copy)]
+        probe = subprocess.run([*wrap, "touch", str(copy / "probe")], capture_output=True,
+                               text=True)
+        if "Read-only" not in probe.stderr:
+            pytest.skip(f"running as root, where chmod does not stop writes, and no read-only "
+                        f"bind mount could be made: {probe.stderr.strip()}")
+    else:
+        subprocess.run(["chmod", "-R", "a-w", str(copy)], check=True)
+    try:
+        index = ["--index", str(copy / ".indexer")]
+        found = _run("search", "kites", "-k", "1", "--json", *index, wrap=wrap)
+        assert found.returncode == 0, found.stderr
+        assert json.loads(found.stdout)[0]["places"][0]["uri"].endswith("/a.md")
+        status = _run("status", *index, wrap=wrap)
+        assert status.returncode == 0 and "2 indexed" in status.stdout, status.stderr
+        for args in (index, ["--index", str(copy / "new")]):
+            refused = _run("sync", str(built / "docs"), *args, wrap=wrap)
+            assert refused.returncode == 1 and "Traceback" not in refused.stderr
+            assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+            assert "read-only" in refused.stderr or "cannot create" in refused.stderr
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(copy)], check=False)
+
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+         "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_what_was_embedded_and_the_next_sync_embeds_only_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INDEXER_CHUNK_TOKENS", "64")  # one chunk a section
+    rng = random.Random(7)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for number in range(2):
+        sections = [f"## Part {number}-{p}\n\n" + " ".join(rng.choice(WORDS) for _ in range(40))
+                    for p in range(64)]
+        (docs / f"f{number}.md").write_text(f"# File {number}\n\n" + "\n\n".join(sections))
+    index_dir = tmp_path / ".indexer"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "indexer", "sync", str(docs), "--index", str(index_dir),
+         "--backend", "local"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    batches = index_dir / "g1" / "batches"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        parts = list(batches.glob("*.part")) if batches.is_dir() else []
+        if sum(p.read_bytes().count(b"\n") for p in parts) >= 64:
+            break  # a group is checkpointed, two more are to come
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "run `indexer sync` to resume" in err
+    found = re.search(r"kept ([\d,]+) embedding", err)
+    assert found, err
+    kept = int(found.group(1).replace(",", ""))
+    assert kept >= 64
+    with Index(index_dir) as index:
+        report = index.sync([])
+        total = index.status().passages
+    assert report.complete and not report.errors
+    assert report.resumed == kept and report.embedded + kept == total > kept
