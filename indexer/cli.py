@@ -117,6 +117,12 @@ def _quiet(ctx: click.Context) -> bool:
     return bool(ctx.obj and ctx.obj.get("quiet"))
 
 
+def _say(ctx: click.Context, text: str) -> None:
+    """Print a command's message on stdout, unless -q."""
+    if not _quiet(ctx):
+        click.echo(text)
+
+
 def _verbose(ctx: click.Context) -> bool:
     return bool(ctx.obj and ctx.obj.get("verbose"))
 
@@ -157,6 +163,8 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     """Keep a global option given after the command name (it wins over one given before)."""
     if value and param.name:
         ctx.ensure_object(dict)[param.name] = value
+        if param.name == "index_dir":
+            ctx.obj["index"] = Path(value)
 
 
 _INDEX_HELP = ("Index directory. Default: INDEXER_DIR, else the nearest .indexer folder in "
@@ -201,7 +209,11 @@ def cli(ctx: click.Context, index_dir: Path | None, quiet: bool, verbose: bool) 
     else INDEXER_DIR, else the nearest .indexer folder here or in a parent folder,
     else a new ./.indexer.
     """
-    ctx.obj = {"index_dir": index_dir, "quiet": quiet, "verbose": verbose}
+    from indexer.index import default_path
+
+    # "index" is the directory resolved now, for commands that read it directly
+    ctx.obj = {"index_dir": index_dir, "quiet": quiet, "verbose": verbose,
+               "index": index_dir or default_path()}
 
 
 @cli.command()
@@ -223,7 +235,7 @@ def init(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
         for source in paths:
             config.remember_source(directory, config.SourceConfig(
                 source.resolve().as_posix()))
-    click.echo(f"wrote {path}; edit it, then run `indexer sync`")
+    _say(ctx, f"wrote {path}; edit it, then run `indexer sync`")
 
 
 @cli.command()
@@ -291,6 +303,10 @@ def sync(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, 
     if _quiet(ctx) and not as_json:
         for problem in [*report.errors, *report.unreachable]:
             click.echo(f"Error: {problem}", err=True)
+        if report.chunks_failed:
+            click.echo(f"Error: {report.chunks_failed} chunk(s) stay failed for good: see "
+                       "`indexer status --skipped`; `indexer retry` queues them again",
+                       err=True)
     elif report.exit_code == 1:
         for problem in [report.stopped] if report.stopped else report.unreachable:
             click.echo(f"Error: {problem}", err=True)
@@ -311,7 +327,7 @@ def add(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, .
     """Remember PATHS as sources (with their globs) without syncing them yet."""
     with _errors(), _index(ctx) as index:
         sources = index.add(paths, include, exclude, follow_links)
-    click.echo("sources:\n" + "\n".join(f"  {s}" for s in sources))
+    _say(ctx, "sources:\n" + "\n".join(f"  {s}" for s in sources))
 
 
 @cli.command()
@@ -417,13 +433,14 @@ def watch(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
         first[0] = False
         if as_json:
             click.echo(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
-        else:
-            show_report(report)
+        elif not _quiet(ctx):
+            show_report(report, verbose=_verbose(ctx))
 
     def on_error(exc: IndexerError) -> None:
         err.print(f"Error: {exc}", style="red", highlight=False)
 
-    err.print("watching for changes; Ctrl-C to stop")
+    if not _quiet(ctx):
+        err.print("watching for changes; Ctrl-C to stop")
     with _errors(), _index(ctx) as index:
         watch_paths(index, paths, debounce_ms=debounce_ms, on_report=on_report,
                     on_error=on_error, include=include, exclude=exclude, max_cost=max_cost)
@@ -438,11 +455,11 @@ def cancel(ctx: click.Context) -> None:
         count = index.cancel()
         remote = index.remote
     if not remote:
-        click.echo("nothing to cancel: the embedded model runs no batch outside a sync "
-                   "(Ctrl-C stops a sync and keeps what it embedded)")
+        _say(ctx, "nothing to cancel: the embedded model runs no batch outside a sync "
+                  "(Ctrl-C stops a sync and keeps what it embedded)")
     else:
-        click.echo(f"asked {count} batch(es) to cancel; run `indexer sync` to collect what "
-                   "they finished (cancelling can take up to 10 minutes)")
+        _say(ctx, f"asked {count} batch(es) to cancel; run `indexer sync` to collect what "
+                  "they finished (cancelling can take up to 10 minutes)")
 
 
 @cli.command()
@@ -470,7 +487,7 @@ def retry(ctx: click.Context) -> None:
     """Queue chunks that failed for good again (the next sync embeds them)."""
     with _errors(), _index(ctx) as index:
         count = index.retry()
-    click.echo(f"queued {count} failed chunk(s) again; run `indexer sync` to embed them")
+    _say(ctx, f"queued {count} failed chunk(s) again; run `indexer sync` to embed them")
 
 
 @cli.command()
@@ -479,7 +496,7 @@ def gc(ctx: click.Context) -> None:
     """Delete batch files, local and remote, that no open job needs."""
     with _errors(), _index(ctx) as index:
         count = index.gc()
-    click.echo(f"deleted {count} file(s)")
+    _say(ctx, f"deleted {count} file(s)")
 
 
 main: Callable[..., Any] = cli
