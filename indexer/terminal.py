@@ -169,7 +169,7 @@ def show_report(report: SyncReport, verbose: bool = False) -> None:
     if report.refused_cost:
         out.print(f"nothing submitted: estimated ${report.refused_cost:.4f} is over the cost cap")
     waiting = [f"{n} {what}" for n, what in (
-        (report.unsubmitted, "job(s) waiting to run"),
+        (report.unsubmitted, "batch job(s) waiting to submit"),
         (report.pending, "chunk(s) waiting")) if n]
     if report.in_flight:
         out.print(", ".join([f"{report.in_flight} batch job(s) in flight", *waiting])
