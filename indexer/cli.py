@@ -7,6 +7,8 @@ commands that need them, so ``indexer --help`` starts fast.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from indexer.errors import IndexerError, LockedError
 from indexer.search.modes import MODES
 
 EXIT_LOCKED = 6
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
 class _Backend(click.ParamType):
@@ -68,25 +71,76 @@ def _errors() -> Iterator[None]:
         sys.exit(EXIT_LOCKED)
     except IndexerError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # the disk or the file system refused: one line, no traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        raise click.ClickException(f"cannot use{where}: {exc.strerror or exc}") from exc
+
+
+@contextmanager
+def _second_interrupt_stops_at_once() -> Iterator[None]:
+    """The first Ctrl-C stops the run cleanly (transactions roll back, what was embedded
+    is kept); a second one ends the process at once, which every step also survives."""
+    def first(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    try:
+        before = signal.signal(signal.SIGINT, first)
+    except ValueError:  # not the main thread: leave Ctrl-C as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def _index_dir(ctx: click.Context, discover: bool = True) -> Path:
+    """The index the command works on: --index (before or after the command name), else
+    INDEXER_DIR, else (with ``discover``) the nearest .indexer folder here or in a parent
+    (see :func:`indexer.index.default_path`), else ./.indexer."""
+    from indexer.index import DEFAULT_DIR, ENV_DIR, default_path
+
+    chosen = ctx.obj.get("index_dir") if ctx.obj else None
+    if chosen:
+        return Path(chosen)
+    if discover:
+        return default_path()
+    return Path(os.environ.get(ENV_DIR) or DEFAULT_DIR)
+
+
+def _quiet(ctx: click.Context) -> bool:
+    return bool(ctx.obj and ctx.obj.get("quiet"))
+
+
+def _say(ctx: click.Context, text: str) -> None:
+    """Print a command's message on stdout, unless -q."""
+    if not _quiet(ctx):
+        click.echo(text)
+
+
+def _verbose(ctx: click.Context) -> bool:
+    return bool(ctx.obj and ctx.obj.get("verbose"))
+
+
 def _index(ctx: click.Context, backend: str | None = None, progress: Any = None,
            base_url: str | None = None) -> Any:
     from indexer.index import Index
 
-    return Index(ctx.obj["index"], backend=backend, base_url=base_url, progress=progress)
+    return Index(_index_dir(ctx), backend=backend, base_url=base_url, progress=progress)
 
 
 def _with_bars(ctx: click.Context, as_json: bool, backend: str | None, base_url: str | None,
                call: Callable[[Any], Any]) -> Any:
-    """Run ``call(index)`` with progress bars on stderr (none with --json)."""
+    """Run ``call(index)`` with one progress display on stderr (none with --json or -q,
+    or when stderr is not a terminal)."""
     from indexer.terminal import BarProgress
 
-    bars = BarProgress(enabled=not as_json)
+    bars = BarProgress(enabled=not (as_json or _quiet(ctx)))
     try:
         with _errors(), _index(ctx, backend, bars, base_url) as index:
             return call(index)
@@ -94,25 +148,72 @@ def _with_bars(ctx: click.Context, as_json: bool, backend: str | None, base_url:
         bars.close()
 
 
-def _show(result: Any, as_json: bool, renderer: str) -> None:
-    """Print ``result`` as JSON, or with the named renderer of :mod:`indexer.terminal`."""
+def _show(ctx: click.Context, result: Any, as_json: bool, renderer: str) -> None:
+    """Print ``result`` as JSON, or with the named renderer of :mod:`indexer.terminal`
+    (nothing with -q)."""
     if as_json:
         _emit(result.to_dict())
-    else:
+    elif not _quiet(ctx):
         from indexer import terminal
 
-        getattr(terminal, renderer)(result)
+        getattr(terminal, renderer)(result, verbose=_verbose(ctx))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep a global option given after the command name (it wins over one given before)."""
+    if value and param.name:
+        ctx.ensure_object(dict)[param.name] = value
+        if param.name == "index_dir":
+            ctx.obj["index"] = Path(value)
+
+
+_INDEX_HELP = ("Index directory. Default: INDEXER_DIR, else the nearest .indexer folder in "
+               "the current folder or a parent, else ./.indexer (created by the first sync).")
+_QUIET_HELP = "Print only errors (for scheduled runs)."
+_VERBOSE_HELP = "Say more: list every skipped file."
+
+
+def _global_options() -> list[click.Parameter]:
+    """--index, -q and -v, accepted after any command name too."""
+    return [
+        click.Option(["--index", "index_dir"], type=click.Path(file_okay=False, path_type=Path),
+                     expose_value=False, callback=_remember, help=_INDEX_HELP),
+        click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_remember,
+                     help=_QUIET_HELP),
+        click.Option(["-v", "--verbose"], is_flag=True, expose_value=False,
+                     callback=_remember, help=_VERBOSE_HELP),
+    ]
+
+
+class _Commands(click.Group):
+    """The command group; every command it holds takes the global options too, so
+    ``indexer sync docs --index DIR`` means ``indexer --index DIR sync docs``."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Register ``cmd`` with the global options appended to its own."""
+        cmd.params.extend(_global_options())
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="INDEXER_DIR", default=Path(".indexer"), show_default=True,
-              help="Index directory (or set INDEXER_DIR).")
+              envvar="INDEXER_DIR", default=None, help=_INDEX_HELP)
+@click.option("-q", "--quiet", is_flag=True, help=_QUIET_HELP)
+@click.option("-v", "--verbose", is_flag=True, help=_VERBOSE_HELP)
 @click.version_option(package_name="batch-indexer")
 @click.pass_context
-def cli(ctx: click.Context, index_dir: Path) -> None:
-    """Turn document folders into a local semantic search store."""
-    ctx.obj = {"index": index_dir}
+def cli(ctx: click.Context, index_dir: Path | None, quiet: bool, verbose: bool) -> None:
+    """Turn document folders into a local semantic search store.
+
+    The index is found like git finds .git: --index (before or after the command),
+    else INDEXER_DIR, else the nearest .indexer folder here or in a parent folder,
+    else a new ./.indexer.
+    """
+    from indexer.index import default_path
+
+    # "index" is the directory resolved now, for commands that read it directly
+    ctx.obj = {"index_dir": index_dir, "quiet": quiet, "verbose": verbose,
+               "index": index_dir or default_path()}
 
 
 @cli.command()
@@ -129,11 +230,12 @@ def init(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
     from indexer import config
 
     with _errors():
-        path = config.write_template(ctx.obj["index"], settings)
+        directory = _index_dir(ctx, discover=False)  # like `git init`: here
+        path = config.write_template(directory, settings)
         for source in paths:
-            config.remember_source(ctx.obj["index"], config.SourceConfig(
+            config.remember_source(directory, config.SourceConfig(
                 source.resolve().as_posix()))
-    click.echo(f"wrote {path}; edit it, then run `indexer sync`")
+    _say(ctx, f"wrote {path}; edit it, then run `indexer sync`")
 
 
 @cli.command()
@@ -176,17 +278,36 @@ def sync(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, 
       4  done, but some chunks stay failed for good (`indexer status`, `indexer retry`)
       5  refused: the estimated cost is over --max-cost (nothing was submitted)
       6  another run holds the index (see --wait-lock)
+      130  stopped by Ctrl-C: what was embedded is kept, run sync again to resume
+           (a second Ctrl-C stops at once)
+
+    Quiet runs (cron, systemd timers): -q prints only errors; -v lists skipped files.
     """
     if dry_run:
         ctx.invoke(plan, paths=paths, include=include, exclude=exclude,
                    follow_links=follow_links, backend=backend, base_url=base_url,
                    as_json=as_json)
         return
-    report = _with_bars(ctx, as_json, backend, base_url, lambda index: index.sync(
-        paths, include, exclude, wait=wait, max_cost=max_cost, rebuild=rebuild,
-        wait_lock=wait_lock, follow_links=follow_links))
-    _show(report, as_json, "show_report")
-    if report.exit_code == 1:
+    try:
+        with _second_interrupt_stops_at_once():
+            report = _with_bars(ctx, as_json, backend, base_url, lambda index: index.sync(
+                paths, include, exclude, wait=wait, max_cost=max_cost, rebuild=rebuild,
+                wait_lock=wait_lock, follow_links=follow_links))
+    except KeyboardInterrupt as stop:
+        from indexer.errors import Interrupted
+        from indexer.terminal import show_interrupted
+
+        show_interrupted(stop if isinstance(stop, Interrupted) else None)
+        sys.exit(EXIT_INTERRUPTED)
+    _show(ctx, report, as_json, "show_report")
+    if _quiet(ctx) and not as_json:
+        for problem in [*report.errors, *report.unreachable]:
+            click.echo(f"Error: {problem}", err=True)
+        if report.chunks_failed:
+            click.echo(f"Error: {report.chunks_failed} chunk(s) stay failed for good: see "
+                       "`indexer status --skipped`; `indexer retry` queues them again",
+                       err=True)
+    elif report.exit_code == 1:
         for problem in [report.stopped] if report.stopped else report.unreachable:
             click.echo(f"Error: {problem}", err=True)
     if report.exit_code:
@@ -206,7 +327,7 @@ def add(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, .
     """Remember PATHS as sources (with their globs) without syncing them yet."""
     with _errors(), _index(ctx) as index:
         sources = index.add(paths, include, exclude, follow_links)
-    click.echo("sources:\n" + "\n".join(f"  {s}" for s in sources))
+    _say(ctx, "sources:\n" + "\n".join(f"  {s}" for s in sources))
 
 
 @cli.command()
@@ -228,7 +349,7 @@ def plan(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, 
     """Show what a sync would do and cost, without spending anything."""
     result = _with_bars(ctx, as_json, backend, base_url,
                         lambda index: index.plan(paths, include, exclude, follow_links))
-    _show(result, as_json, "show_plan")
+    _show(ctx, result, as_json, "show_plan")
 
 
 @cli.command()
@@ -352,13 +473,22 @@ def mcp(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option("--skipped", is_flag=True,
+              help="List every skipped or failed document with its reason (by default "
+                   "they are counted by reason).")
 @click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
-    """Show what the index holds: model, documents, passages, problems."""
+def status(ctx: click.Context, skipped: bool, as_json: bool) -> None:
+    """Show what the index holds: model, documents, passages, tokens billed and cost,
+    open jobs, problems."""
     with _errors(), _index(ctx) as index:
         info = index.status()
-    _show(info, as_json, "show_status")
+    if skipped and not as_json:
+        from indexer.terminal import show_problems
+
+        show_problems(info)
+    else:
+        _show(ctx, info, as_json, "show_status")
 
 
 @cli.command()
@@ -392,13 +522,14 @@ def watch(ctx: click.Context, paths: tuple[Path, ...], include: tuple[str, ...],
         first[0] = False
         if as_json:
             click.echo(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
-        else:
-            show_report(report)
+        elif not _quiet(ctx):
+            show_report(report, verbose=_verbose(ctx))
 
     def on_error(exc: IndexerError) -> None:
         err.print(f"Error: {exc}", style="red", highlight=False)
 
-    err.print("watching for changes; Ctrl-C to stop")
+    if not _quiet(ctx):
+        err.print("watching for changes; Ctrl-C to stop")
     with _errors(), _index(ctx) as index:
         watch_paths(index, paths, debounce_ms=debounce_ms, on_report=on_report,
                     on_error=on_error, include=include, exclude=exclude, max_cost=max_cost)
@@ -431,17 +562,23 @@ def remove(ctx: click.Context, source: str, wait_lock: bool, as_json: bool) -> N
     out of search now, its crawl state deleted."""
     with _errors(), _index(ctx) as index:
         removed = index.remove(source, wait_lock=wait_lock)
-    _show(removed, as_json, "show_removed")
+    _show(ctx, removed, as_json, "show_removed")
 
 
 @cli.command()
 @click.pass_context
 def cancel(ctx: click.Context) -> None:
-    """Cancel batches in flight; the next sync ingests what they finished."""
+    """Cancel batches in flight on a remote service; the next sync ingests what they
+    finished."""
     with _errors(), _index(ctx) as index:
         count = index.cancel()
-    click.echo(f"asked {count} batch(es) to cancel; run `indexer sync` to collect what "
-               "they finished (cancelling can take up to 10 minutes)")
+        remote = index.remote
+    if not remote:
+        _say(ctx, "nothing to cancel: the embedded model runs no batch outside a sync "
+                  "(Ctrl-C stops a sync and keeps what it embedded)")
+    else:
+        _say(ctx, f"asked {count} batch(es) to cancel; run `indexer sync` to collect what "
+                  "they finished (cancelling can take up to 10 minutes)")
 
 
 @cli.command()
@@ -469,7 +606,7 @@ def retry(ctx: click.Context) -> None:
     """Queue chunks that failed for good again (the next sync embeds them)."""
     with _errors(), _index(ctx) as index:
         count = index.retry()
-    click.echo(f"queued {count} failed chunk(s) again; run `indexer sync` to embed them")
+    _say(ctx, f"queued {count} failed chunk(s) again; run `indexer sync` to embed them")
 
 
 @cli.command()
@@ -478,7 +615,7 @@ def gc(ctx: click.Context) -> None:
     """Delete batch files, local and remote, that no open job needs."""
     with _errors(), _index(ctx) as index:
         count = index.gc()
-    click.echo(f"deleted {count} file(s)")
+    _say(ctx, f"deleted {count} file(s)")
 
 
 main: Callable[..., Any] = cli

@@ -88,7 +88,11 @@ _FIELDS = {f.name: f for f in fields(Config) if f.name != "sources"}
 
 
 def read(directory: Path, environ: Mapping[str, str] = os.environ) -> Config:
-    """The config of the index in ``directory``, with ``INDEXER_*`` overrides applied."""
+    """The config of the index in ``directory``, with ``INDEXER_*`` overrides applied.
+
+    Every field of :class:`Config` but ``sources`` can be set in the file's ``[index]``
+    table and as ``INDEXER_<NAME>``; an error names where the bad value came from (the
+    file, or the environment variable)."""
     path = directory / FILENAME
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -96,16 +100,31 @@ def read(directory: Path, environ: Mapping[str, str] = os.environ) -> Config:
         unknown = set(values) - set(_FIELDS)
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)} in [index]")
-        for name in _FIELDS:
-            raw = environ.get(ENV_PREFIX + name.upper())
-            if raw is not None:
-                values[name] = _parse(name, raw)
         for name, value in values.items():
             _check(name, value)
         sources = tuple(_source(s) for s in data.get("sources", ()))
-        return Config(**values, sources=sources)
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}; fix the setting or delete the file") from exc
+    values.update(environment(environ))
+    return Config(**values, sources=sources)
+
+
+def environment(environ: Mapping[str, str] = os.environ) -> dict[str, object]:
+    """The settings ``INDEXER_<NAME>`` variables set, checked; a bad one is a
+    :class:`ConfigError` naming the variable."""
+    values: dict[str, object] = {}
+    for name in _FIELDS:
+        variable = ENV_PREFIX + name.upper()
+        raw = environ.get(variable)
+        if raw is None:
+            continue
+        try:
+            values[name] = _parse(name, raw)
+            _check(name, values[name])
+        except ValueError as exc:
+            raise ConfigError(f"environment variable {variable}={raw!r}: {exc}; fix or unset "
+                              "it") from exc
+    return values
 
 
 _SOURCE_KEYS = ("path", "include", "exclude", "follow_links")
@@ -228,10 +247,13 @@ def write_template(directory: Path, settings: Mapping[str, Any]) -> Path:
 
 def _parse(name: str, raw: str) -> object:
     kind = str(_FIELDS[name].type)
-    if "int" in kind:
-        return int(raw) if raw else None
-    if "float" in kind:
-        return float(raw) if raw else None
+    try:
+        if "int" in kind:
+            return int(raw) if raw else None
+        if "float" in kind:
+            return float(raw) if raw else None
+    except ValueError:
+        raise ValueError(f"{name} must be {kind.replace(' | None', '')}, not {raw!r}") from None
     return raw or None
 
 

@@ -12,6 +12,9 @@
     │   └── DamageError           the ledger or the store is missing or damaged:
     │                             `indexer doctor --repair` mends it
     └── IndexMismatch             the index was built with another model or dimension
+    KeyboardInterrupt
+    └── Interrupted               Ctrl-C: what the run embedded is kept (stored or
+                                  checkpointed); the next sync resumes
 
 Per-document problems (an unreadable file, a corrupt PDF) are not raised: they are
 recorded as skips and reported, and the run goes on.
@@ -56,3 +59,19 @@ class DamageError(StateError):
 
 class IndexMismatch(IndexerError):
     """The index was built with a different model or dimension than requested."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user stopped a run (Ctrl-C). Nothing done is lost: ``stored`` embeddings went
+    into the store during the run, ``checkpointed`` wait in a job's checkpoint for the
+    next sync, which resumes where this one stopped. (A :class:`KeyboardInterrupt`, so
+    code that stops on Ctrl-C stops on it too.)"""
+
+    def __init__(self, stored: int = 0, checkpointed: int = 0) -> None:
+        super().__init__(stored, checkpointed)
+        self.stored, self.checkpointed = stored, checkpointed
+
+    @property
+    def kept(self) -> int:
+        """Every embedding the interrupted run computed (none is computed again)."""
+        return self.stored + self.checkpointed

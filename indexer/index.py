@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,9 +34,22 @@ DEFAULT_DIR = ".indexer"
 ENV_DIR = "INDEXER_DIR"
 
 
-def default_path() -> Path:
-    """``$INDEXER_DIR`` if set, else ``./.indexer``."""
-    return Path(os.environ.get(ENV_DIR) or DEFAULT_DIR)
+def default_path(start: Path | None = None,
+                 environ: Mapping[str, str] = os.environ) -> Path:
+    """The index to use when none is named, found as git finds ``.git``: ``$INDEXER_DIR``
+    if set, else the nearest ``.indexer`` folder in ``start`` (the current folder) or one
+    of its parents, else ``.indexer`` in ``start`` (where a new index is created).
+
+    A path given explicitly (``Index(path)``, ``--index``) always comes first."""
+    if environ.get(ENV_DIR):
+        return Path(environ[ENV_DIR])
+    here = Path(DEFAULT_DIR) if start is None else start / DEFAULT_DIR
+    if here.is_dir():
+        return here
+    for folder in here.parent.resolve().parents:
+        if (folder / DEFAULT_DIR).is_dir():
+            return folder / DEFAULT_DIR
+    return here
 
 
 class Index:
@@ -63,6 +76,18 @@ class Index:
         self._ledger: Ledger | None = None
         self._backend: Backend | None = None
         self._reader: Store | None = None
+        self._new_id = ""
+        self._writes = True  # False while a reader runs: nothing is created or changed
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Run a reader (plan, search, status): the ledger is opened read-only (or, for an
+        index not yet created, empty in memory) and nothing is written to disk."""
+        saved, self._writes = self._writes, False
+        try:
+            yield
+        finally:
+            self._writes = saved
 
     # -- public API ----------------------------------------------------------------
 
@@ -169,9 +194,17 @@ class Index:
         from indexer.sync.sources import configured_roots
 
         sources = self._sources(paths, include, exclude, follow_links, remember=False)
-        self._check_choice()
-        configured = configured_roots(self.config, self._read_context)
-        return self._pipeline(wait=False).plan(sources, configured)
+        with self._reading():
+            self._check_choice()
+            configured = configured_roots(self.config, self._read_context)
+            return self._pipeline(wait=False).plan(sources, configured)
+
+    @property
+    def remote(self) -> bool:
+        """True when this index's backend runs jobs on a service (batches can be in flight
+        between runs); False for one that runs them in-process."""
+        with self._reading():
+            return self._spec(self._open_ledger().meta()).remote
 
     def retry(self) -> int:
         """Give chunks that failed for good another round of attempts on the next sync.
@@ -253,6 +286,7 @@ class Index:
         spec = registry.get(built["backend"])
         if not spec.remote:
             return None
+        self._make_folder(Layout.batches(self._gen))
         backend = spec.create(identity.recorded(self.config, built), built["index_id"],
                               Layout.batches(self._gen))
         return backend if isinstance(backend, BatchService) else None
@@ -331,33 +365,36 @@ class Index:
         if k < 1 or passages < 1 or context < 0:
             raise ConfigError("k and passages must be at least 1, context at least 0")
         self._require()
-        ledger = self._open_ledger()
-        spec = self._spec(ledger.meta())
-        narrowing = [self._source_condition(source)] if source is not None else []
-        narrowing += [path_condition(path)] if path else []
-        request = Request(query, k, where, mode or ("hybrid" if hybrid else None), per_doc,
-                          passages, context, tuple(narrowing))
-        backend = self._open_backend()
-        store = self._read_store(backend)
-        try:
-            chosen = choose(request, store)
-            if chosen.embeds_query and not spec.embeds_queries:
-                raise ConfigError(f"the {spec.name} backend cannot embed search queries; "
-                                  "use --mode keyword")
-            vector = backend.embed_query([query])[0] if chosen.embeds_query else None
-            hits = run(request, chosen, store, vector, ledger.neighbours)
-        except StateError:
-            from indexer.state.store import inspect
+        with self._reading():
+            ledger = self._open_ledger()
+            if not ledger.holds_vectors():
+                return []  # nothing embedded yet (and no table to open)
+            spec = self._spec(ledger.meta())
+            narrowing = [self._source_condition(source)] if source is not None else []
+            narrowing += [path_condition(path)] if path else []
+            request = Request(query, k, where, mode or ("hybrid" if hybrid else None),
+                              per_doc, passages, context, tuple(narrowing))
+            backend = self._open_backend()
+            store = self._read_store(backend)
+            try:
+                chosen = choose(request, store)
+                if chosen.embeds_query and not spec.embeds_queries:
+                    raise ConfigError(f"the {spec.name} backend cannot embed search queries; "
+                                      "use --mode keyword")
+                vector = backend.embed_query([query])[0] if chosen.embeds_query else None
+                hits = run(request, chosen, store, vector, ledger.neighbours)
+            except StateError:
+                from indexer.state.store import inspect
 
-            damage = inspect(store.directory)  # a damaged table is not a bad --where filter
-            if damage.broken:
-                raise damage.error(store.directory) from None
-            if damage.migrations:
-                raise StateError(f"the search store's schema is from another version "
-                                 f"({', '.join(damage.migrations)}); run `indexer sync` or "
-                                 "`indexer doctor --repair` to migrate it") from None
-            raise
-        return self._cite(hits)
+                damage = inspect(store.directory)  # a damaged table is not a bad filter
+                if damage.broken:
+                    raise damage.error(store.directory) from None
+                if damage.migrations:
+                    raise StateError(f"the search store's schema is from another version "
+                                     f"({', '.join(damage.migrations)}); run `indexer sync` or "
+                                     "`indexer doctor --repair` to migrate it") from None
+                raise
+            return self._cite(hits)
 
     def _cite(self, hits: list[SearchHit]) -> list[SearchHit]:
         """Fill in the origin (commit, path, link) of hits from sources that cite one."""
@@ -411,12 +448,17 @@ class Index:
         """What the index holds, without loading the model or the store (a missing search
         table is refused; `doctor` checks the table's contents)."""
         self._require()
+        with self._reading():
+            return self._status()
+
+    def _status(self) -> IndexStatus:
         ledger = self._open_ledger()
         self._require_table()
         meta, counts = ledger.meta(), ledger.counts()
         unknown = ledger.jobs_without_usage()
         billed = None if unknown else ledger.billed_tokens()
-        priced = "backend" in meta and registry.get(meta["backend"]).priced
+        spec = registry.get(meta["backend"]) if "backend" in meta else None
+        priced = spec is not None and spec.priced
         price = self.config.batch_price(meta.get("model", "")) if priced else 0.0
         jobs = tuple(JobInfo(j.label, j.state, j.remote_id, j.remote_state, j.requests,
                              j.completed, j.failed, j.tokens) for j in ledger.open_jobs())
@@ -424,6 +466,7 @@ class Index:
             path=str(self.path),
             backend=meta.get("backend", "?"),
             priced=priced,
+            remote=spec is not None and spec.remote,
             model=meta.get("model", "?"),
             dimensions=int(meta.get("dimensions", 0)),
             sources=tuple(s.path for s in self.config.sources),
@@ -485,7 +528,7 @@ class Index:
         if not sources:
             raise SourceError("no source to sync: give a folder, e.g. `indexer sync ./docs`")
         if remember:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self._make_folder(self.path)
             for entry in config.sources:
                 if entry not in self.config.sources:
                     configfile.remember_source(self.path, entry)
@@ -507,24 +550,44 @@ class Index:
 
     def _open_ledger(self) -> Ledger:
         """The generation's ledger; a missing, empty or damaged one next to the index's
-        store and identity is refused (`indexer doctor --repair` rebuilds it)."""
+        store and identity is refused (`indexer doctor --repair` rebuilds it). While a
+        reader runs (:meth:`_reading`) it is opened read-only, and an index not created yet
+        gets an empty one in memory."""
+        if self._ledger is not None and self._writes and self._ledger.readonly:
+            self.close()  # opened by a reader: open it again to write
         if self._ledger is None:
             from indexer.state.recovery import identity as identity_of
 
-            self._gen.mkdir(parents=True, exist_ok=True)
             path = Layout.ledger(self._gen)
             kept = self._layout.holds_index(self._gen)
             if kept and not path.exists():
                 raise DamageError(identity.lost_ledger(path, "is missing"))
-            ledger = Ledger(path)
+            if self._writes:
+                self._make_folder(self._gen)
+                ledger = Ledger(path)
+            else:
+                ledger = Ledger(path if path.exists() else None, readonly=True)
             meta = ledger.meta()
             if kept and not meta:
                 ledger.close()
                 raise DamageError(identity.lost_ledger(path, "is empty"))
-            if meta.get("index_id") and self._layout.identity(self._gen) is None:
+            if (self._writes and meta.get("index_id")
+                    and self._layout.identity(self._gen) is None):
                 self._layout.record_identity(self._gen, identity_of(meta))  # older indexes
             self._ledger = ledger
         return self._ledger
+
+    def _make_folder(self, folder: Path) -> None:
+        """Create one of the index's folders, or say in one line why it cannot be written."""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create the index at {self.path}: "
+                             f"{exc.strerror or exc}; give a writable folder with --index or "
+                             "INDEXER_DIR") from exc
+        if not os.access(folder, os.W_OK):
+            raise StateError(f"the index at {self.path} is read-only; searching and "
+                             "`indexer status` work, a sync needs a writable copy")
 
     def _check_choice(self, settings: bool = True) -> dict[str, str]:
         """Refuse, before loading anything, a backend (and with ``settings``, a model
@@ -534,9 +597,12 @@ class Index:
         return meta
 
     def _open_backend(self) -> Backend:
+        if self._writes:
+            self._make_folder(Layout.batches(self._gen))
         if self._backend is not None:
+            if self._writes and not self._open_ledger().meta():
+                self._record_identity(self._backend, self._new_id)  # made by a reader
             return self._backend
-        ledger = self._open_ledger()
         meta = self._check_choice(settings=False)
         spec = self._spec(meta)
         index_id = meta.get("index_id") or uuid.uuid4().hex[:12]
@@ -545,12 +611,16 @@ class Index:
         if meta and (meta.get("model"), meta.get("dimensions")) != (
                 backend.model, str(backend.dimensions)):
             raise identity.changed(meta, f"{backend.model} ({backend.dimensions} dimensions)")
-        if not meta:
-            meta = identity.new(spec.name, backend, config, index_id)
-            ledger.set_meta(meta)
-            self._layout.record_identity(self._gen, meta)
-        self._backend = backend
+        self._backend, self._new_id = backend, index_id
+        if not meta and self._writes:
+            self._record_identity(backend, index_id)
         return backend
+
+    def _record_identity(self, backend: Backend, index_id: str) -> None:
+        """Record a new index's backend, model and id in its ledger and beside it."""
+        meta = identity.new(self._spec({}).name, backend, self.config, index_id)
+        self._open_ledger().set_meta(meta)
+        self._layout.record_identity(self._gen, meta)
 
     def _spec(self, meta: dict[str, str]) -> registry.BackendSpec:
         """The backend this index was built with, or the one a new index will use."""
@@ -575,7 +645,7 @@ class Index:
 
         health = StoreHealth.from_config(self.config)
         return Store(Layout.store(self._gen), backend.model, backend.dimensions, health,
-                     create=not self._open_ledger().holds_vectors())
+                     create=self._writes and not self._open_ledger().holds_vectors())
 
 
 def _location(path: str | Path) -> str:

@@ -6,7 +6,12 @@ from typing import Protocol
 
 
 class Progress(Protocol):
-    """Receives stage starts, advances and ends; the CLI draws them as progress bars."""
+    """Receives stage starts, advances and ends, and what the run waits on; the CLI
+    draws them as one progress bar with a status line under it.
+
+    A sync's embedding is one stage for the whole run (every shard, every batch), so its
+    bar shows chunks done of the run's total, its rate and an estimated end.
+    """
 
     def stage(self, name: str, total: int | None = None) -> None:
         """A stage begins (``total`` units, or unknown)."""
@@ -24,6 +29,11 @@ class Progress(Protocol):
         """Show an absolute position (a stage of that name starts if none is running)."""
         ...
 
+    def note(self, text: str) -> None:
+        """Say what the run is doing or waiting on now (uploading, a batch's progress,
+        downloading); an empty text clears it."""
+        ...
+
 
 class Silent:
     """A :class:`Progress` that shows nothing (the library's default)."""
@@ -39,3 +49,6 @@ class Silent:
 
     def update(self, name: str, completed: int, total: int) -> None:
         """Ignore the position."""
+
+    def note(self, text: str) -> None:
+        """Ignore the note."""

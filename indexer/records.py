@@ -7,6 +7,7 @@ into :class:`Chunk` values; the store answers queries with :class:`SearchHit`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,6 +95,15 @@ class Skip:
     reason: str
     withdraw: bool = False
     empty: bool = False
+
+    @property
+    def kind(self) -> str:
+        """The reason without its details, to count skips by: up to its first ``:``,
+        ``;`` or ``(``, without paths or numbers ("binary file", "file too large",
+        "unreadable", "symbolic link to outside the source")."""
+        head = re.split(r"[:;(]", self.reason, maxsplit=1)[0]
+        words = [w for w in head.split() if not re.search(r"[/\\]|^\d|://", w)]
+        return " ".join(words) or "skipped"
 
 
 @dataclass(frozen=True)

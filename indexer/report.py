@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from indexer.records import Skip
+
+
+def skip_kinds(skips: Iterable[Skip]) -> list[tuple[str, int]]:
+    """How many skips there are of each kind (:attr:`Skip.kind`), most first."""
+    return Counter(skip.kind for skip in skips).most_common()
 
 
 @dataclass
@@ -35,12 +42,15 @@ class SyncReport(FileCounts):
     ``unreachable`` names each source that could not be reached at all, and why (nothing
     of it was deleted; the other sources were synced); ``orphaned`` names each source no
     longer in the configuration whose documents left search in this run, and how many
-    (their vectors are kept until ``indexer remove`` forgets the source).
+    (their vectors are kept until ``indexer remove`` forgets the source). ``resumed``
+    counts embeddings an interrupted run had computed and this one ingested (not in
+    ``embedded``).
     """
 
     chunks: int = 0
     reused: int = 0
     embedded: int = 0
+    resumed: int = 0
     failed: int = 0
     tokens: int = 0
     batches_without_usage: int = 0
@@ -160,6 +170,7 @@ class IndexStatus:
     cost: float | None = 0.0
     batches_without_usage: int = 0
     priced: bool = False
+    remote: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view."""

@@ -1,25 +1,35 @@
-"""Everything drawn on the terminal: progress bars on stderr, tables and summaries on stdout."""
+"""Everything drawn on the terminal: the progress display on stderr, tables and summaries
+on stdout.
+
+Piped output (stdout not a terminal) is never wrapped: each line is as long as its text,
+so a path is never cut in two.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from indexer.records import Place, SearchHit
+from indexer.records import Place, SearchHit, Skip
 from indexer.report import (
     FileCounts,
     IndexStatus,
@@ -27,22 +37,57 @@ from indexer.report import (
     RemovedSource,
     SourceInfo,
     SyncReport,
+    skip_kinds,
 )
 
 if TYPE_CHECKING:
+    from indexer.errors import Interrupted
     from indexer.state.doctor import Checkup
 
-out = Console()
-err = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal:  # piped: never wrap, never cut a line to a width
+        console = Console(stderr=stderr, soft_wrap=True, width=100_000)
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
+
+
+class _Rate(ProgressColumn):
+    """Units per second."""
+
+    def render(self, task: Task) -> Text:
+        """The task's speed, once known."""
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f}/s" if speed else "", style="cyan")
+
+
+class _Display(Progress):
+    """Rich's progress table with one status line under it (what the run waits on)."""
+
+    note = ""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        """The bars, then the status line."""
+        yield self.make_tasks_table(self.tasks)
+        if self.note:
+            yield Text(self.note, style="dim", overflow="ellipsis", no_wrap=True)
 
 
 class BarProgress:
-    """A :class:`indexer.progress.Progress` drawn as rich progress bars on stderr."""
+    """A :class:`indexer.progress.Progress` drawn on stderr: a bar per stage (a sync's
+    embedding is one stage: chunks done of the run's total, rate, time left) and a status
+    line for what it waits on. Nothing is drawn unless ``enabled`` and stderr is a
+    terminal."""
 
     def __init__(self, enabled: bool = True) -> None:
-        self._bars = Progress(
+        self._bars = _Display(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-            MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=False,
+            MofNCompleteColumn(), _Rate(), TimeElapsedColumn(), TextColumn("left"),
+            TimeRemainingColumn(), console=err, transient=False,
             disable=not (enabled and err.is_terminal),
         )
         self._task: TaskID | None = None
@@ -72,24 +117,57 @@ class BarProgress:
         if self._task is not None:
             self._bars.update(self._task, description=name, completed=completed, total=total)
 
+    def note(self, text: str) -> None:
+        """Show ``text`` on the status line under the bars."""
+        self._bars.note = text
+        self._bars.refresh()
+
     def close(self) -> None:
         """Stop drawing."""
+        self._bars.note = ""
         self._bars.stop()
 
 
-def show_report(report: SyncReport) -> None:
-    """The end-of-sync summary: files by fate, chunks embedded, skips, time."""
+def show_interrupted(stop: Interrupted | None) -> None:
+    """What a sync stopped by Ctrl-C kept, and how to go on (on stderr)."""
+    if stop is None or not stop.kept:
+        err.print("interrupted: nothing is lost; run `indexer sync` to resume",
+                  highlight=False)
+        return
+    parts = [f"{stop.stored:,} in the store"] if stop.stored else []
+    if stop.checkpointed:
+        parts.append(f"{stop.checkpointed:,} in a checkpoint the next sync takes in")
+    err.print(f"interrupted: kept {stop.kept:,} embedding(s) ({', '.join(parts)}); run "
+              "`indexer sync` to resume: it embeds only the rest", highlight=False)
+
+
+def _skips(skips: Sequence[Skip], verbose: bool, listed_by: str) -> None:
+    """One line counting skips by kind, or with ``verbose`` every skip and its reason."""
+    if verbose:
+        for skip in skips:
+            out.print(f"  skipped {_short(skip.uri)}: {skip.reason}", style="yellow",
+                      highlight=False)
+        return
+    if skips:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in skip_kinds(skips))
+        out.print(f"{len(skips)} skipped: {kinds}; {listed_by} lists them", style="yellow",
+                  highlight=False)
+
+
+def show_report(report: SyncReport, verbose: bool = False) -> None:
+    """The end-of-sync summary: files by fate, chunks embedded, skips (counted by kind,
+    or with ``verbose`` listed), time."""
     _files(report)
     billed = f" ({report.tokens} tokens billed)" if report.tokens else ""
     if report.batches_without_usage:
         billed = (f" (billed tokens unknown: {report.batches_without_usage} batch(es) reported "
                   "no usage)")
+    resumed = (f", {report.resumed} kept from an interrupted run" if report.resumed else "")
     out.print(
         f"chunks: {report.chunks} in changed files, {report.reused} already embedded, "
-        f"{report.embedded} embedded now{billed}, {report.failed} failed"
+        f"{report.embedded} embedded now{billed}{resumed}, {report.failed} failed"
     )
-    for skip in report.skips:
-        out.print(f"  skipped {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
+    _skips(report.skips, verbose, "`indexer status --skipped`")
     for error in report.errors:
         out.print(f"  {error}", style="red", highlight=False)
     for source in report.unreachable:
@@ -119,8 +197,8 @@ def show_report(report: SyncReport) -> None:
     out.print(f"done in {report.seconds:.1f}s")
 
 
-def show_plan(plan: Plan) -> None:
-    """What a sync would do and cost."""
+def show_plan(plan: Plan, verbose: bool = False) -> None:
+    """What a sync would do and cost (skips counted by kind, or with ``verbose`` listed)."""
     _files(plan)
     out.print(f"chunks: {plan.chunks} in new or changed files; {plan.chunks_to_embed} to embed "
               f"({plan.tokens} tokens) in {plan.shards} shard(s), {plan.waves} wave(s)")
@@ -130,14 +208,13 @@ def show_plan(plan: Plan) -> None:
         out.print(f"cost: about ${plan.batch_cost:.4f} at batch price "
                   f"(${plan.sync_cost:.4f} synchronous) with {plan.model}; "
                   f"budget {plan.budget} tokens in flight")
-    for skip in plan.skips:
-        out.print(f"  skip {_short(skip.uri)}: {skip.reason}", style="yellow", highlight=False)
+    _skips(plan.skips, verbose, "`indexer plan -v`")
     for source in plan.orphaned:
         out.print(f"  would leave search, no longer in config.toml: {source}", style="yellow",
                   highlight=False)
 
 
-def show_checkup(checkup: Checkup) -> None:
+def show_checkup(checkup: Checkup, verbose: bool = False) -> None:
     """Doctor's findings, one line each, and a verdict."""
     for finding in checkup.findings:
         state = "repaired" if finding.repaired else "found"
@@ -191,31 +268,52 @@ def show_evaluation(figures: dict[str, dict[str, float]]) -> None:
     out.print(table)
 
 
-def show_status(info: IndexStatus) -> None:
-    """The index's model, contents and problems."""
-    out.print(f"index: {info.path}")
-    out.print(f"model: {info.model} ({info.dimensions} dimensions, {info.backend} backend)")
-    for source in info.sources:
-        out.print(f"source: {_short(source)}")
-    out.print(f"documents: {info.documents} indexed, {info.pending_documents} pending, "
-              f"{info.skipped_documents} skipped")
-    out.print(f"passages: {info.passages} embedded, {info.chunks_pending} waiting, "
-              f"{info.chunks_failed} failed; open jobs: {info.jobs_open}")
-    if info.tokens_billed is None:
-        out.print(f"billed: unknown ({info.batches_without_usage} batch(es) reported no "
-                  "usage)")
-    elif info.tokens_billed and info.priced:
-        out.print(f"billed: {info.tokens_billed} tokens, about ${info.cost or 0:.4f}")
+def show_status(info: IndexStatus, verbose: bool = False) -> None:
+    """The index's model, contents, tokens billed and cost, open jobs, and problems
+    (counted by kind; listed with ``verbose`` or ``status --skipped``)."""
+    rows = _status_rows(info)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        out.print(f"[bold]{name:<{width}}[/bold]  {escape(value)}", highlight=False)
     if info.jobs:
-        table = Table(title="batches in flight")
+        jobs = Table(title="batches in flight" if info.remote else "open jobs")
         for name in ("job", "state", "batch", "progress", "tokens"):
-            table.add_column(name)
+            jobs.add_column(name)
         for job in info.jobs:
-            table.add_row(job.label, job.remote_state or job.state, job.remote_id or "-",
-                          f"{job.completed + job.failed}/{job.requests}", str(job.tokens))
-        out.print(table)
+            jobs.add_row(job.label, job.remote_state or job.state, job.remote_id or "-",
+                         f"{job.completed + job.failed}/{job.requests}", str(job.tokens))
+        out.print(jobs)
+    _skips(info.problems, verbose, "`indexer status --skipped`")
+
+
+def show_problems(info: IndexStatus) -> None:
+    """Every skipped or failed document and why, one a line."""
     for problem in info.problems:
-        out.print(f"  {_short(problem.uri)}: {problem.reason}", style="yellow", highlight=False)
+        out.print(f"{_short(problem.uri)}: {problem.reason}", highlight=False)
+    if not info.problems:
+        out.print("no document was skipped")
+
+
+def _status_rows(info: IndexStatus) -> list[tuple[str, str]]:
+    rows = [("index", info.path),
+            ("model", f"{info.model} ({info.dimensions} dimensions, {info.backend} backend)")]
+    rows += [("source", _short(source)) for source in info.sources]
+    rows += [("documents", f"{info.documents} indexed, {info.pending_documents} pending, "
+                           f"{info.skipped_documents} skipped"),
+             ("passages", f"{info.passages} embedded, {info.chunks_pending} waiting, "
+                          f"{info.chunks_failed} failed"),
+             ("open jobs", str(info.jobs_open))]
+    if info.tokens_billed is None:
+        rows.append(("tokens billed", f"unknown ({info.batches_without_usage} batch(es) "
+                                      "reported no usage)"))
+        rows.append(("cost", "unknown"))
+    elif info.priced:
+        rows.append(("tokens billed", f"{info.tokens_billed:,}"))
+        rows.append(("cost", f"about ${info.cost or 0:.4f} at batch price"))
+    else:
+        rows.append(("tokens billed", "none"))
+        rows.append(("cost", "none (embedded model)"))
+    return rows
 
 
 def show_sources(sources: Sequence[SourceInfo]) -> None:
@@ -243,7 +341,7 @@ def show_sources(sources: Sequence[SourceInfo]) -> None:
             out.print(f"{_short(info.source)}: {info.advice}", style="yellow", highlight=False)
 
 
-def show_removed(removed: RemovedSource) -> None:
+def show_removed(removed: RemovedSource, verbose: bool = False) -> None:
     """What ``remove`` did."""
     where = "config.toml and " if removed.configured else ""
     state = "; its crawl state was deleted" if removed.state_deleted else ""

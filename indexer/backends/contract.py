@@ -45,7 +45,9 @@ class JobStatus:
 
     ``state`` ``lost`` means the service answered that it does not know the job (one
     such answer is not proof: the runner looks again before giving it up). ``tokens``
-    is the usage the service billed, None when it reported none.
+    is the usage the service billed, None when it reported none. ``resumed`` counts
+    lines an earlier, interrupted run had already computed (a backend that checkpoints
+    its work): they are reported as kept, not as embedded by this run.
     """
 
     state: str
@@ -56,6 +58,7 @@ class JobStatus:
     error_file: str | None = None
     errors: tuple[JobError, ...] = field(default_factory=tuple)
     tokens: int | None = 0
+    resumed: int = 0
 
     @property
     def done(self) -> bool:

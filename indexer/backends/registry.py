@@ -60,10 +60,10 @@ class BackendSpec:
     embeds_queries: bool = True
 
     def create(self, config: Config, index_id: str, batches: Path) -> Backend:
-        """Import the backend's module and build it for this index."""
+        """Import the backend's module and build it for this index (``batches``, its
+        scratch folder, is made by the caller when the run writes: a plan makes none)."""
         module, _, name = self.factory.partition(":")
         make = getattr(importlib.import_module(module), name)
-        batches.mkdir(parents=True, exist_ok=True)
         backend: Backend = make(config, index_id, batches)
         return backend
 

@@ -128,7 +128,8 @@ def stale_local_files(ledger: Ledger, batches: Path) -> list[Path]:
         return []
     needed = set()
     for job in ledger.open_jobs():
-        needed |= {job.shard.name, f"{job.label}.output.jsonl", f"{job.label}.errors.jsonl"}
+        outputs = {f"{job.label}.output.jsonl", f"{job.label}.errors.jsonl"}
+        needed |= {job.shard.name, *outputs, *(f"{name}.part" for name in outputs)}
     return sorted(p for p in batches.iterdir() if p.is_file() and p.name not in needed)
 
 

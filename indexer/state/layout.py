@@ -134,7 +134,7 @@ class Layout:
 def _read(path: Path) -> str | None:
     try:
         return path.read_text().strip() or None
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 

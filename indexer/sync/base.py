@@ -78,6 +78,7 @@ class RunnerBase:
                  progress: Progress) -> None:
         self.ledger, self._open_backend, self._open_store = ledger, backend, store
         self.batches, self.options, self.progress = batches, options, progress
+        self._total = 0  # chunks the run's progress bar counts to
         self._deferred: dict[int, float] = {}
         self._looked_for_lost = float("-inf")
         self._emptied: set[int] = set()

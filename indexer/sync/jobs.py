@@ -9,7 +9,6 @@ failed for good. Every step is written to the ledger before the next remote call
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from indexer.batchfiles.requests import (
     check_shard,
@@ -22,9 +21,9 @@ from indexer.state.ledger import Job
 from indexer.sync.lost import LostBatches
 from indexer.sync.settling import Settling
 
-if TYPE_CHECKING:
 
-    pass
+def _ignore(n: int) -> None:
+    """A tick nobody counts: a remote batch's lines are counted as the service reports."""
 
 class JobRunner(Settling, LostBatches):
     """Runs the batch jobs of one index with one backend: plans, submits and polls here;
@@ -76,6 +75,9 @@ class JobRunner(Settling, LostBatches):
             return
         delay = self.options.poll_seconds
         outage: float | None = None  # when the service last started failing
+        self._total = self.ledger.count_pending() + sum(
+            j.requests for j in self.ledger.open_jobs())
+        self.progress.stage("embed", self._total)  # one bar for every shard of the run
         while True:
             try:
                 progressed = self._step(report)
@@ -89,9 +91,9 @@ class JobRunner(Settling, LostBatches):
                 if lasted >= self.options.outage_seconds:
                     self._stop(report, exc, lasted)
                     break
-                self.progress.update(
+                self.progress.note(
                     f"service unavailable for {lasted:.0f} s (giving up after "
-                    f"{self.options.outage_seconds:.0f} s): {exc}", 0, 0)
+                    f"{self.options.outage_seconds:.0f} s): {exc}")
                 time.sleep(delay)
                 delay = min(delay * 1.5, self.options.max_poll_seconds)
                 continue
@@ -99,16 +101,18 @@ class JobRunner(Settling, LostBatches):
                 self._stop(report, exc)
                 break
             open_jobs = self.ledger.open_jobs()
+            if self.backend.remote:
+                self._show_flight(open_jobs)
             if not open_jobs and not self.ledger.has_pending():
                 break
             if not progressed:
                 if not self.options.wait:
                     break
-                self._show_flight(open_jobs)
                 time.sleep(delay)
                 delay = min(delay * 1.5, self.options.max_poll_seconds)
             else:
                 delay = self.options.poll_seconds
+        self.progress.note("")
         self.progress.end()
         self._tally(report)
 
@@ -209,20 +213,14 @@ class JobRunner(Settling, LostBatches):
         if file_id is None:
             if not local:
                 size = job.shard.stat().st_size
-                self.progress.stage(f"upload {job.label} ({size / 1e6:.1f} MB)")
-            try:
-                file_id = self.backend.upload(job.shard)
-            finally:
-                self.progress.end()
+                self.progress.note(f"uploading {job.label} ({size / 1e6:.1f} MB)")
+            file_id = self.backend.upload(job.shard)
             self.ledger.set_job(job.id, state="uploaded", input_file=file_id)
         self.ledger.set_job(job.id, state="creating")
-        self.progress.stage("embed" if local else f"submit {job.label}", job.requests)
-        try:
-            remote = self.backend.create(file_id, job.label, self.progress.advance)
-            if not local:
-                self.progress.advance(job.requests)
-        finally:
-            self.progress.end()
+        self.progress.note(f"embedding {job.label} ({job.requests:,} chunks)" if local
+                           else f"creating batch {job.label}")
+        remote = self.backend.create(file_id, job.label, self.progress.advance if local
+                                     else _ignore)
         self.ledger.set_job(job.id, state="submitted", remote_id=remote)
         report.jobs += 1
         return True
@@ -261,7 +259,14 @@ class JobRunner(Settling, LostBatches):
         return len(jobs)
 
     def _show_flight(self, jobs: list[Job]) -> None:
+        """Move the run's bar to the chunks settled or done in batches running remotely,
+        and say what the run waits on."""
         submitted = [j for j in jobs if j.state == "submitted"]
-        self.progress.update(f"waiting for {len(submitted)} batch(es)",
-                             sum(j.completed + j.failed for j in submitted),
-                             sum(j.requests for j in submitted))
+        waiting = self.ledger.count_pending() + sum(j.requests for j in jobs)
+        running = sum(j.completed + j.failed for j in submitted)
+        total = max(self._total, waiting)
+        self.progress.update("embed", total - waiting + running, total)
+        shown = [f"batch {j.label} {j.remote_state or 'submitted'} "
+                 f"{j.completed + j.failed:,}/{j.requests:,}" for j in submitted[:2]]
+        more = f" (+{len(submitted) - 2} more)" if len(submitted) > 2 else ""
+        self.progress.note("; ".join(shown) + more if shown else "")

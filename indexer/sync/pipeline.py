@@ -18,7 +18,7 @@ from indexer.backends.contract import Backend, MeasuresInput
 from indexer.batchfiles.requests import Request, content_key, write_shards
 from indexer.chunking.chunker import ChunkerSettings, chunk_document, refit
 from indexer.connectors.contract import Connector, ReportsChanges
-from indexer.errors import SourceError
+from indexer.errors import Interrupted, SourceError
 from indexer.progress import Progress
 from indexer.records import Chunk, Document, StoreRow
 from indexer.report import Plan, SyncReport
@@ -75,20 +75,24 @@ class Pipeline:
         """
         started = time.monotonic()
         report = SyncReport()
-        for source in sources:
-            try:
-                self._survey(source, report)
-            except SourceError as exc:  # nothing of it is deleted; the others go on
-                self.progress.end()
-                self.ledger.source_failed(source.uri, str(exc))
-                report.unreachable.append(f"{source.uri}: {exc}")
-            else:
-                self.ledger.source_reached(source.uri)
-        if configured is not None:
-            gone = self.ledger.withdraw_sources(self.ledger.roots() - set(configured))
-            report.orphaned.extend(f"{root}: {n} document(s)" for root, n in gone.items())
-        self.jobs.run(report)
-        self.publish(report)
+        try:
+            for source in sources:
+                try:
+                    self._survey(source, report)
+                except SourceError as exc:  # nothing of it is deleted; the others go on
+                    self.progress.end()
+                    self.ledger.source_failed(source.uri, str(exc))
+                    report.unreachable.append(f"{source.uri}: {exc}")
+                else:
+                    self.ledger.source_reached(source.uri)
+            if configured is not None:
+                gone = self.ledger.withdraw_sources(self.ledger.roots() - set(configured))
+                report.orphaned.extend(f"{root}: {n} document(s)" for root, n in gone.items())
+            self.jobs.run(report)
+            self.publish(report)
+        except KeyboardInterrupt as stop:  # every step so far is recorded: count what is kept
+            checkpointed = stop.checkpointed if isinstance(stop, Interrupted) else 0
+            raise Interrupted(report.embedded + report.resumed, checkpointed) from None
         report.seconds = round(time.monotonic() - started, 3)
         return report
 
@@ -149,14 +153,15 @@ class Pipeline:
     def _apply(self, root: str, change: Change, report: SyncReport) -> None:
         if change.kind == "unchanged":
             report.unchanged += 1
-            report.skipped += change.was_skipped
         elif change.kind == "deleted":
             self.ledger.remove([change.uri])
             report.deleted += 1
         elif change.kind == "skipped":
             assert change.skip is not None
             fingerprint = change.item.fingerprint if change.item else ""
-            if change.skip.empty:  # its text is gone: so is its place in search
+            if change.was_skipped:
+                pass  # skipped before, unchanged since: already recorded
+            elif change.skip.empty:  # its text is gone: so is its place in search
                 self.ledger.withdraw(change.uri, root, fingerprint, change.skip.reason)
             else:  # unreadable for now: an indexed version stays searchable
                 self.ledger.record_skip(change.uri, root, fingerprint, change.skip.reason)

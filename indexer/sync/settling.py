@@ -34,6 +34,8 @@ class Settling(RunnerBase):
         if status.state == "failed":
             self._reject(job, status, report)
             return
+        if self.backend.remote:
+            self.progress.note(f"downloading the results of {job.label}")
         files = self.backend.fetch(status, self.batches, job.label)
         self._collect(job, status, files, report)
         self._regain_budget()
@@ -198,7 +200,9 @@ class Settling(RunnerBase):
         self._put(group)
         self._strays(strays, tally, unknown)
         settled = self.ledger.finish_job(job.id, embedded, failed, self.options.max_attempts)
-        report.embedded += settled.embedded + tally["adopted"]
+        resumed = min(status.resumed, settled.embedded)
+        report.resumed += resumed
+        report.embedded += settled.embedded - resumed + tally["adopted"]
         report.failed += settled.failed
         if sum(tally.values()):
             parts = []

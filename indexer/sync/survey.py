@@ -24,7 +24,9 @@ class Change:
 
     ``kind`` is ``"unchanged"``, ``"touched"`` (new fingerprint, same content),
     ``"new"``, ``"changed"``, ``"deleted"`` or ``"skipped"``; ``document`` is set for
-    new and changed documents, ``skip`` for skipped ones.
+    new and changed documents, ``skip`` for skipped ones. ``was_skipped``: the document
+    is unchanged since a sync that skipped it for ``skip.reason`` (counted once, as
+    skipped; nothing to record again).
     """
 
     kind: str
@@ -54,8 +56,11 @@ def survey(source: Connector, known: Mapping[str, DocumentState], progress: Prog
             yield Change("skipped", found.uri, skip=found)
             continue
         state = known.get(found.uri)
-        if state and state.fingerprint == found.fingerprint:
-            yield Change("unchanged", found.uri, found, was_skipped=state.status == "skipped")
+        if state and state.fingerprint == found.fingerprint and state.status == "skipped":
+            yield Change("skipped", found.uri, found, skip=Skip(found.uri, state.reason or
+                                                                "skipped"), was_skipped=True)
+        elif state and state.fingerprint == found.fingerprint:
+            yield Change("unchanged", found.uri, found)
         else:
             moved.append(found)
     progress.end()

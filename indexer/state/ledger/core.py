@@ -63,26 +63,36 @@ class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
     it), and any other SQLite failure a :class:`StateError` naming the file.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | None, readonly: bool = False) -> None:
+        self.path = path if path is not None else Path(":memory:")
+        self.readonly = readonly
         try:
-            connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+            database, uri = _address(path, readonly)
+            connection = sqlite3.connect(database, timeout=30, isolation_level=None, uri=uri)
         except sqlite3.Error as exc:
             raise StateError(f"cannot open the ledger {path}: {exc}") from exc
-        self._db = _Guarded(connection, path)
+        self._db = _Guarded(connection, self.path)
         try:
+            if path is not None and readonly:
+                self._db.execute("PRAGMA query_only=ON")
+                self._check()
+                return
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            problems = [r[0] for r in self._db.execute("PRAGMA quick_check(3)")]
-            if problems != ["ok"]:
-                detail = " ".join(" ".join(problems).replace("*** in database main ***", "")
-                                  .split())
-                raise damaged(path, detail[:200])
+            self._check()
             self._db.executescript(_SCHEMA)
             self._migrate()
         except StateError:
             connection.close()
             raise
+
+    def _check(self) -> None:
+        """Refuse a damaged file (``PRAGMA quick_check``)."""
+        problems = [r[0] for r in self._db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            detail = " ".join(" ".join(problems).replace("*** in database main ***", "")
+                              .split())
+            raise damaged(self.path, detail[:200])
 
     def _migrate(self) -> None:
         """Bring a ledger an earlier version wrote up to this schema, in place."""
@@ -153,6 +163,20 @@ class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
                 raise refused
             db.execute("INSERT OR REPLACE INTO lock VALUES (1, ?, ?, ?, ?, ?, ?)",
                        (me.pid, me.host, time.time(), me.command, me.owner, me.started))
+
+
+def _address(path: Path | None, readonly: bool) -> tuple[str, bool]:
+    """What ``sqlite3.connect`` is given, and whether it is a URI: an empty database in
+    memory (no path), a file, or a file opened read-only: ``mode=ro``, or ``immutable``
+    where its folder cannot be written (read-only media, where WAL's shared-memory file
+    cannot be made; a snapshot's ledger was closed by its writer, so nothing waits in
+    its WAL)."""
+    if path is None:
+        return ":memory:", False
+    if not readonly:
+        return str(path), False
+    uri = path.resolve().as_uri()
+    return uri + ("?mode=ro" if os.access(path.parent, os.W_OK) else "?immutable=1"), True
 
 
 def install(built: Ledger, path: Path) -> None:
