@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from pdfgen import write_pdf  # noqa: E402
+from pdfgen import write_pdf
 
 _PAGE_LINES = 48
 _LINE_CHARS = 90
@@ -74,10 +74,17 @@ def render(name: str, source: str, fmt: str) -> tuple[str, list[str]]:
     docs = [f"{name}\n\n{doc}"]
     heading = (lambda t, d: "#" * (d + 1) + " " + t) if fmt == "markdown" else _rst_heading
     parts = [heading(f"{name}", 0), doc]
+    owners: list[str] = []
     for depth, node in _members(tree.body, 1):
         assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         text = ast.get_docstring(node) or ""
-        parts.append(heading(f"{name}.{node.name}", min(depth, 5)))
+        del owners[depth - 1 :]
+        qualified = ".".join((*owners, node.name))
+        if isinstance(node, ast.ClassDef):
+            parts.append(heading(f"class {qualified}", min(depth, 5)))
+            owners.append(node.name)
+        else:
+            parts.append(heading(f"{qualified}()", min(depth, 5)))
         signature = _signature(node)
         if isinstance(node, ast.ClassDef):
             parts.append(f"``{signature}``" if fmt == "rst" else f"`{signature}`")
