@@ -7,7 +7,7 @@ corpus into a new index in this process with every stage metered by
 each line is inclusive of the indented ones below it. Then prints the process's total
 CPU time and peak RSS, the store's size on disk, and a one-file-edit re-sync.
 
-    python benchmarks/sync_profile.py [--files 300] [--max-tokens 512] [--keep DIR]
+    python benchmarks/sync_profile.py [--files 300] [--max-tokens 512] [--corpus DIR] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -114,9 +114,13 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--corpus", type=Path, help="a corpus folder already built (copied)")
+    parser.add_argument("--keep", type=Path, help="work in this new folder and keep it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if args.keep:
+            args.keep.mkdir(parents=True)
+            work = args.keep
         corpus = work / "corpus"
         if args.corpus:
             import shutil
