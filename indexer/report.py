@@ -93,7 +93,8 @@ class Plan(FileCounts):
     ``chunks_to_embed`` counts distinct content keys that have no vector yet (after
     deduplication against the index and within the run); ``tokens`` is the larger of
     tiktoken's count and the service's bytes/4 estimate, summed; ``waves`` is how many
-    rounds of submission the enqueued-token budget needs.
+    rounds of submission the enqueued-token budget needs; ``context_tokens`` is the part
+    of the new chunks' tiktoken count that their heading breadcrumbs take.
     """
 
     backend: str = ""
@@ -102,6 +103,7 @@ class Plan(FileCounts):
     chunks: int = 0
     chunks_to_embed: int = 0
     tokens: int = 0
+    context_tokens: int = 0
     shards: int = 0
     waves: int = 0
     budget: int = 0

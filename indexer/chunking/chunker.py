@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable
 
 from indexer.chunking import tokens
-from indexer.chunking.packing import SEPARATOR, Packer
+from indexer.chunking.packing import SEPARATOR, Packer, context_tokens
 from indexer.chunking.settings import MIN_LIMIT, ChunkerSettings
 from indexer.chunking.structure import Outline, clean_heading, sections
 from indexer.records import Chunk, Document, Segment
@@ -40,7 +40,8 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
         outline.start_segment(tuple(filter(None, map(clean_heading, segment.heading_path))))
         lines = _LineCounter(text, segment.line_start)
         for section in sections(text, segment.format, outline):
-            context = breadcrumb(doc.title, section.heading_path, settings.limit // 4)
+            context = (breadcrumb(doc.title, section.heading_path, settings.limit // 4)
+                       if settings.context else "")
             for start, end, count in Packer(text, section, context, settings).cuts():
                 first, last = lines.span(start, end)
                 chunks.append(
@@ -90,6 +91,11 @@ def refit(doc: Document, chunks: list[Chunk], settings: ChunkerSettings,
             refitted.extend(pieces or [chunk])
         chunks = [dataclasses.replace(c, ordinal=n) for n, c in enumerate(refitted)]
     return chunks
+
+
+def context_share(chunk: Chunk) -> int:
+    """Tokens of ``chunk.tokens`` that its heading breadcrumb (and the blank line) takes."""
+    return context_tokens(chunk.context)
 
 
 def clean_text(text: str) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from indexer.backends.contract import Backend, MeasuresInput
 from indexer.batchfiles.requests import Request, content_key, write_shards
-from indexer.chunking.chunker import ChunkerSettings, chunk_document, refit
+from indexer.chunking.chunker import ChunkerSettings, chunk_document, context_share, refit
 from indexer.connectors.contract import Connector, ReportsChanges
 from indexer.errors import SourceError
 from indexer.progress import Progress
@@ -110,8 +110,9 @@ class Pipeline:
                 plan.chunks += len(keyed)
                 known = self.ledger.key_states([key for _, key in keyed])
                 for chunk, key in keyed:
-                    if key not in known:
+                    if key not in known and key not in wanted:
                         wanted[key] = Request(key, chunk.embed_text, chunk.tokens)
+                        plan.context_tokens += context_share(chunk)
         planned = self.ledger.jobs(["planned", "uploaded", "creating"])
         shards = write_shards(wanted.values(), self.backend.body(), None, "plan",
                               self.jobs.shard_limits())
