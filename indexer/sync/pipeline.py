@@ -194,7 +194,7 @@ class Pipeline:
                 drop.extend(r.custom_id for r in rows if not r.places and not r.pending_refs)
                 yield [StoreRow(r.custom_id, r.text, r.context, r.places) for r in rows]
 
-        self.store.set_places(groups())
+        self.store.set_places(groups(), self.ledger.dirty_count())
         self.ledger.settle_dirty(written, drop)
         if drop:
             self.store.purge(drop)

@@ -162,7 +162,7 @@ class Store:
             (self._table.merge_insert("custom_id").when_matched_update_all()
              .when_not_matched_insert_all().execute(table))
 
-    def set_places(self, groups: Iterable[Sequence[StoreRow]]) -> None:
+    def set_places(self, groups: Iterable[Sequence[StoreRow]], count: int | None = None) -> None:
         """Rewrite the places of existing rows, streamed group by group, in one commit.
 
         Readers see every row's old places or every row's new ones, however many rows
@@ -173,20 +173,25 @@ class Store:
         Whole rows are written, their vectors read back by key: a merge of some columns
         only would rewrite those columns of every fragment it touches and leave the
         fragments unindexed, so its cost and the upkeep after it would grow with the
-        table rather than with the rows that changed.
+        table rather than with the rows that changed. When ``count`` (the rows to come)
+        is half the table or more, as in a first sync, every fragment is touched anyway
+        and the vectors are not read back.
         """
         failure: list[BaseException] = []
+        whole = count is None or count * 2 < self._table.count_rows()
+        target = self._schema if whole else _PLACES_SCHEMA
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 for rows in groups:
                     if rows:
-                        yield self._whole(rows)
+                        yield (self._whole(rows) if whole
+                               else pa.RecordBatch.from_pydict(self._columns(rows), target))
             except BaseException as exc:
                 failure.append(exc)
                 raise
 
-        reader = pa.RecordBatchReader.from_batches(self._schema, batches())
+        reader = pa.RecordBatchReader.from_batches(target, batches())
         try:
             self._table.merge_insert("custom_id").when_matched_update_all().execute(reader)
         except Exception:
