@@ -68,6 +68,7 @@ class Config:
     refine_factor: int = 10
     max_bytes: int = 20_000_000
     chunk_tokens: int = 200
+    chunk_context: bool = True
     max_attempts: int = 3
     group_size: int = 2_000
     lost_after_seconds: float = 300.0
@@ -248,6 +249,12 @@ def write_template(directory: Path, settings: Mapping[str, Any]) -> Path:
 def _parse(name: str, raw: str) -> object:
     kind = str(_FIELDS[name].type)
     try:
+        if kind == "bool":
+            if not raw:
+                return None
+            if raw.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return raw.strip().lower() in ("1", "true", "yes", "on")
+            raise ValueError(raw)
         if "int" in kind:
             return int(raw) if raw else None
         if "float" in kind:
@@ -261,6 +268,10 @@ def _check(name: str, value: object) -> None:
     if name not in _FIELDS:
         raise ValueError(f"unknown setting {name!r}")
     kind = str(_FIELDS[name].type)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, not {value!r}")
+        return
     allowed: tuple[type, ...] = (str,)
     if "int" in kind:
         allowed = (int,)
@@ -315,6 +326,11 @@ encoding_format = "base64"
 # Tokens (cl100k_base) per chunk, heading context included. The embedded model reads
 # at most 256 word pieces, so keep this near 200 for it; 300-500 suit OpenAI models.
 chunk_tokens = 200
+
+# Prepend each chunk's heading path ("Title › Section") to the text embedded: better
+# matches for terse passages, at the price of those tokens (`indexer plan` shows the share).
+# Changing it re-embeds every chunk.
+chunk_context = true
 
 # Estimated tokens allowed in flight at once: your organisation's enqueued-token limit
 # for the model (tier 1: about 3,000,000 for text-embedding-3). Lowered automatically

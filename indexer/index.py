@@ -327,7 +327,8 @@ class Index:
                           max_cost=max_cost if max_cost is not None else self.config.max_cost,
                           lost_after_seconds=self.config.lost_after_seconds,
                           group_size=self.config.group_size)
-        options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens), jobs)
+        options = SyncOptions(ChunkerSettings(max_tokens=self.config.chunk_tokens,
+                                                  context=self.config.chunk_context), jobs)
         return Pipeline(self._open_ledger(), self._open_backend, self._writable_store,
                         Layout.batches(self._gen), options, self.progress)
 

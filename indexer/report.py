@@ -108,7 +108,9 @@ class Plan(FileCounts):
     deduplication against the index and within the run); ``tokens`` is the larger of
     tiktoken's count and the service's bytes/4 estimate, summed; ``waves`` is how many
     rounds of submission the enqueued-token budget needs; ``orphaned`` the sources no
-    longer configured whose documents the sync would take out of search.
+    longer configured whose documents the sync would take out of search;
+    ``context_tokens`` is the part of the new chunks' tiktoken count that their heading
+    breadcrumbs take.
     """
 
     backend: str = ""
@@ -117,6 +119,7 @@ class Plan(FileCounts):
     chunks: int = 0
     chunks_to_embed: int = 0
     tokens: int = 0
+    context_tokens: int = 0
     shards: int = 0
     waves: int = 0
     budget: int = 0

@@ -202,6 +202,10 @@ def show_plan(plan: Plan, verbose: bool = False) -> None:
     _files(plan)
     out.print(f"chunks: {plan.chunks} in new or changed files; {plan.chunks_to_embed} to embed "
               f"({plan.tokens} tokens) in {plan.shards} shard(s), {plan.waves} wave(s)")
+    if plan.context_tokens:
+        share = plan.context_tokens / max(plan.tokens, 1)
+        out.print(f"heading context: {plan.context_tokens} of those tokens ({share:.0%}); "
+                  "chunk_context = false in config.toml leaves it out")
     if not plan.priced:
         out.print(f"cost: none (embedded model {plan.model})")
     else:

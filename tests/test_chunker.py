@@ -432,3 +432,29 @@ def test_refit_splits_only_what_the_model_counts_as_too_long() -> None:
     assert words == " ".join(c.text for c in chunks).split()  # nothing lost, order kept
     assert len(refitted) > len(chunks)
     assert all(c.context == chunks[0].context for c in refitted)
+
+
+_AWKWARD = ["Guide", "Parser()", "3 steps", "'s", "__init__", "日本語", "a › b", "…", "x\u0301",
+            "<|endoftext|>", "C++", "?!", "٣", "ß-Straße", "e.g."]
+
+
+@given(st.lists(st.sampled_from(_AWKWARD), min_size=1, max_size=5))
+@settings(max_examples=300, deadline=None)
+def test_breadcrumb_tokens_counted_part_by_part_match_the_tokenizer(parts: list[str]) -> None:
+    chunks = chunk("Body text here.", title=parts[0], max_tokens=512)
+    headed = chunk("# " + "\n\n# ".join(parts[1:]) + "\n\nBody text.", title=parts[0]) \
+        if len(parts) > 1 else chunks
+    for c in chunks + headed:
+        assert c.tokens == tokens.count(c.embed_text)
+
+
+def test_chunk_context_off_embeds_the_passage_alone() -> None:
+    text = "# Install\n\nRun the installer, then restart.\n\n## Linux\n\nUse the package.\n"
+    doc = Document("u", "Manual", (Segment(text, "markdown"),), "h")
+    with_context = chunk_document(doc, ChunkerSettings(max_tokens=64))
+    without = chunk_document(doc, ChunkerSettings(max_tokens=64, context=False))
+    assert all(c.context for c in with_context)
+    assert [c.text for c in without] == [c.text for c in with_context]
+    assert all(c.context == "" and c.embed_text == c.text for c in without)
+    assert all(c.tokens == tokens.count(c.text) for c in without)
+    assert sum(c.tokens for c in without) < sum(c.tokens for c in with_context)

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import lancedb
+import numpy as np
 import pytest
 
 from emulator.fixture import Emulator
 from indexer import Index, SyncReport
+from indexer.records import Place, StoreRow
 from indexer.state.layout import Layout
+from indexer.state.store import Store
 from support import open_index, paid_twice
 
 NOTES = 250
@@ -148,3 +151,23 @@ def test_a_sync_killed_while_publishing_is_finished_by_the_next(
     rows = table_rows(index_dir)
     assert all(row["n_places"] > 0 for row in rows)  # the dropped passage's row is gone
     assert len(rows) == 3
+
+
+def test_publishing_a_few_rows_leaves_the_rest_of_the_table_indexed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "lancedb", "m", 4)
+    rng = np.random.default_rng(1)
+    rows = [StoreRow(f"k{i}", f"passage number {i}", "", (), rng.standard_normal(4))
+            for i in range(300)]
+    store.put(rows)
+    store.set_places([[StoreRow(r.custom_id, r.text, "", (Place(f"/d/{r.custom_id}"),))
+                       for r in rows]])
+    store.optimize()
+    changed = [StoreRow(f"k{i}", f"passage number {i}", "", (Place("/d/moved"),))
+               for i in range(5)]
+    store.set_places([changed])
+    table = lancedb.connect(str(tmp_path / "lancedb")).open_table("chunks")
+    assert table.index_stats("text_idx").num_unindexed_rows <= len(changed)
+    vectors = {r["custom_id"]: r["vector"] for r in table.to_arrow().to_pylist()}
+    assert all(np.allclose(vectors[r.custom_id], r.vector) for r in rows)  # vectors kept
+    hits = store.search(np.asarray(rows[2].vector), 1)
+    assert hits[0].custom_id == "k2" and hits[0].places == (Place("/d/moved"),)

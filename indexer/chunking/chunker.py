@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable
 
 from indexer.chunking import tokens
-from indexer.chunking.packing import Packer
+from indexer.chunking.packing import SEPARATOR, Packer, context_tokens
 from indexer.chunking.settings import MIN_LIMIT, ChunkerSettings
 from indexer.chunking.structure import Outline, clean_heading, sections
 from indexer.records import Chunk, Document, Segment
@@ -28,7 +28,6 @@ from indexer.records import Chunk, Document, Segment
 VERSION = 1
 """Bumped whenever the same document and settings would be cut differently."""
 
-_SEPARATOR = " › "
 _ELLIPSIS = "…"
 
 
@@ -41,7 +40,8 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
         outline.start_segment(tuple(filter(None, map(clean_heading, segment.heading_path))))
         lines = _LineCounter(text, segment.line_start, segment.lines)
         for section in sections(text, segment.format, outline):
-            context = breadcrumb(doc.title, section.heading_path, settings.limit // 4)
+            context = (breadcrumb(doc.title, section.heading_path, settings.limit // 4)
+                       if settings.context else "")
             for start, end, count in Packer(text, section, context, settings).cuts():
                 first, last = lines.span(start, end)
                 chunks.append(
@@ -97,6 +97,11 @@ def refit(doc: Document, chunks: list[Chunk], settings: ChunkerSettings,
     return chunks
 
 
+def context_share(chunk: Chunk) -> int:
+    """Tokens of ``chunk.tokens`` that its heading breadcrumb (and the blank line) takes."""
+    return context_tokens(chunk.context)
+
+
 def clean_text(text: str) -> str:
     """``text`` without NULs, with ``\\n`` line ends, and encodable as UTF-8."""
     text = text.replace("\x00", "")
@@ -115,11 +120,13 @@ def breadcrumb(title: str, heading_path: tuple[str, ...], max_tokens: int) -> st
     parts = [part for part in (clean_heading(title), *heading_path) if part]
     if len(parts) > 1 and parts[0].casefold() == parts[1].casefold():
         parts.pop(0)
-    context = _SEPARATOR.join(parts)
-    if not context or tokens.count(context) <= max_tokens:
+    context = SEPARATOR.join(parts)
+    if len(context) * 4 <= max_tokens or len(context.encode("utf-8")) <= max_tokens:
+        return context  # a token holds at least one byte
+    if tokens.count(context) <= max_tokens:
         return context
     if len(parts) > 2:
-        context = _SEPARATOR.join((parts[0], _ELLIPSIS, parts[-1]))
+        context = SEPARATOR.join((parts[0], _ELLIPSIS, parts[-1]))
         if tokens.count(context) <= max_tokens:
             return context
     budget = max_tokens - tokens.count(_ELLIPSIS)

@@ -30,6 +30,28 @@ _CODE_LEVELS: tuple[_Level, ...] = (
 _PROSE_LEVELS: tuple[_Level, ...] = (("sentence", False), *_CODE_LEVELS)
 _LONG_RUN = 8  # budgets' worth of units without an anchor (repetitive text) closes a run
 
+SEPARATOR = " › "
+"""What joins the parts of a heading breadcrumb."""
+
+
+def context_tokens(context: str) -> int:
+    """Tokens of ``context + "\\n\\n"`` (a breadcrumb and the blank line after it), or 0.
+
+    Counted part by part: cl100k's pre-tokenizer always ends a token before the space
+    of ``" › "`` and starts one at its second space, so the count is the sum of the
+    first part's, then ``" ›"`` and the next part with its leading space (the last with
+    the blank line), each memoised: a title and the upper headings recur in every
+    section. A part that is empty or has whitespace at an end is counted whole.
+    """
+    if not context:
+        return 0
+    parts = context.split(SEPARATOR)
+    if any(not p or p[0] in tokens.WHITESPACE or p[-1] in tokens.WHITESPACE for p in parts):
+        return tokens.count(context + "\n\n")
+    units = [parts[0], *(" " + part for part in parts[1:])]
+    units[-1] += "\n\n"
+    return sum(map(_count, units)) + (len(parts) - 1) * _count(SEPARATOR.rstrip(" "))
+
 
 class Packer:
     """Units of one section, their token sums, and the cuts between them.
@@ -46,7 +68,7 @@ class Packer:
     ) -> None:
         self.text = text
         self.limit = settings.limit
-        self.head = tokens.count(context + "\n\n") if context else 0
+        self.head = context_tokens(context)
         self.budget = self.limit - self.head
         target = min(settings.target, self.budget)
         self.min_run = target // 4
@@ -59,13 +81,17 @@ class Packer:
         for block in section.blocks:
             levels = _CODE_LEVELS if block.kind == LINES else _PROSE_LEVELS
             self._add(block.start, block.end, levels, block.boundary)
-        self.final = [self._final(i) for i in range(len(self.starts))]
+        self.final = [body + _count(tail) if tail else body
+                      for body, tail in zip(self.bodies, self.tails, strict=True)]
         self.prefix = [0]  # prefix sums of inner
         self.unsafe = [0]  # prefix counts of joins whose sum is not exact
+        inner_sum = unsafe_sum = 0
         for i in range(len(self.starts) - 1):
             inner, safe = self._join(i)
-            self.prefix.append(self.prefix[-1] + inner)
-            self.unsafe.append(self.unsafe[-1] + (not safe))
+            inner_sum += inner
+            unsafe_sum += not safe
+            self.prefix.append(inner_sum)
+            self.unsafe.append(unsafe_sum)
 
     def _add(self, start: int, end: int, levels: tuple[_Level, ...], boundary: bool) -> None:
         """Add ``text[start:end]`` as one unit, or as smaller ones if it is over the budget."""
@@ -172,7 +198,7 @@ class Packer:
     def cuts(self) -> list[_Cut]:
         """``(start, end, tokens of embed_text)`` of each chunk, in order."""
         out: list[_Cut] = []
-        strength = [self._strength(i) for i in range(len(self.starts))]
+        strength = self._strengths()
         first = 0
         for i in range(len(self.starts)):
             last_unit = i == len(self.starts) - 1
@@ -183,16 +209,21 @@ class Packer:
                 first = i + 1
         return out
 
-    def _strength(self, i: int) -> float:
-        """Below 1.0 when a chunk may end after unit ``i``; smaller means a stronger anchor.
+    def _strengths(self) -> list[float]:
+        """Per unit ``i``: below 1.0 when a chunk may end after it; smaller means a
+        stronger anchor.
 
         A hash of the unit's own text, scaled so that a unit is an anchor with a
         probability proportional to its tokens (rarer before an indented code block).
         """
-        unit = self.text[self.starts[i] : self.ends[i]].encode("utf-8")
-        value = int.from_bytes(hashlib.blake2b(unit, digest_size=8).digest(), "big") / 2**64
-        rarer = i + 1 < len(self.starts) and not self.boundary[i + 1]
-        return value * self.rate / self.final[i] * (_INDENTED_RARITY if rarer else 1)
+        text, rate, blake2b = self.text, self.rate, hashlib.blake2b
+        rarer = [_INDENTED_RARITY if not b else 1 for b in self.boundary[1:]] + [1]
+        return [
+            int.from_bytes(blake2b(text[start:end].encode("utf-8"), digest_size=8).digest(),
+                           "big") / 2**64 * rate / final * scale
+            for start, end, final, scale in zip(self.starts, self.ends, self.final, rarer,
+                                                strict=True)
+        ]
 
     def _fit(self, first: int, last: int, strength: list[float], out: list[_Cut]) -> None:
         """Emit units ``first..last`` as one chunk, or split them where they are strongest."""

@@ -17,12 +17,14 @@ class ChunkerSettings:
 
     ``max_tokens`` bounds :attr:`Chunk.embed_text` (context and text), counted with
     cl100k; ``hard_limit`` is never exceeded whatever ``max_tokens`` says;
-    ``target_tokens`` is the typical chunk size (default: 60% of the limit).
+    ``target_tokens`` is the typical chunk size (default: 60% of the limit); ``context``
+    prepends the heading breadcrumb to each chunk's embedded text.
     """
 
     max_tokens: int = Config.chunk_tokens
     hard_limit: int = 8000
     target_tokens: int | None = None
+    context: bool = True
 
     def __post_init__(self) -> None:
         if min(self.max_tokens, self.hard_limit) < MIN_LIMIT:

@@ -8,6 +8,9 @@ non-blank character, so chunks can be cut as slices and located by line.
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -118,11 +121,8 @@ class _Reader:
     def __init__(self, text: str, outline: Outline) -> None:
         self.text = text
         self.lines = text.split("\n")
-        self.starts: list[int] = []
-        offset = 0
-        for line in self.lines:
-            self.starts.append(offset)
-            offset += len(line) + 1
+        self.starts = list(itertools.accumulate((len(line) + 1 for line in self.lines),
+                                                initial=0))
         self.outline = outline
         self.done: list[Section] = []
         self.path = outline.path
@@ -224,12 +224,11 @@ class _Reader:
 
     def _fence(self, index: int, opener: str) -> int:
         """Add the code block opened at line ``index``; return the line after it."""
-        closer = re.compile(rf" {{0,3}}{re.escape(opener[0])}{{{len(opener)},}}[ \t]*")
         last = len(self.lines) - 1
-        for end in range(index + 1, len(self.lines)):
-            if closer.fullmatch(self.lines[end]):
-                last = end
-                break
+        if index < last:
+            found = _closer(opener).search(self.text, self.starts[index + 1])
+            if found:
+                last = bisect.bisect_right(self.starts, found.start()) - 1
         self.add(index, last, LINES)
         return last + 1
 
@@ -313,6 +312,12 @@ class _Reader:
         if style not in styles:
             styles.append(style)
         self.heading(styles.index(style) + 1, title)
+
+
+@functools.lru_cache(maxsize=64)
+def _closer(opener: str) -> re.Pattern[str]:
+    """The line that closes a code fence opened with ``opener``."""
+    return re.compile(rf"^ {{0,3}}{re.escape(opener[0])}{{{len(opener)},}}[ \t]*$", re.M)
 
 
 def _kind(first_line: str) -> str:

@@ -12,7 +12,7 @@ import bisect
 import functools
 import itertools
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from indexer.errors import ConfigError
@@ -56,7 +56,12 @@ def decode(ids: Sequence[int]) -> str:
 
 def count(text: str) -> int:
     """Number of tokens in ``text``."""
-    return len(encoding().encode_ordinary(text))
+    return len(_encoder()(text))
+
+
+@functools.cache
+def _encoder() -> Callable[[str], list[int]]:
+    return encoding().encode_ordinary
 
 
 @functools.lru_cache(maxsize=8192)
@@ -84,6 +89,8 @@ def symbol_tail(text: str) -> int | None:
     ``"\\n"`` and the first line of ``b`` is not blank.
     """
     end = len(text)
+    if end and text[-1].isascii() and (text[-1].isalnum() or text[-1] in WHITESPACE):
+        return end
     index = end
     while index > 0:
         char = text[index - 1]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from indexer.backends.contract import Backend, MeasuresInput
 from indexer.batchfiles.requests import Request, content_key, write_shards
-from indexer.chunking.chunker import ChunkerSettings, chunk_document, refit
+from indexer.chunking.chunker import ChunkerSettings, chunk_document, context_share, refit
 from indexer.connectors.contract import Connector, ReportsChanges
 from indexer.errors import Interrupted, SourceError
 from indexer.progress import Progress
@@ -132,8 +132,9 @@ class Pipeline:
                 plan.chunks += len(keyed)
                 known = self.ledger.key_states([key for _, key in keyed])
                 for chunk, key in keyed:
-                    if key not in known:
+                    if key not in known and key not in wanted:
                         wanted[key] = Request(key, chunk.embed_text, chunk.tokens)
+                        plan.context_tokens += context_share(chunk)
         planned = self.ledger.jobs(["planned", "uploaded", "creating"])
         shards = write_shards(wanted.values(), self.backend.body(), None, "plan",
                               self.jobs.shard_limits())
@@ -216,7 +217,7 @@ class Pipeline:
                 drop.extend(r.custom_id for r in rows if not r.places and not r.pending_refs)
                 yield [StoreRow(r.custom_id, r.text, r.context, r.places) for r in rows]
 
-        self.store.set_places(groups())
+        self.store.set_places(groups(), self.ledger.dirty_count())
         self.ledger.settle_dirty(written, drop)
         if drop:
             self.store.purge(drop)

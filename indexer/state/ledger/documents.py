@@ -122,6 +122,10 @@ class DocumentRecords(LedgerBase):
         """Keys whose store rows must be rewritten."""
         return [r[0] for r in self._db.execute("SELECT custom_id FROM dirty")]
 
+    def dirty_count(self) -> int:
+        """How many store rows must be rewritten."""
+        return int(self._db.execute("SELECT COUNT(*) FROM dirty").fetchone()[0])
+
     def has_dirty(self) -> bool:
         """True when some store row must be rewritten."""
         return self._db.execute("SELECT 1 FROM dirty LIMIT 1").fetchone() is not None

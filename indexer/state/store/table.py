@@ -73,8 +73,8 @@ def schema(model: str, dimensions: int) -> pa.Schema:
 
 
 _PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name != "vector"])
-"""The columns a publication rewrites: everything but the vector (the passage and its
-context too, so a row whose text columns were lost is whole again)."""
+"""The columns a publication sets: everything but the vector, which it keeps (the passage
+and its context too, so a row whose text columns were lost is whole again)."""
 _PURGE = 5_000
 
 
@@ -181,32 +181,53 @@ class Store:
             (self._table.merge_insert("custom_id").when_matched_update_all()
              .when_not_matched_insert_all().execute(table))
 
-    def set_places(self, groups: Iterable[Sequence[StoreRow]]) -> None:
+    def set_places(self, groups: Iterable[Sequence[StoreRow]], count: int | None = None) -> None:
         """Rewrite the places of existing rows, streamed group by group, in one commit.
 
         Readers see every row's old places or every row's new ones, however many rows
         there are. A row given no places is hidden from search by the same commit (see
         :meth:`purge`); keys without a row are ignored. The groups are pulled on one of
         LanceDB's threads; an exception they raise is re-raised here as it was.
+
+        Whole rows are written, their vectors read back by key: a merge of some columns
+        only would rewrite those columns of every fragment it touches and leave the
+        fragments unindexed, so its cost and the upkeep after it would grow with the
+        table rather than with the rows that changed. When ``count`` (the rows to come)
+        is half the table or more, as in a first sync, every fragment is touched anyway
+        and the vectors are not read back.
         """
         failure: list[BaseException] = []
+        whole = count is None or count * 2 < self._table.count_rows()
+        target = self._schema if whole else _PLACES_SCHEMA
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 for rows in groups:
                     if rows:
-                        yield pa.RecordBatch.from_pydict(self._columns(rows), _PLACES_SCHEMA)
+                        yield (self._whole(rows) if whole
+                               else pa.RecordBatch.from_pydict(self._columns(rows), target))
             except BaseException as exc:
                 failure.append(exc)
                 raise
 
-        reader = pa.RecordBatchReader.from_batches(_PLACES_SCHEMA, batches())
+        reader = pa.RecordBatchReader.from_batches(target, batches())
         try:
             self._table.merge_insert("custom_id").when_matched_update_all().execute(reader)
         except Exception:
             if failure:
                 raise failure[0] from None
             raise
+
+    def _whole(self, rows: Sequence[StoreRow]) -> pa.RecordBatch:
+        """``rows`` with the vectors the table holds for them; rows it lacks are left out."""
+        keys = ", ".join(_quote(row.custom_id) for row in rows)
+        held = (self._table.search().where(f"custom_id IN ({keys})")
+                .select(["custom_id", "vector"]).limit(None).to_arrow())
+        at = {key: n for n, key in enumerate(held.column("custom_id").to_pylist())}
+        kept = [row for row in rows if row.custom_id in at]
+        vectors = held.column("vector").take(pa.array([at[r.custom_id] for r in kept], pa.int64()))
+        columns = {**self._columns(kept), "vector": vectors.combine_chunks()}
+        return pa.RecordBatch.from_pydict(columns, self._schema)
 
     def purge(self, keys: Sequence[str]) -> None:
         """Delete the rows of ``keys`` that search cannot see (no places): this changes
