@@ -147,6 +147,8 @@ def _sample(field: dataclasses.Field[object]) -> object:
     kind = str(field.type)
     if field.name == "encoding_format":
         return "float"
+    if kind == "bool":
+        return not field.default
     if "int" in kind:
         return 7 if field.default != 7 else 8
     if "float" in kind:
@@ -159,7 +161,8 @@ def test_every_setting_can_be_set_in_the_file_and_the_environment(tmp_path: Path
     assert "max_bytes" in {f.name for f in settings}
     for field in settings:
         value = _sample(field)
-        toml = f'"{value}"' if isinstance(value, str) else str(value)
+        toml = (f'"{value}"' if isinstance(value, str) else str(value).lower()
+                if isinstance(value, bool) else str(value))
         (tmp_path / "config.toml").write_text(f"[index]\n{field.name} = {toml}\n")
         assert getattr(configfile.read(tmp_path, {}), field.name) == value, field.name
         (tmp_path / "config.toml").unlink()
