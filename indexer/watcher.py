@@ -18,6 +18,7 @@ import watchfiles
 from watchfiles._rust_notify import WatchfilesRustInternalError
 
 from indexer.connectors.filesystem import ALWAYS_SKIPPED
+from indexer.connectors.registry import scheme_of
 from indexer.errors import ConfigError, IndexerError, LockedError, SourceError
 from indexer.index import Index
 from indexer.report import SyncReport
@@ -127,10 +128,15 @@ def _changes(roots: tuple[Path, ...], keep: ChangeFilter, debounce_ms: int, tick
 
 
 def _roots(index: Index, paths: Sequence[str | Path]) -> tuple[Path, ...]:
-    """The folders to watch: ``paths``, or every source the index knows."""
-    wanted = [Path(p) for p in paths] or [Path(s.path) for s in index.config.sources]
+    """The folders to watch: ``paths``, or every folder source the index knows (a git
+    repository, a web site or a bucket sends no file events: each sync covers it, and a
+    schedule keeps it fresh)."""
+    wanted = [Path(p) for p in paths] or [Path(s.path) for s in index.config.sources
+                                          if scheme_of(s.path) == "file"]
     if not wanted:
-        raise SourceError("nothing to watch: give a folder, e.g. `indexer watch ./docs`")
+        raise SourceError("nothing to watch: watch follows folders (give one, e.g. `indexer "
+                          "watch ./docs`); keep git, web and S3 sources fresh with a "
+                          "scheduled `indexer sync` (see the README)")
     for path in wanted:
         if not path.exists():
             raise SourceError(f"source {path} does not exist; check the path")

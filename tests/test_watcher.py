@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from watchfiles import Change
 
-from indexer.errors import BackendError, IndexerError, LockedError
+from indexer.errors import BackendError, IndexerError, LockedError, SourceError
 from indexer.index import Index
 from indexer.report import SyncReport
 from indexer.watcher import ChangeFilter, watch
@@ -171,3 +171,14 @@ def test_batches_in_flight_are_collected_without_another_change(
     assert watching.next_report().in_flight == 1
     assert watching.next_report().complete
     assert len(calls) == 2
+
+
+def test_sources_that_send_no_file_events_are_not_watched(tmp_path: Path) -> None:
+    index_dir = tmp_path / "idx"
+    index_dir.mkdir()
+    (index_dir / "config.toml").write_text(
+        '[index]\n\n[[sources]]\npath = "git+file:///srv/handbook@main"\n')
+    stop = threading.Event()
+    stop.set()
+    with Index(index_dir) as index, pytest.raises(SourceError, match="scheduled `indexer sync`"):
+        watch(index, [], on_report=lambda report: None, stop=stop)
