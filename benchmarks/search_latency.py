@@ -100,7 +100,7 @@ def percentiles(values: list[float]) -> str:
 def timed(call: object, queries: int) -> tuple[list[float], list[float]]:
     walls, cpus = [], []
     for q in range(queries):
-        text = QUERIES[q % len(QUERIES)] + ("" if q < len(QUERIES) else f" {WORDS[q % 50]}")
+        text = QUERIES[q % len(QUERIES)] + ("" if q < len(QUERIES) else f" {WORDS[q % len(WORDS)]}")
         wall, cpu = time.perf_counter(), time.process_time()
         call(text)  # type: ignore[operator]
         walls.append(time.perf_counter() - wall)
