@@ -35,12 +35,15 @@ class ConnectorSpec:
     ``factory`` names ``"module:function"``, called as ``function(source, context)`` with
     the source's :class:`~indexer.config.SourceConfig` (its own settings in
     ``source.options``) and a :class:`~indexer.connectors.contract.ConnectorContext`. The
-    module is imported only when such a source is synced.
+    module is imported only when such a source is synced. ``cites`` says its connectors
+    implement :class:`~indexer.connectors.contract.Cites` (a search asks only those for
+    the origin of its hits, so a search never imports the other connectors).
     """
 
     name: str
     schemes: tuple[str, ...]
     factory: str
+    cites: bool = False
 
     def create(self, source: SourceConfig, context: ConnectorContext) -> Connector:
         """Build the connector for ``source``."""
@@ -52,7 +55,7 @@ class ConnectorSpec:
 BUILTIN = (
     ConnectorSpec("filesystem", ("file",), "indexer.connectors.filesystem:create"),
     ConnectorSpec("s3", ("s3",), "indexer.connectors.s3:create"),
-    ConnectorSpec("git", ("git",), "indexer.connectors.git:create"),
+    ConnectorSpec("git", ("git",), "indexer.connectors.git:create", cites=True),
     ConnectorSpec("web", ("http", "https"), "indexer.connectors.web:create"),
 )
 
@@ -75,6 +78,11 @@ def scheme_of(location: str) -> str:
     """The URI scheme of a source (``git+https://…`` is ``git``); ``file`` for a path."""
     match = _SCHEME.match(location)
     return match[1].lower() if match else "file"
+
+
+def spec_for(source: SourceConfig) -> ConnectorSpec | None:
+    """The kind of ``source`` (by its URI scheme), or None if none is installed."""
+    return specs().get(scheme_of(source.path))
 
 
 def connector_for(source: SourceConfig, context: ConnectorContext) -> Connector:

@@ -76,6 +76,7 @@ class Index:
         self._ledger: Ledger | None = None
         self._backend: Backend | None = None
         self._reader: Store | None = None
+        self._citing: tuple[tuple[configfile.SourceConfig, ...], list[Connector]] | None = None
         self._new_id = ""
         self._writes = True  # False while a reader runs: nothing is created or changed
 
@@ -398,18 +399,24 @@ class Index:
             return self._cite(hits)
 
     def _cite(self, hits: list[SearchHit]) -> list[SearchHit]:
-        """Fill in the origin (commit, path, link) of hits from sources that cite one."""
-        from indexer.connectors.registry import connector_for
+        """Fill in the origin (commit, path, link) of hits from sources that cite one (built
+        once per configuration: a warm server does not rebuild them for every query)."""
+        from indexer.connectors.registry import spec_for
         from indexer.search.origins import cite
 
-        sources = []
-        for source in self.config.sources:
-            try:
-                sources.append(connector_for(source, self._context(source.path, self.config,
-                                                                   False)))
-            except (SourceError, ConfigError):
-                continue  # a source sync would refuse: its hits just have no origin
-        return cite(hits, sources, self._open_ledger().meta())
+        if self._citing is None or self._citing[0] != self.config.sources:
+            sources = []
+            for source in self.config.sources:
+                spec = spec_for(source)
+                if spec is None or not spec.cites:
+                    continue  # its connector is never imported for a search
+                try:
+                    sources.append(spec.create(source, self._context(source.path,
+                                                                     self.config, False)))
+                except (SourceError, ConfigError):
+                    continue  # a source sync would refuse: its hits just have no origin
+            self._citing = (self.config.sources, sources)
+        return cite(hits, self._citing[1], self._open_ledger().meta())
 
     def evaluate(self, queries: str | Path, qrels: str | Path,
                  modes: Sequence[str] = ()) -> dict[str, dict[str, float]]:

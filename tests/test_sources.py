@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -193,3 +195,18 @@ def test_forgetting_a_source_edits_only_its_entry(tmp_path: Path) -> None:
         (tmp_path / "config.toml").write_text(text)
         assert config.forget_source(tmp_path, "/a") and not config.forget_source(tmp_path, "/a")
         assert (tmp_path / "config.toml").read_text() == left
+
+
+@pytest.mark.slow
+def test_a_search_loads_no_connector_that_cannot_cite(tmp_path: Path) -> None:
+    tea = folder(tmp_path / "tea", "tea")
+    with Index(tmp_path / "idx", backend="local") as index:
+        assert index.sync([tea]).exit_code == 0
+    settings = tmp_path / "idx" / "config.toml"
+    settings.write_text(settings.read_text() + '\n[[sources]]\npath = "s3://team-docs/handbook/"\n')
+    code = ("import sys; from indexer import Index; "
+            f"hits = Index({str(tmp_path / 'idx')!r}).search('tea'); "
+            "print(len(hits), 'boto3' in sys.modules, 'indexer.connectors.s3' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.stdout.split() == ["1", "False", "False"], result.stderr
