@@ -123,7 +123,7 @@ class Store:
         self.model, self.dimensions = model, dimensions
         self.health = health or StoreHealth.from_config(Config())
         self._schema = schema(model, dimensions)
-        self._indexed: tuple[int, bool] = (-1, False)
+        self._indexed: tuple[int, frozenset[str]] = (-1, frozenset())
         try:
             self._db = lancedb.connect(str(directory))
             if TABLE in self._db.list_tables().tables:
@@ -285,7 +285,7 @@ class Store:
     def has_text_index(self) -> bool:
         """True once the full-text index on ``text`` exists (made on the first write)."""
         try:
-            return any(i.name == "text_idx" for i in self._table.list_indices())
+            return "text_idx" in self._index_names()
         except _LANCE_ERRORS as exc:
             raise StateError(f"search failed: {exc}") from exc
 
@@ -307,11 +307,14 @@ class Store:
         return [r for r in found if r["places"]]  # never a hidden row, whatever the filter
 
     def _has_vector_index(self) -> bool:
-        """Whether the table has its vector index (looked up once per table version)."""
+        return "vector_idx" in self._index_names()
+
+    def _index_names(self) -> frozenset[str]:
+        """The table's index names, looked up once per table version (searches ask for
+        them on every query)."""
         version = self._table.version
         if self._indexed[0] != version:
-            self._indexed = (version, any(i.name == "vector_idx"
-                                          for i in self._table.list_indices()))
+            self._indexed = (version, frozenset(i.name for i in self._table.list_indices()))
         return self._indexed[1]
 
     def count(self) -> int:
