@@ -13,7 +13,7 @@ import inspect
 import warnings
 from pathlib import Path
 
-MODULES = tuple(
+_NAMES = (
     "abc argparse array ast asyncio base64 bisect binascii bz2 calendar cmath cmd code "
     "codecs collections colorsys concurrent.futures configparser contextlib copy csv "
     "ctypes dataclasses datetime decimal difflib dis doctest email enum filecmp fileinput "
@@ -28,7 +28,8 @@ MODULES = tuple(
     "traceback tracemalloc types typing unicodedata unittest urllib.parse "
     "urllib.request uuid warnings weakref webbrowser wsgiref xml.dom.minidom "
     "xml.etree.ElementTree zipfile zlib zoneinfo"
-).split()
+)
+MODULES = tuple(_NAMES.split())
 
 
 def document(name: str) -> str:
