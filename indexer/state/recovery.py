@@ -110,15 +110,16 @@ def recover_ledger(generation: Path, config: Config,
                         "held no vectors yet: the next sync starts a new one)", 1, True)]
     found = Layout.identity(generation)
     recorded = found is not None
-    meta = found or _guess_identity(config, recorded_model(Layout.store(generation)))
+    store_dir = Layout.store_location(generation, config.store_uri)
+    meta = found or _guess_identity(config, recorded_model(store_dir))
     remote = service(meta)  # fails (missing API key...) before anything is changed
     findings = []
     if problem != "missing":
         findings.append(Finding("ledger", f"{problem} ledger set aside as {set_aside(path)}",
                                 1, True))
-    store_dir = Layout.store(generation)
     rows: Iterable[dict[str, Any]] = ()
-    table = Layout.has_table(generation)
+    table = (Layout.has_table(generation) if isinstance(store_dir, Path)
+             else recorded_model(store_dir) is not None)
     if table:
         restored = restore(store_dir, meta["model"], int(meta["dimensions"]))
         if restored.damage.broken:
