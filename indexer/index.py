@@ -15,7 +15,7 @@ from indexer import config as configfile
 from indexer import identity
 from indexer.backends import registry
 from indexer.backends.contract import Backend
-from indexer.errors import ConfigError, DamageError, SourceError, StateError
+from indexer.errors import ConfigError, DamageError, IndexMismatch, SourceError, StateError
 from indexer.progress import Progress, Silent
 from indexer.records import SearchHit, Skip
 from indexer.report import IndexStatus, JobInfo, Plan, RemovedSource, SourceInfo, SyncReport
@@ -138,7 +138,7 @@ class Index:
                 report = target._pipeline(wait, max_cost).sync(sources, configured)
             if report.complete:
                 self._layout.swap()
-                self._point(target._gen, self._layout.identity(target._gen) or {})
+                self._point(target._gen, self._layout.identity(target._gen) or {}, True)
                 report.swapped = True
             return report
 
@@ -304,7 +304,7 @@ class Index:
     def _require_table(self) -> None:
         """Refuse an index whose search table is gone (a look at the files: the store's
         contents are checked when it is opened, see :meth:`_check_store`)."""
-        if self.config.store_uri:
+        if self._store_uri():
             return  # no file to look at: opening the store finds a missing table
         if self._open_ledger().holds_vectors() and not self._layout.has_table(self._gen):
             raise Damage(missing_table=True).error(Layout.store(self._gen))
@@ -625,23 +625,52 @@ class Index:
         ledger.set_meta(meta)
         return ledger
 
+    def _store_uri(self, generation: Path | None = None) -> str | None:
+        """The object-storage root of ``generation``'s store (None: its local folder), as
+        recorded when the generation was made; the configuration's for a new one."""
+        if self._store_root is not None:
+            return self._store_root
+        built = self._layout.identity(generation or self._gen)
+        if built is None:
+            return self.config.store_uri
+        return built.get("store_uri") or None
+
     def _location(self, generation: Path | None = None) -> Path | str:
         """Where the search store of ``generation`` (default: the one open) lives."""
-        return Layout.store_location(generation or self._gen,
-                                     self._store_root or self.config.store_uri)
+        return Layout.store_location(generation or self._gen, self._store_uri(generation))
 
-    def _point(self, generation: Path, built: dict[str, str]) -> None:
+    def _check_location(self) -> None:
+        """Refuse a ``store_uri`` other than the one the index's vectors are in; an index
+        that holds none yet takes the new one."""
+        from indexer.state.recovery import identity as identity_of
+
+        ledger = self._open_ledger()
+        kept, wanted = ledger.meta().get("store_uri", ""), self.config.store_uri or ""
+        if kept == wanted:
+            return
+        if ledger.holds_vectors():
+            raise IndexMismatch(
+                f"this index's search store is in {kept or Layout.store(self._gen)} but "
+                f"store_uri now names {wanted or 'the index folder'}; restore the setting, "
+                "or run `indexer sync --rebuild` to build the store there (everything is "
+                "embedded again)")
+        ledger.set_meta({"store_uri": wanted})
+        self._layout.record_identity(self._gen, identity_of(ledger.meta()))
+
+    def _point(self, generation: Path, built: dict[str, str], swapped: bool = False) -> None:
         """With the store in object storage, name ``generation`` there as the live one,
-        with its identity ``built``, for readers that have only the URI."""
-        if self.config.store_uri and self._store_root is None:
+        with its identity ``built``, for readers that have only the URI (``swapped``: a
+        rebuild replaces the index named there)."""
+        root = self._store_uri(generation)
+        if root and self._store_root is None:
             from indexer.state.store import point
 
-            point(self.config.store_uri, generation.name, built)
+            point(root, generation.name, built, swapped)
 
     def _drop_store(self, generation: Path) -> None:
         """Delete a retired generation's table kept in object storage (a local one goes
         with its folder)."""
-        if self.config.store_uri:
+        if self._store_uri(generation):
             from indexer.state.store import drop
 
             drop(self._location(generation))
@@ -698,13 +727,13 @@ class Index:
     def _writable_store(self, backend: Backend) -> Store:
         """The store for a run holding the writer lock: checked whole, and migrated (in
         object storage, the live generation is named there for readers)."""
-        self._check_store(migrate=True)
-        store = self._store(backend)
+        self._check_location()
         if self._gen == self._layout.current:
             from indexer.state.recovery import identity as identity_of
 
             self._point(self._gen, identity_of(self._open_ledger().meta()))
-        return store
+        self._check_store(migrate=True)
+        return self._store(backend)
 
     def _read_store(self, backend: Backend) -> Store:
         """The store searches read, kept open between searches and moved to the table's

@@ -16,7 +16,7 @@ import pytest
 
 from indexer import Index
 from indexer.config import read
-from indexer.errors import ConfigError
+from indexer.errors import ConfigError, IndexMismatch
 from indexer.serve.searcher import Searcher
 from indexer.state.layout import Layout
 from s3server import FAKE_CREDENTIALS, S3Server
@@ -91,7 +91,8 @@ def test_another_process_searches_the_store_with_only_its_uri_and_sees_a_resync(
                                           "tables on Fridays, beside the lifeboat station.\n")
     with Index(synced.index_dir) as index:
         assert index.sync([]).embedded == 1
-    hits = _search_process(synced, "when are the tide tables posted?")
+    with Index(synced.root / "nowhere", store=URI) as reader:  # a new reader, no ledger
+        hits = [h.to_dict() for h in reader.search("when are the tide tables posted?", k=1)]
     assert "lifeboat station" in str(hits[0]["text"])
 
 
@@ -155,3 +156,25 @@ def test_store_uri_is_a_setting_and_credentials_in_it_are_refused_unshown(
     with pytest.raises(ConfigError, match="credentials") as refused:
         Index(tmp_path, store=f"s3://AKIAX:{secret}@bucket/p")
     assert secret not in str(refused.value)
+
+
+def test_one_index_writes_a_store_and_keeps_the_one_its_vectors_are_in(
+        synced: Synced, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.toml").write_text(f'[index]\nbackend = "local"\nstore_uri = "{URI}"\n')
+    with Index(other) as index, pytest.raises(IndexMismatch, match="another index"):
+        index.sync([synced.docs])
+
+    config = synced.index_dir / "config.toml"
+    saved = config.read_text()
+    config.write_text(saved.replace(URI, "s3://shared-store/moved"))
+    try:
+        (synced.docs / "ferry.md").write_text("# Ferry\n\nThe ferry leaves at noon.\n")
+        with Index(synced.index_dir) as index:
+            with pytest.raises(IndexMismatch, match="store_uri now names s3://shared-store/moved"):
+                index.sync([])
+            assert index.search("ferry timetable", k=1)  # still read where its vectors are
+    finally:
+        config.write_text(saved)
+        (synced.docs / "ferry.md").unlink()

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from indexer.config import Config
 
 IDENTITY_KEYS = ("backend", "model", "dimensions", "index_id", "config_model",
-                 "config_dimensions", "config_model_dir")
+                 "config_dimensions", "config_model_dir", "store_uri")
 """The ledger settings that make an index what it is (kept in ``identity.json`` too)."""
 _LABEL = re.compile(r"job(\d+)-a(\d+)")
 
@@ -110,7 +110,8 @@ def recover_ledger(generation: Path, config: Config,
                         "held no vectors yet: the next sync starts a new one)", 1, True)]
     found = Layout.identity(generation)
     recorded = found is not None
-    store_dir = Layout.store_location(generation, config.store_uri)
+    root = found.get("store_uri") if found is not None else config.store_uri
+    store_dir = Layout.store_location(generation, root or None)
     meta = found or _guess_identity(config, recorded_model(store_dir))
     remote = service(meta)  # fails (missing API key...) before anything is changed
     findings = []
@@ -257,4 +258,4 @@ def _guess_identity(config: Config, recorded: tuple[str, int] | None) -> dict[st
     if backend == "auto":
         backend = "openai" if model.startswith("text-embedding") else "local"
     return {"backend": backend, "model": model, "dimensions": str(dimensions),
-            "index_id": uuid.uuid4().hex[:12]}
+            "index_id": uuid.uuid4().hex[:12], "store_uri": config.store_uri or ""}

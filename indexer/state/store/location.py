@@ -25,7 +25,7 @@ from typing import Any
 import lancedb
 import pyarrow as pa
 
-from indexer.errors import ConfigError, StateError
+from indexer.errors import ConfigError, IndexMismatch, StateError
 
 Location = Path | str
 """A store's place: a local folder, or an object-storage URI (see :func:`is_remote`)."""
@@ -68,14 +68,22 @@ def scrub(text: str, environ: Mapping[str, str] = os.environ) -> str:
     return text
 
 
-def point(root: str, generation: str, identity: Mapping[str, str]) -> None:
+def point(root: str, generation: str, identity: Mapping[str, str],
+          replace: bool = False) -> None:
     """Record at ``root`` that ``generation`` is live, built as ``identity`` (written
-    only when it changed: one small commit)."""
+    only when it changed: one small commit). A root another index (another ``index_id``)
+    already writes to is refused, unless ``replace`` (a rebuild swapped in)."""
     wanted = {**identity, GENERATION: generation}
     try:
         db = connect(root)
-        if _read(db) == wanted:
+        found = _read(db)
+        if found == wanted:
             return
+        if found and not replace and found.get("index_id") != wanted.get("index_id"):
+            raise IndexMismatch(
+                f"{root} holds the search store of another index (id {found.get('index_id')}"
+                f", {found.get('model')}); one index writes to a store: give this one another "
+                "store_uri")
         rows = pa.Table.from_pylist([{"key": k, "value": v} for k, v in sorted(wanted.items())],
                                     schema=_POINTER_SCHEMA)
         db.create_table(POINTER, rows, mode="overwrite")
