@@ -167,6 +167,7 @@ class Index:
         document holds are deleted: adding the source back embeds it again."""
         from indexer.sync.sources import find
 
+        self._refuse_store_only()
         text = str(source)
         names = {text, _location(text)}
         ledger = self._open_ledger() if self._layout.exists() else None
@@ -345,10 +346,7 @@ class Index:
                         Layout.batches(self._gen), options, self.progress)
 
     def _require(self) -> None:
-        if self._store_root is not None:
-            raise ConfigError(f"{self._store_root} is a search store read without its index: "
-                              "only search works there; run other commands where the index "
-                              "is (--index)")
+        self._refuse_store_only()
         if not self._layout.exists():
             raise SourceError(f"no index at {self.path}; build one with `indexer sync FOLDER`")
 
@@ -383,9 +381,10 @@ class Index:
             raise ConfigError("k and passages must be at least 1, context at least 0")
         if self._store_root is None:
             self._require()
-        elif source is not None:
-            raise ConfigError("--source needs the index's ledger; with --store, narrow by "
-                              "--path or --where")
+        elif source is not None or context:
+            raise ConfigError(f"--{'source' if source is not None else 'context'} needs the "
+                              "index's ledger, which --store does not read; narrow by --path "
+                              "or --where")
         with self._reading():
             ledger = self._open_ledger()
             if self._store_root is None and not ledger.holds_vectors():
@@ -544,6 +543,7 @@ class Index:
         from indexer.connectors import registry as connectors
         from indexer.connectors.filesystem import path_uri
 
+        self._refuse_store_only()
         config = self.config
         wanted = [_location(p) for p in paths]
         known = {s.path: s for s in config.sources}
@@ -610,6 +610,13 @@ class Index:
                 self._layout.record_identity(self._gen, identity_of(meta))  # older indexes
             self._ledger = ledger
         return self._ledger
+
+    def _refuse_store_only(self) -> None:
+        """Refuse anything but search on a store read without its index (``--store``)."""
+        if self._store_root is not None:
+            raise ConfigError(f"{self._store_root} is a search store read without its index: "
+                              "only search works there; run other commands where the index "
+                              "is (--index)")
 
     def _store_ledger(self, root: str) -> Ledger:
         """For a store read alone (``--store``): an empty ledger in memory holding the

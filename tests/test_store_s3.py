@@ -121,6 +121,8 @@ def test_a_reader_with_only_the_uri_searches_and_refuses_what_needs_the_ledger(
             reader.status()
         with pytest.raises(ConfigError, match="--source needs the index's ledger"):
             reader.search("bread", source=str(synced.docs))
+        with pytest.raises(ConfigError, match="--context needs the index's ledger"):
+            reader.search("bread", context=1)
     assert not (tmp_path / "none").exists()
     with pytest.raises(ConfigError, match="no index store at s3://shared-store/other"):
         Index(tmp_path, store="s3://shared-store/other").search("bread")
