@@ -10,8 +10,8 @@ import os
 os.environ.setdefault("LANCEDB_LOG", "error")
 
 from indexer.state.store.filters import check_filter
-from indexer.state.store.location import drop, is_remote, point, pointed
-from indexer.state.store.repair import inspect, migrate_schema, recorded_model, restore
+from indexer.state.store.location import is_remote, point, pointed
+from indexer.state.store.repair import drop, inspect, migrate_schema, recorded_model, restore
 from indexer.state.store.table import TABLE, Store, StoreHealth, StoreStats, schema
 
 __all__ = ["TABLE", "Store", "StoreHealth", "StoreStats", "check_filter", "drop", "inspect",

@@ -108,19 +108,6 @@ def pointed(root: str) -> dict[str, str]:
     return found
 
 
-def drop(location: Location) -> None:
-    """Delete the table of a retired generation kept in object storage."""
-    from indexer.state.store.table import TABLE
-
-    try:
-        db = connect(location)
-        if TABLE in db.list_tables().tables:
-            db.drop_table(TABLE)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise StateError(f"cannot delete the search store at {location}: "
-                         f"{scrub(_first_line(exc))}") from exc
-
-
 def _read(db: Any) -> dict[str, str] | None:
     if POINTER not in db.list_tables().tables:
         return None

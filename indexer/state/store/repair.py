@@ -1,5 +1,6 @@
 """A damaged search table: what is wrong with it (:func:`inspect`), putting it back from
-what is intact (:func:`restore`, earlier versions included), and schema migrations."""
+what is intact (:func:`restore`, earlier versions included), schema migrations, and
+dropping a retired generation's table in object storage (:func:`drop`)."""
 
 
 from __future__ import annotations
@@ -123,6 +124,17 @@ def _restore(directory: Location, model: str, dimensions: int) -> Restoration:
     return Restoration(damage, restored_version=version, dropped_rows=dropped,
                        recovered_rows=recovered, rewrite=bool(missing) or version is not None,
                        migrations=migrations)
+
+
+def drop(location: Location) -> None:
+    """Delete the table of a retired generation kept in object storage."""
+    try:
+        db = connect(location)
+        if TABLE in db.list_tables().tables:
+            db.drop_table(TABLE)
+    except _LANCE_ERRORS as exc:
+        raise StateError(f"cannot delete the search store at {location}: "
+                         f"{scrub(_short(exc))}") from exc
 
 
 def _schema_changes(found: pa.Schema) -> tuple[tuple[str, ...], tuple[str, ...]]:
