@@ -21,7 +21,7 @@ from indexer.serve.searcher import Searcher
 from indexer.state.layout import Layout
 from s3server import FAKE_CREDENTIALS, S3Server
 
-URI = "s3://shared-store/team/docs"
+URI = "s3://shared.store/team/docs"
 
 
 @dataclass
@@ -44,7 +44,7 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
                    "AWS_EC2_METADATA_DISABLED": "true"}
         for name, value in environ.items():
             patch.setenv(name, value)
-        s3.client.create_bucket(Bucket="shared-store")
+        s3.client.create_bucket(Bucket="shared.store")
         docs = root / "docs"
         docs.mkdir()
         (docs / "tides.md").write_text("# Tides\n\nThe harbour master posts the tide tables "
@@ -101,7 +101,7 @@ def test_the_table_lives_in_the_bucket_and_no_credential_is_written_down(
     generation = Layout(synced.index_dir).current
     assert Layout.ledger(generation).exists() and not Layout.store(generation).exists()
     keys = [o["Key"] for o in synced.s3.client.list_objects_v2(
-        Bucket="shared-store", Prefix="team/docs/")["Contents"]]
+        Bucket="shared.store", Prefix="team/docs/")["Contents"]]
     assert any(k.startswith(f"team/docs/{generation.name}/chunks.lance/") for k in keys)
     assert any(k.startswith("team/docs/index.lance/") for k in keys)
     written = [p for p in synced.index_dir.rglob("*") if p.is_file()]
@@ -124,8 +124,8 @@ def test_a_reader_with_only_the_uri_searches_and_refuses_what_needs_the_ledger(
         with pytest.raises(ConfigError, match="--context needs the index's ledger"):
             reader.search("bread", context=1)
     assert not (tmp_path / "none").exists()
-    with pytest.raises(ConfigError, match="no index store at s3://shared-store/other"):
-        Index(tmp_path, store="s3://shared-store/other").search("bread")
+    with pytest.raises(ConfigError, match="no index store at s3://shared.store/other"):
+        Index(tmp_path, store="s3://shared.store/other").search("bread")
 
 
 def test_a_server_on_the_store_sees_each_sync_once_it_commits(synced: Synced) -> None:
@@ -170,11 +170,11 @@ def test_one_index_writes_a_store_and_keeps_the_one_its_vectors_are_in(
 
     config = synced.index_dir / "config.toml"
     saved = config.read_text()
-    config.write_text(saved.replace(URI, "s3://shared-store/moved"))
+    config.write_text(saved.replace(URI, "s3://shared.store/moved"))
     try:
         (synced.docs / "ferry.md").write_text("# Ferry\n\nThe ferry leaves at noon.\n")
         with Index(synced.index_dir) as index:
-            with pytest.raises(IndexMismatch, match="store_uri now names s3://shared-store/moved"):
+            with pytest.raises(IndexMismatch, match="store_uri now names s3://shared.store/moved"):
                 index.sync([])
             assert index.search("ferry timetable", k=1)  # still read where its vectors are
     finally:

@@ -53,10 +53,17 @@ def connect(location: Location, environ: Mapping[str, str] = os.environ) -> Any:
 
 
 def storage_options(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The options LanceDB cannot take from the environment by itself: ``allow_http``
-    when the endpoint named there is plain HTTP (an emulator or a private gateway)."""
+    """The options LanceDB does not take from the environment by itself: ``allow_http``
+    when the endpoint named there is plain HTTP (an emulator or a private gateway), and
+    the region (LanceDB refuses a bucket name with dots unless it is given)."""
+    options = {}
     endpoint = next((environ[name] for name in _ENDPOINTS if environ.get(name)), "")
-    return {"allow_http": "true"} if endpoint.lower().startswith("http://") else {}
+    if endpoint.lower().startswith("http://"):
+        options["allow_http"] = "true"
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if region:
+        options["aws_region"] = region
+    return options
 
 
 def scrub(text: str, environ: Mapping[str, str] = os.environ) -> str:
