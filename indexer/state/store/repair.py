@@ -212,9 +212,12 @@ def _discard(db: Any, directory: Location) -> None:
     """Drop a table that cannot even be opened (or move its files aside)."""
     try:
         db.drop_table(TABLE)
-    except _LANCE_ERRORS:
-        if is_remote(directory):
-            raise
+    except _LANCE_ERRORS as exc:
+        if is_remote(directory):  # nothing to move aside in object storage
+            raise StateError(f"the search table at {directory} can neither be read nor "
+                             f"dropped ({scrub(_short(exc))}); delete {directory}/"
+                             f"{TABLE}.lance with your storage tools, then run `indexer "
+                             "doctor --repair`") from exc
         for path in Path(directory).glob(f"{TABLE}.lance"):
             path.rename(path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"))
 
