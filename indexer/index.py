@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 DEFAULT_DIR = ".indexer"
 ENV_DIR = "INDEXER_DIR"
+POINTER_SECONDS = 10.0
+"""How long a reader of a store in object storage (``--store``) trusts the generation it
+opened before reading the store's pointer again (to follow a ``sync --rebuild``)."""
 
 
 def default_path(start: Path | None = None,
@@ -86,6 +90,7 @@ class Index:
         self._new_id = ""
         self._writes = True  # False while a reader runs: nothing is created or changed
         self._store_root = store  # a store read from object storage alone, with no ledger
+        self._pointer_read = 0.0
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -513,11 +518,13 @@ class Index:
     def is_current(self) -> bool:
         """True while this object reads the index's current generation (a ``sync
         --rebuild`` elsewhere swaps in a new one: open a new :class:`Index` to read it)."""
-        if self._store_root is not None:
+        if self._store_root is not None:  # the pointer costs requests: read it now and then
+            if self._ledger is None or time.monotonic() - self._pointer_read < POINTER_SECONDS:
+                return True
             from indexer.state.store import pointed
 
-            return self._ledger is None or pointed(self._store_root).get("generation") == \
-                self._gen.name
+            self._pointer_read = time.monotonic()
+            return pointed(self._store_root).get("generation") == self._gen.name
         return self._layout.current == self._gen
 
     def close(self) -> None:
@@ -627,6 +634,7 @@ class Index:
             raise ConfigError(f"{root} is a search store read without its index: it cannot "
                               "be written from here; sync where the index is")
         meta = pointed(root)
+        self._pointer_read = time.monotonic()
         self._gen = Path(meta.pop("generation"))
         ledger = Ledger(None)
         ledger.set_meta(meta)
