@@ -128,10 +128,16 @@ def _verbose(ctx: click.Context) -> bool:
 
 
 def _index(ctx: click.Context, backend: str | None = None, progress: Any = None,
-           base_url: str | None = None) -> Any:
+           base_url: str | None = None, store: str | None = None) -> Any:
     from indexer.index import Index
 
-    return Index(_index_dir(ctx), backend=backend, base_url=base_url, progress=progress)
+    return Index(_index_dir(ctx), backend=backend, base_url=base_url, progress=progress,
+                 store=store)
+
+
+_STORE_HELP = ("Read the search store at this object-storage URI (an index's store_uri, "
+               "e.g. s3://bucket/prefix) without the index folder; credentials come from "
+               "the environment (AWS_*).")
 
 
 def _with_bars(ctx: click.Context, as_json: bool, backend: str | None, base_url: str | None,
@@ -378,10 +384,12 @@ def plan(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, 
                    "comments, ';', backslashes or placeholders.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print hits as JSON: mode, fused score and each half's rank and score.")
+@click.option("--store", "store_uri", default=None, metavar="URI", help=_STORE_HELP)
 @click.pass_context
 def search(ctx: click.Context, query: str, k: int, mode: str | None, hybrid: bool,
            per_doc: bool, passages: int, context: int, source: str | None,
-           path_glob: str | None, where: str | None, as_json: bool) -> None:
+           path_glob: str | None, where: str | None, as_json: bool,
+           store_uri: str | None) -> None:
     """Find the passages that best answer QUERY.
 
     Filters (--where, --source, --path) apply before ranking, so a narrow filter still
@@ -394,7 +402,7 @@ def search(ctx: click.Context, query: str, k: int, mode: str | None, hybrid: boo
          malformed or fails to run (the message says why)
       2  usage error
     """
-    with _errors(), _index(ctx) as index:
+    with _errors(), _index(ctx, store=store_uri) as index:
         hits = index.search(query, k=k, where=where, hybrid=hybrid, mode=mode,
                             per_doc=per_doc, passages=passages, context=context,
                             source=source, path=path_glob)
@@ -440,8 +448,10 @@ def evaluate(ctx: click.Context, queries: Path, qrels: Path, modes: str | None,
               help="Port to listen on (0: any free port; the address is printed on stderr).")
 @click.option("--token", envvar="INDEXER_TOKEN", default=None,
               help="Bearer token every request must carry (or set INDEXER_TOKEN).")
+@click.option("--store", "store_uri", default=None, metavar="URI", help=_STORE_HELP)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
+def serve(ctx: click.Context, host: str, port: int, token: str | None,
+          store_uri: str | None) -> None:
     """Answer searches over HTTP with JSON, the model and the table kept warm.
 
     GET /search?q=...&k=...&mode=...&where=... answers what `search --json` prints;
@@ -451,16 +461,17 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     from indexer.serve.web import serve as run_server
 
     def ready(url: str) -> None:
-        click.echo(f"serving {ctx.obj['index']} on {url} (API docs: {url}/docs)"
+        click.echo(f"serving {store_uri or ctx.obj['index']} on {url} (API docs: {url}/docs)"
                    + ("; requests need the bearer token" if token else ""), err=True)
 
     with _errors():
-        run_server(ctx.obj["index"], host, port, token, ready)
+        run_server(ctx.obj["index"], host, port, token, ready, store=store_uri)
 
 
 @cli.command()
+@click.option("--store", "store_uri", default=None, metavar="URI", help=_STORE_HELP)
 @click.pass_context
-def mcp(ctx: click.Context) -> None:
+def mcp(ctx: click.Context, store_uri: str | None) -> None:
     """Serve the index to coding agents and editors as MCP tools over stdio.
 
     Tools: `search` (query, k, mode, where, ...) and `status`. Configure your client to
@@ -469,7 +480,7 @@ def mcp(ctx: click.Context) -> None:
     from indexer.serve.tools import run
 
     with _errors():
-        run(ctx.obj["index"])
+        run(ctx.obj["index"], store=store_uri)
 
 
 @cli.command()

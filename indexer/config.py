@@ -72,6 +72,7 @@ class Config:
     max_attempts: int = 3
     group_size: int = 2_000
     lost_after_seconds: float = 300.0
+    store_uri: str | None = None
     sources: tuple[SourceConfig, ...] = field(default_factory=tuple)
 
     def batch_price(self, model: str) -> float:
@@ -86,6 +87,9 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in fields(Config) if f.name != "sources"}
+_UNSHOWN = {"store_uri"}
+"""Settings whose refused value is not echoed (it may hold a credential put there by
+mistake)."""
 
 
 def read(directory: Path, environ: Mapping[str, str] = os.environ) -> Config:
@@ -123,8 +127,8 @@ def environment(environ: Mapping[str, str] = os.environ) -> dict[str, object]:
             values[name] = _parse(name, raw)
             _check(name, values[name])
         except ValueError as exc:
-            raise ConfigError(f"environment variable {variable}={raw!r}: {exc}; fix or unset "
-                              "it") from exc
+            shown = variable if name in _UNSHOWN else f"{variable}={raw!r}"
+            raise ConfigError(f"environment variable {shown}: {exc}; fix or unset it") from exc
     return values
 
 
@@ -284,12 +288,30 @@ def _check(name: str, value: object) -> None:
     if name in ("group_size", "max_attempts", "chunk_tokens", "token_budget", "max_bytes",
                 "max_versions") and isinstance(value, int) and value < 1:
         raise ValueError(f"{name} must be 1 or more, not {value!r}")
+    if name == "store_uri" and isinstance(value, str):
+        check_store_uri(value)
     if name == "encoding_format" and value not in ("base64", "float"):
         raise ValueError("encoding_format must be 'base64' or 'float'")
     if name in ("timeout", "poll_seconds") and isinstance(value, int | float) and value <= 0:
         raise ValueError(f"{name} must be more than 0 seconds, not {value!r}")
     if name == "outage_seconds" and isinstance(value, int | float) and value < 0:
         raise ValueError(f"outage_seconds must be 0 seconds or more, not {value!r}")
+
+
+_STORE_URI = re.compile(r"[a-z][a-z0-9+.-]*://[^/@?#\s]+(/[^?#\s]*)?")
+
+
+def check_store_uri(value: str) -> None:
+    """Refuse (:class:`ValueError`) what is not an object-storage URI LanceDB opens
+    (``s3://bucket/prefix``, ``gs://``, ``az://``), or one carrying credentials: they come
+    from the environment."""
+    if "@" in value.split("://", 1)[-1].split("/", 1)[0] or "?" in value:
+        raise ValueError("store_uri must not carry credentials or options; set them in the "
+                         "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+                         "AWS_ENDPOINT_URL...)")
+    if not _STORE_URI.fullmatch(value) or value.startswith("file://"):
+        raise ValueError(f"store_uri must be an object-storage URI such as "
+                         f"s3://bucket/prefix, not {value!r}")
 
 
 def _save(path: Path, text: str) -> None:
@@ -380,6 +402,12 @@ refine_factor = 10
 
 # Files larger than this many bytes are skipped (and reported).
 max_bytes = 20000000
+
+# Keep the search table in object storage (s3://bucket/prefix, gs://, az://) instead of
+# this folder; the ledger and batch files stay here. Credentials come from the
+# environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL),
+# never from this file. Any machine then searches it: `indexer search --store URI`.
+# store_uri = "s3://bucket/prefix"
 
 # Folders to index; `indexer sync PATH` adds them.
 # [[sources]]

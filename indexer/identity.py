@@ -25,7 +25,8 @@ def new(backend_name: str, backend: Backend, config: Config, index_id: str) -> d
             "dimensions": str(backend.dimensions), "index_id": index_id,
             "config_model": config.model,
             "config_dimensions": str(config.dimensions or ""),
-            "config_model_dir": config.model_dir or ""}
+            "config_model_dir": config.model_dir or "",
+            "store_uri": config.store_uri or ""}
 
 
 def check(meta: dict[str, str], asked: str | None, config: Config | None) -> None:

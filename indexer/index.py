@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -15,7 +16,7 @@ from indexer import config as configfile
 from indexer import identity
 from indexer.backends import registry
 from indexer.backends.contract import Backend
-from indexer.errors import ConfigError, DamageError, SourceError, StateError
+from indexer.errors import ConfigError, DamageError, IndexMismatch, SourceError, StateError
 from indexer.progress import Progress, Silent
 from indexer.records import SearchHit, Skip
 from indexer.report import IndexStatus, JobInfo, Plan, RemovedSource, SourceInfo, SyncReport
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 DEFAULT_DIR = ".indexer"
 ENV_DIR = "INDEXER_DIR"
+POINTER_SECONDS = 10.0
+"""How long a reader of a store in object storage (``--store``) trusts the generation it
+opened before reading the store's pointer again (to follow a ``sync --rebuild``)."""
 
 
 def default_path(start: Path | None = None,
@@ -61,7 +65,13 @@ class Index:
     """
 
     def __init__(self, path: str | Path | None = None, *, backend: str | None = None,
-                 base_url: str | None = None, progress: Progress | None = None) -> None:
+                 base_url: str | None = None, progress: Progress | None = None,
+                 store: str | None = None) -> None:
+        if store is not None:
+            try:
+                configfile.check_store_uri(store)
+            except ValueError as exc:
+                raise ConfigError(f"--store: {exc}") from None
         self.path = Path(path) if path is not None else default_path()
         self.progress: Progress = progress or Silent()
         self.config = configfile.read(self.path)
@@ -79,6 +89,8 @@ class Index:
         self._citing: tuple[tuple[configfile.SourceConfig, ...], list[Connector]] | None = None
         self._new_id = ""
         self._writes = True  # False while a reader runs: nothing is created or changed
+        self._store_root = store  # a store read from object storage alone, with no ledger
+        self._pointer_read = 0.0
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -131,6 +143,7 @@ class Index:
                 report = target._pipeline(wait, max_cost).sync(sources, configured)
             if report.complete:
                 self._layout.swap()
+                self._point(target._gen, self._layout.identity(target._gen) or {}, True)
                 report.swapped = True
             return report
 
@@ -159,6 +172,7 @@ class Index:
         document holds are deleted: adding the source back embeds it again."""
         from indexer.sync.sources import find
 
+        self._refuse_store_only()
         text = str(source)
         names = {text, _location(text)}
         ledger = self._open_ledger() if self._layout.exists() else None
@@ -237,6 +251,7 @@ class Index:
                 path.unlink(missing_ok=True)
                 deleted += 1
             for generation in self._layout.retired():
+                self._drop_store(generation)
                 self._layout.remove(generation)
                 deleted += 1
             built_with = ledger.meta().get("backend")
@@ -263,7 +278,7 @@ class Index:
         ledger = self._open_ledger()
         with ledger.lock("doctor"):
             meta = ledger.meta()
-            damage = mend_store(ledger, Layout.store(self._gen), meta.get("model", ""),
+            damage = mend_store(ledger, self._location(), meta.get("model", ""),
                                 int(meta.get("dimensions") or 0), repair)
             mended += [damage] if damage else []
             if damage and not damage.repaired:  # the other checks read the table
@@ -272,7 +287,7 @@ class Index:
             remote = backend.remote_files if backend.remote else None
             checkup = examine(ledger, self._store(backend), self._layout, repair,
                               remote, backend.cleanup if remote else None,
-                              Layout.batches(self._gen))
+                              Layout.batches(self._gen), self._drop_store)
             checkup.checks[:0] = ["ledger", "store"]
             checkup.findings[:0] = mended
             if repair and any(f.check in ("places", "store") for f in checkup.findings):
@@ -295,6 +310,8 @@ class Index:
     def _require_table(self) -> None:
         """Refuse an index whose search table is gone (a look at the files: the store's
         contents are checked when it is opened, see :meth:`_check_store`)."""
+        if self._store_uri():
+            return  # no file to look at: opening the store finds a missing table
         if self._open_ledger().holds_vectors() and not self._layout.has_table(self._gen):
             raise Damage(missing_table=True).error(Layout.store(self._gen))
 
@@ -303,13 +320,13 @@ class Index:
         (writers only) make the schema changes another version left."""
         from indexer.state.store import inspect, migrate_schema
 
-        damage = inspect(Layout.store(self._gen))
+        damage = inspect(self._location())
         if damage.missing_table and not self._open_ledger().holds_vectors():
             return  # a new index: the table is made on its first write
         if damage.broken:
-            raise damage.error(Layout.store(self._gen))
+            raise damage.error(self._location())
         if damage.migrations and migrate:
-            migrate_schema(Layout.store(self._gen))
+            migrate_schema(self._location())
 
     def _pipeline(self, wait: bool, max_cost: float | None = None) -> Pipeline:
         from indexer.chunking.chunker import ChunkerSettings
@@ -334,6 +351,7 @@ class Index:
                         Layout.batches(self._gen), options, self.progress)
 
     def _require(self) -> None:
+        self._refuse_store_only()
         if not self._layout.exists():
             raise SourceError(f"no index at {self.path}; build one with `indexer sync FOLDER`")
 
@@ -366,10 +384,15 @@ class Index:
             raise ConfigError("the search query is empty")
         if k < 1 or passages < 1 or context < 0:
             raise ConfigError("k and passages must be at least 1, context at least 0")
-        self._require()
+        if self._store_root is None:
+            self._require()
+        elif source is not None or context:
+            raise ConfigError(f"--{'source' if source is not None else 'context'} needs the "
+                              "index's ledger, which --store does not read; narrow by --path "
+                              "or --where")
         with self._reading():
             ledger = self._open_ledger()
-            if not ledger.holds_vectors():
+            if self._store_root is None and not ledger.holds_vectors():
                 return []  # nothing embedded yet (and no table to open)
             spec = self._spec(ledger.meta())
             narrowing = [self._source_condition(source)] if source is not None else []
@@ -495,6 +518,13 @@ class Index:
     def is_current(self) -> bool:
         """True while this object reads the index's current generation (a ``sync
         --rebuild`` elsewhere swaps in a new one: open a new :class:`Index` to read it)."""
+        if self._store_root is not None:  # the pointer costs requests: read it now and then
+            if self._ledger is None or time.monotonic() - self._pointer_read < POINTER_SECONDS:
+                return True
+            from indexer.state.store import pointed
+
+            self._pointer_read = time.monotonic()
+            return pointed(self._store_root).get("generation") == self._gen.name
         return self._layout.current == self._gen
 
     def close(self) -> None:
@@ -520,6 +550,7 @@ class Index:
         from indexer.connectors import registry as connectors
         from indexer.connectors.filesystem import path_uri
 
+        self._refuse_store_only()
         config = self.config
         wanted = [_location(p) for p in paths]
         known = {s.path: s for s in config.sources}
@@ -563,6 +594,8 @@ class Index:
         gets an empty one in memory."""
         if self._ledger is not None and self._writes and self._ledger.readonly:
             self.close()  # opened by a reader: open it again to write
+        if self._ledger is None and self._store_root is not None:
+            self._ledger = self._store_ledger(self._store_root)
         if self._ledger is None:
             from indexer.state.recovery import identity as identity_of
 
@@ -584,6 +617,78 @@ class Index:
                 self._layout.record_identity(self._gen, identity_of(meta))  # older indexes
             self._ledger = ledger
         return self._ledger
+
+    def _refuse_store_only(self) -> None:
+        """Refuse anything but search on a store read without its index (``--store``)."""
+        if self._store_root is not None:
+            raise ConfigError(f"{self._store_root} is a search store read without its index: "
+                              "only search works there; run other commands where the index "
+                              "is (--index)")
+
+    def _store_ledger(self, root: str) -> Ledger:
+        """For a store read alone (``--store``): an empty ledger in memory holding the
+        identity the store records, its generation made the one read."""
+        from indexer.state.store import pointed
+
+        if self._writes:
+            raise ConfigError(f"{root} is a search store read without its index: it cannot "
+                              "be written from here; sync where the index is")
+        meta = pointed(root)
+        self._pointer_read = time.monotonic()
+        self._gen = Path(meta.pop("generation"))
+        ledger = Ledger(None)
+        ledger.set_meta(meta)
+        return ledger
+
+    def _store_uri(self, generation: Path | None = None) -> str | None:
+        """The object-storage root of ``generation``'s store (None: its local folder), as
+        recorded when the generation was made; the configuration's for a new one."""
+        if self._store_root is not None:
+            return self._store_root
+        built = self._layout.identity(generation or self._gen)
+        if built is None:
+            return self.config.store_uri
+        return built.get("store_uri") or None
+
+    def _location(self, generation: Path | None = None) -> Path | str:
+        """Where the search store of ``generation`` (default: the one open) lives."""
+        return Layout.store_location(generation or self._gen, self._store_uri(generation))
+
+    def _check_location(self) -> None:
+        """Refuse a ``store_uri`` other than the one the index's vectors are in; an index
+        that holds none yet takes the new one."""
+        from indexer.state.recovery import identity as identity_of
+
+        ledger = self._open_ledger()
+        kept, wanted = ledger.meta().get("store_uri", ""), self.config.store_uri or ""
+        if kept == wanted:
+            return
+        if ledger.holds_vectors():
+            raise IndexMismatch(
+                f"this index's search store is in {kept or Layout.store(self._gen)} but "
+                f"store_uri now names {wanted or 'the index folder'}; restore the setting, "
+                "or run `indexer sync --rebuild` to build the store there (everything is "
+                "embedded again)")
+        ledger.set_meta({"store_uri": wanted})
+        self._layout.record_identity(self._gen, identity_of(ledger.meta()))
+
+    def _point(self, generation: Path, built: dict[str, str], swapped: bool = False) -> None:
+        """With the store in object storage, name ``generation`` there as the live one,
+        with its identity ``built``, for readers that have only the URI (``swapped``: a
+        rebuild replaces the index named there)."""
+        root = self._store_uri(generation)
+        if root and self._store_root is None:
+            from indexer.state.store import point
+
+            point(root, generation.name, built, swapped)
+
+    def _drop_store(self, generation: Path) -> None:
+        """Delete a retired generation's table kept in object storage (a local one goes
+        with its folder)."""
+        if self._store_uri(generation):
+            from indexer.state.store import drop
+
+            drop(self._location(generation))
 
     def _make_folder(self, folder: Path) -> None:
         """Create one of the index's folders, or say in one line why it cannot be written."""
@@ -635,7 +740,13 @@ class Index:
         return registry.choose(meta.get("backend") or self._backend_choice or self.config.backend)
 
     def _writable_store(self, backend: Backend) -> Store:
-        """The store for a run holding the writer lock: checked whole, and migrated."""
+        """The store for a run holding the writer lock: checked whole, and migrated (in
+        object storage, the live generation is named there for readers)."""
+        self._check_location()
+        if self._gen == self._layout.current:
+            from indexer.state.recovery import identity as identity_of
+
+            self._point(self._gen, identity_of(self._open_ledger().meta()))
         self._check_store(migrate=True)
         return self._store(backend)
 
@@ -652,7 +763,7 @@ class Index:
         from indexer.state.store import Store, StoreHealth
 
         health = StoreHealth.from_config(self.config)
-        return Store(Layout.store(self._gen), backend.model, backend.dimensions, health,
+        return Store(self._location(), backend.model, backend.dimensions, health,
                      create=self._writes and not self._open_ledger().holds_vectors())
 
 

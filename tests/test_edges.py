@@ -147,6 +147,8 @@ def _sample(field: dataclasses.Field[object]) -> object:
     kind = str(field.type)
     if field.name == "encoding_format":
         return "float"
+    if field.name == "store_uri":
+        return "s3://bucket/prefix"
     if kind == "bool":
         return not field.default
     if "int" in kind:

@@ -57,14 +57,15 @@ class Searcher:
     """An index kept open for a server; every call runs on one worker thread (the
     ledger's SQLite connection and the model belong to it)."""
 
-    def __init__(self, path: str | Path | None) -> None:
-        self.path = path
+    def __init__(self, path: str | Path | None, store: str | None = None) -> None:
+        self.path, self.store = path, store
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="indexer-search")
         self._index: Index | None = None
 
     def warm(self) -> None:
         """Open the index, load the model and the table (a first search pays otherwise)."""
-        self.call(lambda index: index.status())
+        if self.store is None:  # a store read alone has no ledger to report on
+            self.call(lambda index: index.status())
         self.call(lambda index: index.search("warm up", k=1))
 
     def search(self, query: str, options: Mapping[str, Any]) -> list[dict[str, object]]:
@@ -85,7 +86,7 @@ class Searcher:
             self._index.close()
             self._index = None
         if self._index is None:
-            self._index = Index(self.path)
+            self._index = Index(self.path, store=self.store)
         return work(self._index)
 
     def close(self) -> None:

@@ -76,9 +76,10 @@ def _search_description() -> str:
             f"first, as JSON. Modes: {modes}.\n\n{usage}")
 
 
-def run(path: str | Path | None) -> None:
-    """Serve the index at ``path`` over stdio until the client closes it."""
-    searcher = Searcher(path)
+def run(path: str | Path | None, store: str | None = None) -> None:
+    """Serve the index at ``path`` (or only its search store at the object-storage URI
+    ``store``) over stdio until the client closes it."""
+    searcher = Searcher(path, store)
     try:
         searcher.warm()
         create_server(searcher).run("stdio")

@@ -95,15 +95,17 @@ def _search_endpoint(searcher: Searcher) -> Callable[..., list[dict[str, Any]]]:
 
 
 def serve(path: str | Path | None, host: str = DEFAULT_HOST, port: int = 0,
-          token: str | None = None, ready: Callable[[str], None] = lambda url: None) -> None:
-    """Serve the index at ``path`` until interrupted; ``ready`` is told the bound URL
-    (``port`` 0 picks a free port). Binding anything but loopback without a ``token``
-    is refused."""
+          token: str | None = None, ready: Callable[[str], None] = lambda url: None,
+          store: str | None = None) -> None:
+    """Serve the index at ``path`` (or only its search store at the object-storage URI
+    ``store``: ``/status`` is then refused) until interrupted; ``ready`` is told the
+    bound URL (``port`` 0 picks a free port). Binding anything but loopback without a
+    ``token`` is refused."""
     if not token and not is_loopback(host):
         raise ConfigError(f"binding {host} lets other machines search this index: give a "
                           f"token with --token or {TOKEN_ENV} (clients send "
                           "`Authorization: Bearer TOKEN`), or bind 127.0.0.1")
-    searcher = Searcher(path)
+    searcher = Searcher(path, store)
     try:
         searcher.warm()
         listener = _bind(host, port)

@@ -51,7 +51,7 @@ class Damage:
             parts.append(f"the files of index(es) {', '.join(self.lost_indices)} are gone")
         return "; ".join(parts) or "nothing"
 
-    def error(self, directory: Path) -> DamageError:
+    def error(self, directory: Path | str) -> DamageError:
         """The error every command raises for this damage."""
         return DamageError(
             f"the search store in {directory} is damaged: {self.describe()}; run "

@@ -47,9 +47,11 @@ class Checkup:
 def examine(ledger: Ledger, store: Store, layout: Layout, repair: bool,
             remote_files: Callable[[], list[tuple[str, str]]] | None = None,
             cleanup: Callable[[list[str]], None] | None = None,
-            batches: Path | None = None) -> Checkup:
+            batches: Path | None = None,
+            drop_store: Callable[[Path], None] | None = None) -> Checkup:
     """Run every check; with ``repair``, mend what can be mended without spending.
-    ``batches`` is the generation's scratch directory (default: the live one's)."""
+    ``batches`` is the generation's scratch directory (default: the live one's);
+    ``drop_store`` deletes a retired generation's table kept in object storage."""
     checkup = Checkup()
 
     def found(check: str, message: str, items: list[str], fix: Callable[[], None]) -> None:
@@ -98,6 +100,8 @@ def examine(ledger: Ledger, store: Store, layout: Layout, repair: bool,
 
     def remove_retired() -> None:
         for generation in retired:
+            if drop_store is not None:
+                drop_store(generation)
             layout.remove(generation)
 
     found("old generations", "retired index generations taking disk space",
@@ -133,7 +137,7 @@ def stale_local_files(ledger: Ledger, batches: Path) -> list[Path]:
     return sorted(p for p in batches.iterdir() if p.is_file() and p.name not in needed)
 
 
-def mend_store(ledger: Ledger, directory: Path, model: str, dimensions: int,
+def mend_store(ledger: Ledger, directory: Path | str, model: str, dimensions: int,
                repair: bool) -> Finding | None:
     """Check the search table itself: there, whole, every column (run before the other
     checks, which read it). With ``repair`` restore it from what is intact, queue the

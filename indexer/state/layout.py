@@ -9,7 +9,8 @@
       g1/state.db      the ledger
       g1/identity.json the index's identity (backend, model, index id), kept apart from the
                        ledger so a lost ledger can be rebuilt
-      g1/lancedb/      the search store
+      g1/lancedb/      the search store (with ``store_uri`` set: STORE_URI/g1/ in object
+                       storage, and STORE_URI/index.lance names the live generation)
       g1/batches/      scratch batch files
       sources/<id>/    a connector's own state for one source (a crawl's ETags, a clone),
                        shared by generations: it describes the source, not the vectors
@@ -44,6 +45,14 @@ class Layout:
     def store(generation: Path) -> Path:
         """The generation's LanceDB directory."""
         return generation / "lancedb"
+
+    @staticmethod
+    def store_location(generation: Path, store_uri: str | None) -> Path | str:
+        """Where the generation's search store lives: its LanceDB folder, or with
+        ``store_uri`` (object storage) the generation's prefix under that URI."""
+        if not store_uri:
+            return Layout.store(generation)
+        return f"{store_uri.rstrip('/')}/{generation.name}"
 
     @staticmethod
     def batches(generation: Path) -> Path:

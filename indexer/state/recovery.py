@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from indexer.config import Config
 
 IDENTITY_KEYS = ("backend", "model", "dimensions", "index_id", "config_model",
-                 "config_dimensions", "config_model_dir")
+                 "config_dimensions", "config_model_dir", "store_uri")
 """The ledger settings that make an index what it is (kept in ``identity.json`` too)."""
 _LABEL = re.compile(r"job(\d+)-a(\d+)")
 
@@ -110,15 +110,17 @@ def recover_ledger(generation: Path, config: Config,
                         "held no vectors yet: the next sync starts a new one)", 1, True)]
     found = Layout.identity(generation)
     recorded = found is not None
-    meta = found or _guess_identity(config, recorded_model(Layout.store(generation)))
+    root = found.get("store_uri") if found is not None else config.store_uri
+    store_dir = Layout.store_location(generation, root or None)
+    meta = found or _guess_identity(config, recorded_model(store_dir))
     remote = service(meta)  # fails (missing API key...) before anything is changed
     findings = []
     if problem != "missing":
         findings.append(Finding("ledger", f"{problem} ledger set aside as {set_aside(path)}",
                                 1, True))
-    store_dir = Layout.store(generation)
     rows: Iterable[dict[str, Any]] = ()
-    table = Layout.has_table(generation)
+    table = (Layout.has_table(generation) if isinstance(store_dir, Path)
+             else recorded_model(store_dir) is not None)
     if table:
         restored = restore(store_dir, meta["model"], int(meta["dimensions"]))
         if restored.damage.broken:
@@ -256,4 +258,4 @@ def _guess_identity(config: Config, recorded: tuple[str, int] | None) -> dict[st
     if backend == "auto":
         backend = "openai" if model.startswith("text-embedding") else "local"
     return {"backend": backend, "model": model, "dimensions": str(dimensions),
-            "index_id": uuid.uuid4().hex[:12]}
+            "index_id": uuid.uuid4().hex[:12], "store_uri": config.store_uri or ""}

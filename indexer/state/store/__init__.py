@@ -1,6 +1,7 @@
 """The LanceDB search store, and the only package that touches LanceDB: the table
-(:mod:`~indexer.state.store.table`), its repair (:mod:`~indexer.state.store.repair`) and
-the search filter guard (:mod:`~indexer.state.store.filters`)."""
+(:mod:`~indexer.state.store.table`), its repair (:mod:`~indexer.state.store.repair`),
+the search filter guard (:mod:`~indexer.state.store.filters`) and where a store lives,
+a folder or object storage (:mod:`~indexer.state.store.location`)."""
 
 import os
 
@@ -9,8 +10,10 @@ import os
 os.environ.setdefault("LANCEDB_LOG", "error")
 
 from indexer.state.store.filters import check_filter
-from indexer.state.store.repair import inspect, migrate_schema, recorded_model, restore
+from indexer.state.store.location import is_remote, point, pointed
+from indexer.state.store.repair import drop, inspect, migrate_schema, recorded_model, restore
 from indexer.state.store.table import TABLE, Store, StoreHealth, StoreStats, schema
 
-__all__ = ["TABLE", "Store", "StoreHealth", "StoreStats", "check_filter", "inspect",
-           "migrate_schema", "recorded_model", "restore", "schema"]
+__all__ = ["TABLE", "Store", "StoreHealth", "StoreStats", "check_filter", "drop", "inspect",
+           "is_remote", "migrate_schema", "point", "pointed", "recorded_model", "restore",
+           "schema"]

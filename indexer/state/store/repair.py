@@ -1,5 +1,6 @@
 """A damaged search table: what is wrong with it (:func:`inspect`), putting it back from
-what is intact (:func:`restore`, earlier versions included), and schema migrations."""
+what is intact (:func:`restore`, earlier versions included), schema migrations, and
+dropping a retired generation's table in object storage (:func:`drop`)."""
 
 
 from __future__ import annotations
@@ -8,13 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from indexer.errors import StateError
 from indexer.state.damage import Damage, Restoration
+from indexer.state.store.location import Location, connect, is_remote, scrub
 from indexer.state.store.table import (
     _DERIVED,
     _ESSENTIAL,
@@ -27,42 +28,47 @@ from indexer.state.store.table import (
 )
 
 
-def inspect(directory: Path) -> Damage:
+def inspect(directory: Location) -> Damage:
     """Check the table in ``directory`` without changing it: it exists, has every column,
-    and each fragment's data files can be read (one row of each is read)."""
+    and each fragment's data files can be read (one row of each is read). In object
+    storage, index files are not looked for (a listing per index would cost requests)."""
     try:
-        db = lancedb.connect(str(directory))
-        if not directory.is_dir() or TABLE not in db.list_tables().tables:
+        if not is_remote(directory) and not Path(directory).is_dir():
+            return Damage(missing_table=True)
+        db = connect(directory)
+        if TABLE not in db.list_tables().tables:
             return Damage(missing_table=True)
         table = db.open_table(TABLE)
         lost, migrations = _schema_changes(table.schema)
         fragments, rowids = _fragments(table)
-        files = directory / f"{TABLE}.lance" / "_indices"
-        indices = tuple(i.name for i in table.list_indices()
-                        if i.index_uuid and not (files / i.index_uuid).is_dir())
+        indices: tuple[str, ...] = ()
+        if not is_remote(directory):
+            files = Path(directory) / f"{TABLE}.lance" / "_indices"
+            indices = tuple(i.name for i in table.list_indices()
+                            if i.index_uuid and not (files / i.index_uuid).is_dir())
     except _LANCE_ERRORS as exc:
-        return Damage(unreadable=_short(exc))
+        return Damage(unreadable=scrub(_short(exc)))
     broken = _unreadable(table, fragments, rowids)
     return Damage(lost_fragments=tuple(sorted(broken)),
                   lost_rows=int(np.isin(fragments, list(broken)).sum()) if broken else 0,
                   lost_columns=lost, lost_indices=indices, migrations=migrations)
 
 
-def migrate_schema(directory: Path) -> tuple[str, ...]:
+def migrate_schema(directory: Location) -> tuple[str, ...]:
     """Make, in place, the schema changes :attr:`Damage.migrations` lists."""
-    return _migrate(lancedb.connect(str(directory)).open_table(TABLE))
+    return _migrate(connect(directory).open_table(TABLE))
 
 
-def recorded_model(directory: Path) -> tuple[str, int] | None:
+def recorded_model(directory: Location) -> tuple[str, int] | None:
     """The model and dimensions the table's schema records, if it can be read."""
     try:
-        meta = lancedb.connect(str(directory)).open_table(TABLE).schema.metadata or {}
+        meta = connect(directory).open_table(TABLE).schema.metadata or {}
         return meta[b"model"].decode(), int(meta[b"dimensions"])
     except (*_LANCE_ERRORS, KeyError):
         return None
 
 
-def restore(directory: Path, model: str, dimensions: int) -> Restoration:
+def restore(directory: Location, model: str, dimensions: int) -> Restoration:
     """Mend the table in ``directory`` from what is intact; never embeds anything.
 
     A missing table is re-created empty. A table that cannot be read, or lost its keys or
@@ -74,15 +80,16 @@ def restore(directory: Path, model: str, dimensions: int) -> Restoration:
     try:
         return _restore(directory, model, dimensions)
     except _LANCE_ERRORS as exc:
-        raise StateError(f"could not restore the search store in {directory}: {_short(exc)}; "
+        raise StateError(f"could not restore the search store in {directory}: "
+                         f"{scrub(_short(exc))}; "
                          "move the index directory aside and sync again") from exc
 
 
-def _restore(directory: Path, model: str, dimensions: int) -> Restoration:
+def _restore(directory: Location, model: str, dimensions: int) -> Restoration:
     damage = inspect(directory)
     if not damage.broken and not damage.migrations:
         return Restoration(damage)
-    db = lancedb.connect(str(directory))
+    db = connect(directory)
     table_schema = schema(model, dimensions)
     if damage.missing_table:
         _create(db, table_schema)
@@ -117,6 +124,17 @@ def _restore(directory: Path, model: str, dimensions: int) -> Restoration:
     return Restoration(damage, restored_version=version, dropped_rows=dropped,
                        recovered_rows=recovered, rewrite=bool(missing) or version is not None,
                        migrations=migrations)
+
+
+def drop(location: Location) -> None:
+    """Delete the table of a retired generation kept in object storage."""
+    try:
+        db = connect(location)
+        if TABLE in db.list_tables().tables:
+            db.drop_table(TABLE)
+    except _LANCE_ERRORS as exc:
+        raise StateError(f"cannot delete the search store at {location}: "
+                         f"{scrub(_short(exc))}") from exc
 
 
 def _schema_changes(found: pa.Schema) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -190,12 +208,17 @@ def _last_whole_version(db: Any) -> int | None:
     return None
 
 
-def _discard(db: Any, directory: Path) -> None:
+def _discard(db: Any, directory: Location) -> None:
     """Drop a table that cannot even be opened (or move its files aside)."""
     try:
         db.drop_table(TABLE)
-    except _LANCE_ERRORS:
-        for path in directory.glob(f"{TABLE}.lance"):
+    except _LANCE_ERRORS as exc:
+        if is_remote(directory):  # nothing to move aside in object storage
+            raise StateError(f"the search table at {directory} can neither be read nor "
+                             f"dropped ({scrub(_short(exc))}); delete {directory}/"
+                             f"{TABLE}.lance with your storage tools, then run `indexer "
+                             "doctor --repair`") from exc
+        for path in Path(directory).glob(f"{TABLE}.lance"):
             path.rename(path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"))
 
 

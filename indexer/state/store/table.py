@@ -14,10 +14,8 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 from lancedb.index import FTS, Bitmap, BTree, IvfRq
@@ -27,6 +25,7 @@ from indexer.errors import IndexMismatch, StateError
 from indexer.records import Place, SearchHit, StoreRow
 from indexer.state.damage import Damage
 from indexer.state.store.filters import _PANICS, _filter_failed, check_filter
+from indexer.state.store.location import Location, connect, scrub
 
 TABLE = "chunks"
 _ESSENTIAL = ("custom_id", "vector")
@@ -117,7 +116,7 @@ class Store:
     holds vectors): then it is damage, and :class:`DamageError` is raised.
     """
 
-    def __init__(self, directory: Path, model: str, dimensions: int,
+    def __init__(self, directory: Location, model: str, dimensions: int,
                  health: StoreHealth | None = None, create: bool = True) -> None:
         self.directory = directory
         self.model, self.dimensions = model, dimensions
@@ -125,7 +124,7 @@ class Store:
         self._schema = schema(model, dimensions)
         self._indexed: tuple[int, frozenset[str]] = (-1, frozenset())
         try:
-            self._db = lancedb.connect(str(directory))
+            self._db = connect(directory)
             if TABLE in self._db.list_tables().tables:
                 self._table = self._db.open_table(TABLE)
                 self._check(self._table.schema)
@@ -134,7 +133,8 @@ class Store:
             else:
                 raise Damage(missing_table=True).error(directory)
         except (OSError, ValueError, RuntimeError) as exc:
-            raise StateError(f"cannot open the search store in {directory}: {exc}") from exc
+            raise StateError(f"cannot open the search store in {directory}: "
+                             f"{scrub(_short(exc))}") from exc
 
     def _check(self, existing: pa.Schema) -> None:
         meta = {k.decode(): v.decode() for k, v in (existing.metadata or {}).items()}
