@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from indexer.connectors.contract import Connector, ConnectorContext
     from indexer.state.doctor import Checkup
     from indexer.state.recovery import BatchService
-    from indexer.state.store import Store
+    from indexer.state.store import Reader, Store
     from indexer.sync.pipeline import Pipeline
 
 DEFAULT_DIR = ".indexer"
@@ -75,7 +75,7 @@ class Index:
         self._gen = self._layout.current
         self._ledger: Ledger | None = None
         self._backend: Backend | None = None
-        self._reader: Store | None = None
+        self._reader: Reader | None = None
         self._citing: tuple[tuple[configfile.SourceConfig, ...], list[Connector]] | None = None
         self._new_id = ""
         self._writes = True  # False while a reader runs: nothing is created or changed
@@ -639,11 +639,15 @@ class Index:
         self._check_store(migrate=True)
         return self._store(backend)
 
-    def _read_store(self, backend: Backend) -> Store:
-        """The store searches read, kept open between searches and moved to the table's
-        latest version before each (a sync in another process commits new versions)."""
+    def _read_store(self, backend: Backend) -> Reader:
+        """The store searches read (through Lance alone, see :class:`Reader`), kept open
+        between searches and moved to the table's latest version before each (a sync in
+        another process commits new versions)."""
         if self._reader is None:
-            self._reader = self._store(backend)
+            from indexer.state.store import Reader
+
+            self._reader = Reader(Layout.store(self._gen), backend.model, backend.dimensions,
+                                  self.config.refine_factor)
         else:
             self._reader.refresh()
         return self._reader

@@ -20,13 +20,13 @@ if TYPE_CHECKING:
     import numpy as np
 
     from indexer.records import SearchHit
-    from indexer.state.store import Store
+    from indexer.state.store import Reader
 
 
 @dataclass(frozen=True)
 class Query:
     """One search: the text, its vector (when the mode needs one), how many, the store
-    filter to run under (:meth:`Store.condition`) and the user's ``where`` part of it."""
+    filter to run under (:meth:`Reader.condition`) and the user's ``where`` part of it."""
 
     text: str
     vector: np.ndarray | None
@@ -43,21 +43,21 @@ class SearchMode:
     summary: str
     embeds_query: bool
     needs_text_index: bool
-    run: Callable[[Store, Query], list[SearchHit]]
+    run: Callable[[Reader, Query], list[SearchHit]]
 
 
-def _vector(store: Store, query: Query) -> list[SearchHit]:
+def _vector(store: Reader, query: Query) -> list[SearchHit]:
     assert query.vector is not None
     return single(store.nearest(query.vector, query.k, query.condition, query.where),
                   "vector")
 
 
-def _keyword(store: Store, query: Query) -> list[SearchHit]:
+def _keyword(store: Reader, query: Query) -> list[SearchHit]:
     return single(store.matching(query.text, query.k, query.condition, query.where),
                   "keyword")
 
 
-def _hybrid(store: Store, query: Query) -> list[SearchHit]:
+def _hybrid(store: Reader, query: Query) -> list[SearchHit]:
     assert query.vector is not None
     depth = max(query.k, DEFAULT.depth)
     return fuse(store.nearest(query.vector, depth, query.condition, query.where),

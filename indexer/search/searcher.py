@@ -14,7 +14,7 @@ from indexer.search.modes import Query, SearchMode, default_mode, mode
 if TYPE_CHECKING:
     import numpy as np
 
-    from indexer.state.store import Store
+    from indexer.state.store import Reader
 
 MAX_CANDIDATES = 2_000
 """The most passages a grouped search gathers to find ``k`` documents."""
@@ -37,7 +37,7 @@ class Request:
     narrowing: tuple[str, ...] = ()
 
 
-def choose(request: Request, store: Store) -> SearchMode:
+def choose(request: Request, store: Reader) -> SearchMode:
     """The mode asked for, or the default the store can run; a mode needing the full-text
     index where there is none is refused (:class:`StateError`: the index may be damaged)."""
     has_text = store.has_text_index()
@@ -49,7 +49,7 @@ def choose(request: Request, store: Store) -> SearchMode:
     return chosen
 
 
-def run(request: Request, chosen: SearchMode, store: Store, vector: np.ndarray | None,
+def run(request: Request, chosen: SearchMode, store: Reader, vector: np.ndarray | None,
         neighbours: Neighbours) -> list[SearchHit]:
     """The hits for ``request`` by ``chosen``: passages, or documents with ``per_doc``;
     with ``context`` each passage merged with its neighbours."""
