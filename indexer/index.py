@@ -564,8 +564,6 @@ class Index:
         if self._ledger is not None and self._writes and self._ledger.readonly:
             self.close()  # opened by a reader: open it again to write
         if self._ledger is None:
-            from indexer.state.recovery import identity as identity_of
-
             path = Layout.ledger(self._gen)
             kept = self._layout.holds_index(self._gen)
             if kept and not path.exists():
@@ -581,6 +579,8 @@ class Index:
                 raise DamageError(identity.lost_ledger(path, "is empty"))
             if (self._writes and meta.get("index_id")
                     and self._layout.identity(self._gen) is None):
+                from indexer.state.recovery import identity as identity_of
+
                 self._layout.record_identity(self._gen, identity_of(meta))  # older indexes
             self._ledger = ledger
         return self._ledger
