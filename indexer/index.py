@@ -383,8 +383,9 @@ class Index:
                 if chosen.embeds_query and not spec.embeds_queries:
                     raise ConfigError(f"the {spec.name} backend cannot embed search queries; "
                                       "use --mode keyword")
-                vector = backend.embed_query([query])[0] if chosen.embeds_query else None
-                hits = run(request, chosen, store, vector, ledger.neighbours)
+                hits = run(request, chosen, store,
+                           (lambda: backend.embed_query([query])[0]) if chosen.embeds_query
+                           else None, ledger.neighbours)
             except StateError:
                 from indexer.state.store import inspect
 

@@ -10,7 +10,9 @@ reranker) is one more entry.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 from indexer.errors import ConfigError
@@ -25,14 +27,20 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Query:
-    """One search: the text, its vector (when the mode needs one), how many, the store
-    filter to run under (:meth:`Reader.condition`) and the user's ``where`` part of it."""
+    """One search: the text, how to embed it (when the mode needs its vector), how many,
+    the store filter to run under (:meth:`Reader.condition`) and the user's ``where`` part
+    of it."""
 
     text: str
-    vector: np.ndarray | None
+    embed: Callable[[], np.ndarray] | None
     k: int
     condition: str = "n_places > 0"
     where: str | None = None
+
+    def vector(self) -> np.ndarray:
+        """The query's vector (embedded by the first call of ``embed``, see :func:`run`)."""
+        assert self.embed is not None
+        return self.embed()
 
 
 @dataclass(frozen=True)
@@ -47,8 +55,7 @@ class SearchMode:
 
 
 def _vector(store: Reader, query: Query) -> list[SearchHit]:
-    assert query.vector is not None
-    return single(store.nearest(query.vector, query.k, query.condition, query.where),
+    return single(store.nearest(query.vector(), query.k, query.condition, query.where),
                   "vector")
 
 
@@ -58,10 +65,21 @@ def _keyword(store: Reader, query: Query) -> list[SearchHit]:
 
 
 def _hybrid(store: Reader, query: Query) -> list[SearchHit]:
-    assert query.vector is not None
+    """Both halves at once: the keyword half on a helper thread while this one embeds the
+    query and finds its nearest passages (both wait in native code, not on each other)."""
     depth = max(query.k, DEFAULT.depth)
-    return fuse(store.nearest(query.vector, depth, query.condition, query.where),
-                store.matching(query.text, depth, query.condition, query.where), query.k)
+    keyword = _beside().submit(store.matching, query.text, depth, query.condition, query.where)
+    try:
+        vector = store.nearest(query.vector(), depth, query.condition, query.where)
+    finally:
+        matched = keyword.result()
+    return fuse(vector, matched, query.k)
+
+
+@cache
+def _beside() -> ThreadPoolExecutor:
+    """The threads that run a hybrid search's keyword half."""
+    return ThreadPoolExecutor(2, thread_name_prefix="indexer-keyword")
 
 
 MODES: Mapping[str, SearchMode] = {
