@@ -389,9 +389,10 @@ class Index:
             except StateError:
                 from indexer.state.store import inspect
 
-                damage = inspect(store.directory)  # a damaged table is not a bad filter
+                directory = Layout.store(self._gen)
+                damage = inspect(directory)  # a damaged table is not a bad filter
                 if damage.broken:
-                    raise damage.error(store.directory) from None
+                    raise damage.error(directory) from None
                 if damage.migrations:
                     raise StateError(f"the search store's schema is from another version "
                                      f"({', '.join(damage.migrations)}); run `indexer sync` or "
