@@ -3,7 +3,8 @@
 Hashing the ~90 MB shipped model on every load costs a quarter of a second, most of a
 one-off ``indexer search``. A digest is recorded beside the built models with the file's
 device, inode, size and modification and change times; while all five still match, the
-recorded digest is the file's. Any write to the file changes them, and a record that
+recorded digest is the file's. Any write to the file changes them (a file changed in the
+last few seconds is not recorded: its times may not have moved yet), and a record that
 cannot be read or written only costs hashing the file again.
 """
 
@@ -12,8 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from pathlib import Path
+
+_SETTLED_NS = 5_000_000_000
+"""How long a file must be left alone before its digest is recorded: file times tick
+coarsely, so a rewrite of the same size just after hashing could keep them."""
 
 
 def sha256_of(path: Path, cache: Path) -> str:
@@ -31,7 +37,8 @@ def sha256_of(path: Path, cache: Path) -> str:
         pass
     with path.open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    if fingerprint == _fingerprint(path):  # not rewritten while it was being hashed
+    settled = time.time_ns() - max(fingerprint[3:]) > _SETTLED_NS
+    if settled and fingerprint == _fingerprint(path):  # not rewritten while hashed
         _remember(record, {"fingerprint": fingerprint, "sha256": digest})
     return digest
 
