@@ -7,6 +7,19 @@ register under the ``batch_indexer.connectors`` entry points);
 :class:`FilesystemSource` is the built-in folder connector.
 """
 
-from indexer.connectors.filesystem import FilesystemSource, load
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from indexer.connectors.filesystem import FilesystemSource, load
 
 __all__ = ["FilesystemSource", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    """The folder connector's names, imported on first use: a search reads the registry
+    only, and the folder connector's imports (text formats, ignore files) cost it time."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from indexer.connectors import filesystem
+
+    return getattr(filesystem, name)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from indexer.connectors.contract import Connector, ConnectorContext
     from indexer.state.doctor import Checkup
     from indexer.state.recovery import BatchService
-    from indexer.state.store import Store
+    from indexer.state.store import Reader, Store
     from indexer.sync.pipeline import Pipeline
 
 DEFAULT_DIR = ".indexer"
@@ -85,7 +85,7 @@ class Index:
         self._gen = self._layout.current
         self._ledger: Ledger | None = None
         self._backend: Backend | None = None
-        self._reader: Store | None = None
+        self._reader: Reader | None = None
         self._citing: tuple[tuple[configfile.SourceConfig, ...], list[Connector]] | None = None
         self._new_id = ""
         self._writes = True  # False while a reader runs: nothing is created or changed
@@ -406,14 +406,16 @@ class Index:
                 if chosen.embeds_query and not spec.embeds_queries:
                     raise ConfigError(f"the {spec.name} backend cannot embed search queries; "
                                       "use --mode keyword")
-                vector = backend.embed_query([query])[0] if chosen.embeds_query else None
-                hits = run(request, chosen, store, vector, ledger.neighbours)
+                hits = run(request, chosen, store,
+                           (lambda: backend.embed_query([query])[0]) if chosen.embeds_query
+                           else None, ledger.neighbours)
             except StateError:
                 from indexer.state.store import inspect
 
-                damage = inspect(store.directory)  # a damaged table is not a bad filter
+                directory = Layout.store(self._gen)
+                damage = inspect(directory)  # a damaged table is not a bad filter
                 if damage.broken:
-                    raise damage.error(store.directory) from None
+                    raise damage.error(directory) from None
                 if damage.migrations:
                     raise StateError(f"the search store's schema is from another version "
                                      f"({', '.join(damage.migrations)}); run `indexer sync` or "
@@ -597,8 +599,6 @@ class Index:
         if self._ledger is None and self._store_root is not None:
             self._ledger = self._store_ledger(self._store_root)
         if self._ledger is None:
-            from indexer.state.recovery import identity as identity_of
-
             path = Layout.ledger(self._gen)
             kept = self._layout.holds_index(self._gen)
             if kept and not path.exists():
@@ -614,6 +614,8 @@ class Index:
                 raise DamageError(identity.lost_ledger(path, "is empty"))
             if (self._writes and meta.get("index_id")
                     and self._layout.identity(self._gen) is None):
+                from indexer.state.recovery import identity as identity_of
+
                 self._layout.record_identity(self._gen, identity_of(meta))  # older indexes
             self._ledger = ledger
         return self._ledger
@@ -750,11 +752,15 @@ class Index:
         self._check_store(migrate=True)
         return self._store(backend)
 
-    def _read_store(self, backend: Backend) -> Store:
-        """The store searches read, kept open between searches and moved to the table's
-        latest version before each (a sync in another process commits new versions)."""
+    def _read_store(self, backend: Backend) -> Reader:
+        """The store searches read (through Lance alone, see :class:`Reader`), kept open
+        between searches and moved to the table's latest version before each (a sync in
+        another process commits new versions)."""
         if self._reader is None:
-            self._reader = self._store(backend)
+            from indexer.state.store import Reader
+
+            self._reader = Reader(self._location(), backend.model, backend.dimensions,
+                                  self.config.refine_factor)
         else:
             self._reader.refresh()
         return self._reader

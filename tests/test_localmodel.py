@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,3 +214,25 @@ def test_importing_the_module_does_not_load_onnxruntime() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_model_file_rewritten_in_place_is_hashed_again(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer.backends.local import digests
+
+    monkeypatch.setattr(digests, "_SETTLED_NS", 0)  # record digests of fresh files too
+    model, cache = tmp_path / "model.onnx", tmp_path / "cache"
+    for content in (b"a", b"b", b"c"):
+        time.sleep(0.05)  # file times tick coarsely
+        model.write_bytes(content * 4096)  # same size, same inode
+        assert digests.sha256_of(model, cache) == hashlib.sha256(content * 4096).hexdigest()
+        assert len(list((cache / "digests").iterdir())) == 1
+
+
+def test_the_digest_of_a_file_just_written_is_not_recorded(tmp_path: Path) -> None:
+    from indexer.backends.local.digests import sha256_of
+
+    model, cache = tmp_path / "model.onnx", tmp_path / "cache"
+    model.write_bytes(b"a" * 4096)
+    assert sha256_of(model, cache) == hashlib.sha256(b"a" * 4096).hexdigest()
+    assert not (cache / "digests").exists()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +178,15 @@ def test_cli_search_exits_1_when_nothing_matched(index: Index) -> None:
     words = runner.invoke(cli, [*base, "zyxwvut", "--mode", "keyword"])
     assert words.exit_code == 1 and "no matches" in words.output
     assert "nothing matched" in runner.invoke(cli, ["search", "--help"]).output
+
+
+@pytest.mark.slow
+def test_a_search_process_never_imports_lancedb(index: Index) -> None:
+    """LanceDB (seconds to import) writes the store; searches read it through Lance."""
+    code = ("import sys; from indexer import Index; "
+            f"hits = Index({str(index.path)!r}).search({QUERY!r}, k=3); assert hits; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'lancedb', 'lance_namespace', 'lance'}))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True)
+    assert found.stdout.strip() == "['lance']"

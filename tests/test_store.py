@@ -149,7 +149,7 @@ def test_a_panic_inside_lancedb_becomes_a_state_error(tmp_path: Path,
     store = Store(tmp_path, "m", 3)
     store.put([row("a", unit(1, 0, 0), "/x")])
     # past the filter check (which refuses these), LanceDB panics on a prefixed string
-    monkeypatch.setattr("indexer.state.store.table.check_filter", lambda where: where)
+    monkeypatch.setattr("indexer.state.store.reader.check_filter", lambda where: where)
     with pytest.raises(StateError, match="internal error"):
         store.search(unit(1, 0, 0), k=1, where="uri = N'a'")
     assert [h.custom_id for h in store.search(unit(1, 0, 0), k=1)] == ["a"]  # still usable

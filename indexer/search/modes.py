@@ -10,7 +10,9 @@ reranker) is one more entry.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 from indexer.errors import ConfigError
@@ -20,19 +22,25 @@ if TYPE_CHECKING:
     import numpy as np
 
     from indexer.records import SearchHit
-    from indexer.state.store import Store
+    from indexer.state.store import Reader
 
 
 @dataclass(frozen=True)
 class Query:
-    """One search: the text, its vector (when the mode needs one), how many, the store
-    filter to run under (:meth:`Store.condition`) and the user's ``where`` part of it."""
+    """One search: the text, how to embed it (when the mode needs its vector), how many,
+    the store filter to run under (:meth:`Reader.condition`) and the user's ``where`` part
+    of it."""
 
     text: str
-    vector: np.ndarray | None
+    embed: Callable[[], np.ndarray] | None
     k: int
     condition: str = "n_places > 0"
     where: str | None = None
+
+    def vector(self) -> np.ndarray:
+        """The query's vector (embedded by the first call of ``embed``, see :func:`run`)."""
+        assert self.embed is not None
+        return self.embed()
 
 
 @dataclass(frozen=True)
@@ -43,25 +51,35 @@ class SearchMode:
     summary: str
     embeds_query: bool
     needs_text_index: bool
-    run: Callable[[Store, Query], list[SearchHit]]
+    run: Callable[[Reader, Query], list[SearchHit]]
 
 
-def _vector(store: Store, query: Query) -> list[SearchHit]:
-    assert query.vector is not None
-    return single(store.nearest(query.vector, query.k, query.condition, query.where),
+def _vector(store: Reader, query: Query) -> list[SearchHit]:
+    return single(store.nearest(query.vector(), query.k, query.condition, query.where),
                   "vector")
 
 
-def _keyword(store: Store, query: Query) -> list[SearchHit]:
+def _keyword(store: Reader, query: Query) -> list[SearchHit]:
     return single(store.matching(query.text, query.k, query.condition, query.where),
                   "keyword")
 
 
-def _hybrid(store: Store, query: Query) -> list[SearchHit]:
-    assert query.vector is not None
+def _hybrid(store: Reader, query: Query) -> list[SearchHit]:
+    """Both halves at once: the keyword half on a helper thread while this one embeds the
+    query and finds its nearest passages (both wait in native code, not on each other)."""
     depth = max(query.k, DEFAULT.depth)
-    return fuse(store.nearest(query.vector, depth, query.condition, query.where),
-                store.matching(query.text, depth, query.condition, query.where), query.k)
+    keyword = _beside().submit(store.matching, query.text, depth, query.condition, query.where)
+    try:
+        vector = store.nearest(query.vector(), depth, query.condition, query.where)
+    finally:
+        matched = keyword.result()
+    return fuse(vector, matched, query.k)
+
+
+@cache
+def _beside() -> ThreadPoolExecutor:
+    """The threads that run a hybrid search's keyword half."""
+    return ThreadPoolExecutor(2, thread_name_prefix="indexer-keyword")
 
 
 MODES: Mapping[str, SearchMode] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import TYPE_CHECKING
 
 from indexer.errors import StateError
@@ -14,7 +15,7 @@ from indexer.search.modes import Query, SearchMode, default_mode, mode
 if TYPE_CHECKING:
     import numpy as np
 
-    from indexer.state.store import Store
+    from indexer.state.store import Reader
 
 MAX_CANDIDATES = 2_000
 """The most passages a grouped search gathers to find ``k`` documents."""
@@ -37,7 +38,7 @@ class Request:
     narrowing: tuple[str, ...] = ()
 
 
-def choose(request: Request, store: Store) -> SearchMode:
+def choose(request: Request, store: Reader) -> SearchMode:
     """The mode asked for, or the default the store can run; a mode needing the full-text
     index where there is none is refused (:class:`StateError`: the index may be damaged)."""
     has_text = store.has_text_index()
@@ -49,14 +50,17 @@ def choose(request: Request, store: Store) -> SearchMode:
     return chosen
 
 
-def run(request: Request, chosen: SearchMode, store: Store, vector: np.ndarray | None,
-        neighbours: Neighbours) -> list[SearchHit]:
+def run(request: Request, chosen: SearchMode, store: Reader,
+        embed: Callable[[], np.ndarray] | None, neighbours: Neighbours) -> list[SearchHit]:
     """The hits for ``request`` by ``chosen``: passages, or documents with ``per_doc``;
-    with ``context`` each passage merged with its neighbours."""
+    with ``context`` each passage merged with its neighbours. ``embed`` gives the query's
+    vector when the mode needs it (called once, when the mode asks: a hybrid search
+    embeds while its keyword half runs)."""
     condition = store.condition(request.where, request.narrowing)
+    once = cache(embed) if embed is not None else None
 
     def ask(limit: int) -> list[SearchHit]:
-        return chosen.run(store, Query(request.text, vector, limit, condition, request.where))
+        return chosen.run(store, Query(request.text, once, limit, condition, request.where))
 
     if not request.per_doc:
         hits = ask(request.k)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.backends.local.digests import sha256_of
 from indexer.errors import ConfigError
 
 #: Bump whenever the build below would produce a different file.
@@ -64,20 +65,24 @@ class BuildInfo:
     note: str = ""
 
 
-def build(source: Path, source_bytes: bytes, encode: Encode,
-          cache: Path) -> tuple[bytes, BuildInfo]:
-    """The optimised model for ``source`` (bytes to load, and how it was built),
-    from ``cache`` when it holds a valid build, else built now and stored there."""
+def build(source: Path, source_sha: str, encode: Encode,
+          cache: Path) -> tuple[bytes | str, BuildInfo]:
+    """The optimised model for ``source`` (whose sha256 is ``source_sha``): its bytes or
+    its path, to load, and how it was built; from ``cache`` when it holds a valid build,
+    else built now and stored there."""
     import onnxruntime
 
-    source_sha = hashlib.sha256(source_bytes).hexdigest()
     key = hashlib.sha256("\n".join([
         source_sha, RECIPE_VERSION, onnxruntime.__version__, *SAMPLES,
         str(MIN_MEAN_COSINE), str(MIN_COSINE)]).encode()).hexdigest()[:32]
     record = cache / "models" / f"{key}.json"
-    cached = _load_cached(record, source_bytes)
+    cached = _load_cached(record, source, cache)
     if cached is not None:
         return cached
+    try:
+        source_bytes = source.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source} ({exc.strerror or exc})") from exc
     try:
         reference_session = session(source_bytes)
     except Exception as exc:  # onnxruntime reports a bad file with its own exception types
@@ -153,18 +158,19 @@ def _embed(model_session: Any, encode: Encode) -> np.ndarray:
     return vectors(model_session, encode(SAMPLES))
 
 
-def _load_cached(record: Path, source_bytes: bytes) -> tuple[bytes, BuildInfo] | None:
+def _load_cached(record: Path, source: Path, cache: Path) -> tuple[str, BuildInfo] | None:
+    """The cached build ``record`` names (its path, checked against its digest), if valid."""
     try:
         meta = json.loads(record.read_text(encoding="utf-8"))
         info = BuildInfo(**meta["info"])
         if info.variant == "asis":
-            return source_bytes, info
-        data = (record.parent / meta["file"]).read_bytes()
+            return str(source), info
+        built = record.parent / meta["file"]
+        if sha256_of(built, cache) != info.model_sha256:
+            return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if hashlib.sha256(data).hexdigest() != info.model_sha256:
-        return None
-    return data, info
+    return str(built), info
 
 
 def _store(record: Path, data: bytes, info: BuildInfo) -> None:

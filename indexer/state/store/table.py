@@ -24,10 +24,9 @@ from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
 from indexer.records import Place, SearchHit, StoreRow
 from indexer.state.damage import Damage
-from indexer.state.store.filters import _PANICS, _filter_failed, check_filter
 from indexer.state.store.location import Location, connect, scrub
+from indexer.state.store.reader import TABLE, Reader
 
-TABLE = "chunks"
 _ESSENTIAL = ("custom_id", "vector")
 """Columns without which a row is worthless (the ledger can rebuild every other one)."""
 _DERIVED = {"n_places": "CAST(coalesce(array_length(places), 0) AS INT)"}
@@ -122,7 +121,7 @@ class Store:
         self.model, self.dimensions = model, dimensions
         self.health = health or StoreHealth.from_config(Config())
         self._schema = schema(model, dimensions)
-        self._indexed: tuple[int, frozenset[str]] = (-1, frozenset())
+        self._reader: Reader | None = None
         try:
             self._db = connect(directory)
             if TABLE in self._db.list_tables().tables:
@@ -238,84 +237,33 @@ class Store:
 
     def search(self, vector: np.ndarray, k: int, where: str | None = None) -> list[SearchHit]:
         """The ``k`` published passages nearest ``vector`` (score: cosine similarity);
-        ``where`` as in :meth:`condition`."""
+        ``where`` as in :meth:`Reader.condition`."""
         return self.nearest(vector, k, self.condition(where), where)
 
-    @staticmethod
-    def condition(where: str | None = None, narrowing: Sequence[str] = ()) -> str:
-        """The filter a search runs under: published rows (``n_places > 0``), the user's
-        ``where`` (a LanceDB SQL filter, checked to be one self-contained expression by
-        :func:`check_filter`, so it can only narrow them) and ``narrowing`` conditions
-        the library built itself. Raises :class:`StateError` for a refused filter."""
-        condition = "n_places > 0"
-        if where and where.strip():
-            condition += f" AND ({check_filter(where)})"
-        return condition + "".join(f" AND ({extra})" for extra in narrowing)
+    condition = staticmethod(Reader.condition)
 
     def nearest(self, vector: np.ndarray, limit: int, condition: str,
                 where: str | None = None) -> list[SearchHit]:
-        """The ``limit`` rows under ``condition`` (see :meth:`condition`, applied before
-        ranking, so a narrow filter still yields ``limit`` rows when there are) nearest
-        ``vector``, best first (score: cosine similarity). ``where`` is the user's part,
-        named when the filter fails."""
-        query: Any = self._table.search(np.asarray(vector, dtype=np.float32),
-                                        vector_column_name="vector")
-        query = query.distance_type("cosine")
-        if self.health.refine_factor and self._has_vector_index():
-            query = query.refine_factor(self.health.refine_factor)
-        query = (query.where(condition, prefilter=True).limit(limit)
-                 .select(["custom_id", "text", "places", "_distance"]))
-        return [SearchHit(r["custom_id"], 1.0 - float(r["_distance"]), r["text"],
-                          tuple(Place(**p) for p in r["places"]), "vector")
-                for r in self._run(query, where)]
+        """:meth:`Reader.nearest` on the table's latest version."""
+        return self.reader().nearest(vector, limit, condition, where)
 
     def matching(self, text: str, limit: int, condition: str,
                  where: str | None = None) -> list[SearchHit]:
-        """The ``limit`` rows under ``condition`` that best match ``text`` in the full-text
-        index, best first (score: BM25); none before the index exists."""
-        if not self.has_text_index():
-            return []
-        query = (self._table.search(text, query_type="fts", fts_columns="text")
-                 .where(condition, prefilter=True).limit(limit)
-                 .select(["custom_id", "text", "places", "_score"]))
-        return [SearchHit(r["custom_id"], float(r["_score"]), r["text"],
-                          tuple(Place(**p) for p in r["places"]), "keyword")
-                for r in self._run(query, where)]
+        """:meth:`Reader.matching` on the table's latest version."""
+        return self.reader().matching(text, limit, condition, where)
 
     def has_text_index(self) -> bool:
         """True once the full-text index on ``text`` exists (made on the first write)."""
-        try:
-            return "text_idx" in self._index_names()
-        except _LANCE_ERRORS as exc:
-            raise StateError(f"search failed: {exc}") from exc
+        return self.reader().has_text_index()
 
-    @staticmethod
-    def _run(query: Any, where: str | None) -> list[dict[str, Any]]:
-        """Run a search; a failure is one line naming the filter when there was one."""
-        try:
-            found = query.to_arrow().to_pylist()
-        except (ValueError, RuntimeError) as exc:
-            if not where:
-                raise StateError(f"search failed: {exc}") from exc
-            raise StateError(_filter_failed(where, exc)) from None
-        except BaseException as exc:  # a Rust panic may derive from BaseException only
-            if type(exc).__name__ not in _PANICS:
-                raise
-            if not where:
-                raise StateError(f"search failed: LanceDB stopped ({exc})") from None
-            raise StateError(_filter_failed(where, exc)) from None
-        return [r for r in found if r["places"]]  # never a hidden row, whatever the filter
-
-    def _has_vector_index(self) -> bool:
-        return "vector_idx" in self._index_names()
-
-    def _index_names(self) -> frozenset[str]:
-        """The table's index names, looked up once per table version (searches ask for
-        them on every query)."""
-        version = self._table.version
-        if self._indexed[0] != version:
-            self._indexed = (version, frozenset(i.name for i in self._table.list_indices()))
-        return self._indexed[1]
+    def reader(self) -> Reader:
+        """Searches of this table (see :class:`Reader`), moved to its latest version."""
+        if self._reader is None:
+            self._reader = Reader(self.directory, self.model, self.dimensions,
+                                  self.health.refine_factor)
+        else:
+            self._reader.refresh()
+        return self._reader
 
     def count(self) -> int:
         """Rows that search can return."""

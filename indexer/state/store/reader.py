@@ -1,0 +1,155 @@
+"""Searching the store: the table read through Lance itself, without LanceDB.
+
+A search is one synchronous native call (``LanceDataset.to_table``) on a dataset kept
+open between searches, so its indices stay cached; LanceDB's query builder takes several
+round trips to its event loop per query, and importing it costs seconds that a
+one-off ``indexer search`` would spend before its first result. The plans are LanceDB's
+own (same index, probes, refinement and prefilter), so hits and scores are the same.
+The table is still written by :class:`~indexer.state.store.table.Store` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lance
+import numpy as np
+
+from indexer.errors import IndexMismatch, StateError
+from indexer.records import Place, SearchHit
+from indexer.state.damage import Damage
+from indexer.state.store.filters import _PANICS, _filter_failed, check_filter, panicked
+from indexer.state.store.location import is_remote
+from indexer.state.store.location import storage_options as remote_options
+
+TABLE = "chunks"
+NPROBES = 20
+"""IVF partitions searched per query: LanceDB's default, which the store was tuned with."""
+_LANCE_ERRORS = (OSError, ValueError, RuntimeError)
+_HIT_COLUMNS = ["custom_id", "text", "places"]
+
+
+class Reader:
+    """Searches of the table in ``directory`` (a folder, or a URI with
+    ``storage_options``), on one table version until :meth:`refresh`.
+
+    Raises :class:`DamageError` when the table is missing and :class:`IndexMismatch`
+    when it holds another model's vectors.
+    """
+
+    def __init__(self, directory: Path | str, model: str, dimensions: int,
+                 refine_factor: int = 0,
+                 storage_options: Mapping[str, str] | None = None) -> None:
+        self.directory = directory
+        self.refine_factor = refine_factor
+        self._indexed: tuple[int, frozenset[str]] = (-1, frozenset())
+        location = f"{str(directory).rstrip('/')}/{TABLE}.lance"
+        if isinstance(directory, Path) and not Path(location).is_dir():
+            raise Damage(missing_table=True).error(directory)
+        try:
+            if storage_options is None and is_remote(directory):
+                storage_options = remote_options()
+            self._dataset = lance.dataset(location, storage_options=dict(storage_options or {}))
+            meta = self._dataset.schema.metadata or {}
+        except _LANCE_ERRORS as exc:
+            raise StateError(f"cannot open the search store in {directory}: {exc}") from exc
+        recorded = {k.decode(): v.decode() for k, v in meta.items()}
+        if (recorded.get("model"), recorded.get("dimensions")) != (model, str(dimensions)):
+            raise IndexMismatch(
+                f"the store holds vectors of {recorded.get('model')} "
+                f"({recorded.get('dimensions')} dimensions), not {model} ({dimensions}); use "
+                "the index's own model or build a new index directory")
+
+    @property
+    def version(self) -> int:
+        """The table version searches read."""
+        return int(self._dataset.version)
+
+    def refresh(self) -> None:
+        """Read the table's latest version from now on (another process may have
+        committed since); a version already read is not loaded again."""
+        try:
+            latest = self._dataset.latest_version
+            if latest != self._dataset.version:
+                self._dataset = self._dataset.checkout_version(latest)
+        except _LANCE_ERRORS as exc:
+            raise StateError(f"cannot read the search store in {self.directory}: {exc}") \
+                from exc
+
+    @staticmethod
+    def condition(where: str | None = None, narrowing: tuple[str, ...] | list[str] = ()) -> str:
+        """The filter a search runs under: published rows (``n_places > 0``), the user's
+        ``where`` (a LanceDB SQL filter, checked to be one self-contained expression by
+        :func:`check_filter`, so it can only narrow them) and ``narrowing`` conditions
+        the library built itself. Raises :class:`StateError` for a refused filter."""
+        condition = "n_places > 0"
+        if where and where.strip():
+            condition += f" AND ({check_filter(where)})"
+        return condition + "".join(f" AND ({extra})" for extra in narrowing)
+
+    def nearest(self, vector: np.ndarray, limit: int, condition: str,
+                where: str | None = None) -> list[SearchHit]:
+        """The ``limit`` rows under ``condition`` (see :meth:`condition`, applied before
+        ranking, so a narrow filter still yields ``limit`` rows when there are) nearest
+        ``vector``, best first (score: cosine similarity). ``where`` is the user's part,
+        named when the filter fails."""
+        nearest: dict[str, Any] = {
+            "column": "vector", "q": np.asarray(vector, dtype=np.float32), "k": limit,
+            "metric": "cosine", "minimum_nprobes": NPROBES, "maximum_nprobes": NPROBES}
+        if self.refine_factor and self._has_vector_index():
+            nearest["refine_factor"] = self.refine_factor
+        rows = self._run(where, columns=[*_HIT_COLUMNS, "_distance"], nearest=nearest,
+                         filter=condition, prefilter=True, limit=limit)
+        return [SearchHit(r["custom_id"], 1.0 - float(r["_distance"]), r["text"],
+                          tuple(Place(**p) for p in r["places"]), "vector") for r in rows]
+
+    def matching(self, text: str, limit: int, condition: str,
+                 where: str | None = None) -> list[SearchHit]:
+        """The ``limit`` rows under ``condition`` that best match ``text`` in the full-text
+        index, best first (score: BM25); none before the index exists."""
+        if not self.has_text_index():
+            return []
+        rows = self._run(where, columns=[*_HIT_COLUMNS, "_score"],
+                         full_text_query={"query": text, "columns": ["text"]},
+                         filter=condition, prefilter=True, limit=limit)
+        return [SearchHit(r["custom_id"], float(r["_score"]), r["text"],
+                          tuple(Place(**p) for p in r["places"]), "keyword") for r in rows]
+
+    def has_text_index(self) -> bool:
+        """True once the full-text index on ``text`` exists (made on the first write)."""
+        return "text_idx" in self._index_names()
+
+    def _has_vector_index(self) -> bool:
+        return "vector_idx" in self._index_names()
+
+    def _index_names(self) -> frozenset[str]:
+        """The table's index names, looked up once per table version (searches ask for
+        them on every query)."""
+        version = self._dataset.version
+        if self._indexed[0] != version:
+            try:
+                names = frozenset(i.name for i in self._dataset.describe_indices())
+            except _LANCE_ERRORS as exc:
+                raise StateError(f"search failed: {exc}") from exc
+            self._indexed = (version, names)
+        return self._indexed[1]
+
+    def _run(self, where: str | None, **scan: Any) -> list[dict[str, Any]]:
+        """Run a search; a failure is one line naming the filter when there was one."""
+        try:
+            found = self._dataset.to_table(**scan).to_pylist()
+        except (ValueError, RuntimeError, OSError) as exc:
+            if panicked(exc) and not where:
+                raise StateError(f"search failed: Lance stopped ({exc})") from None
+            if not where:
+                raise StateError(f"search failed: {exc}") from exc
+            raise StateError(_filter_failed(where, exc)) from None
+        except BaseException as exc:  # a Rust panic may derive from BaseException only
+            if type(exc).__name__ not in _PANICS:
+                raise
+            if not where:
+                raise StateError(f"search failed: Lance stopped ({exc})") from None
+            raise StateError(_filter_failed(where, exc)) from None
+        return [r for r in found if r["places"]]  # never a hidden row, whatever the filter
