@@ -204,8 +204,9 @@ def _recombined(number: int, pool: list[tuple[str, str, list[Member]]],
     return name, first.split(".")[0], rng.choice(pool)[1], sections
 
 
-def build(out: Path, files: int = 1000) -> tuple[int, int]:
+def build(out: Path, files: int = 1000, max_bytes: int | None = None) -> tuple[int, int]:
     """Write the corpus under ``out`` (which must not hold one yet); return (files, bytes).
+    With ``max_bytes``, stop at the first file that brings the total to it.
 
     The first ``REAL_FILES`` are the largest standard-library modules, each rendered as it
     is; past them every page recombines their real sections (see :func:`_recombined`), so
@@ -215,11 +216,15 @@ def build(out: Path, files: int = 1000) -> tuple[int, int]:
     for number, (name, source) in enumerate(_sources(min(files, REAL_FILES))):
         doc, found = members(source)
         pool.append((name, doc, found))
+        if max_bytes is not None and total >= max_bytes:
+            continue  # the pool still gets every real page
         total += _write(out, number, name, name.split(".")[0], doc, found).stat().st_size
         written += 1
     sizes = [sum(len(m.text) + len(m.code) + len(m.title) + 8 for m in found)
              for _, _, found in pool]
-    for number in range(written, files):
+    for number in range(len(pool), files):
+        if max_bytes is not None and total >= max_bytes:
+            break
         name, folder, doc, sections = _recombined(number, pool, sizes)
         total += _write(out, number, name, folder, doc, sections).stat().st_size
         written += 1
@@ -230,10 +235,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder to create")
     parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--max-bytes", type=int, help="stop once the files reach this size")
     args = parser.parse_args()
     if args.out.exists() and any(args.out.iterdir()):
         parser.error(f"{args.out} is not empty")
-    files, size = build(args.out, args.files)
+    files, size = build(args.out, args.files, args.max_bytes)
     print(f"corpus: {files} files, {size / 1e6:.1f} MB in {args.out}")
 
 
