@@ -441,3 +441,15 @@ def test_state_survives_a_killed_emulator(tmp_path: Path) -> None:
         assert emulator.stats()["batches_created"] == 2
         process = emulator
     assert not process.running
+
+
+@pytest.mark.slow
+def test_without_a_snapshot_a_restart_forgets(tmp_path: Path) -> None:
+    with run_emulator(tmp_path, snapshot=False) as emulator:
+        client = emulator.client()
+        done = finish(client, submit(client, lines(3)).id)
+        assert len(read(client, done.output_file_id)) == 3
+        assert not (emulator.state_dir / "state.json").exists()
+        emulator.restart(kill=True)
+        with pytest.raises(openai.NotFoundError):
+            emulator.client().batches.retrieve(done.id)

@@ -29,6 +29,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--state-dir", type=Path, help="keep files and a state snapshot here (survives restarts)"
     )
     parser.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="keep no state snapshot (each call rewrites it: slow past ~100k inputs)",
+    )
+    parser.add_argument(
         "--instant", action="store_true", help="batches finish on the first look after creation"
     )
     parser.add_argument(
@@ -59,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = None if args.state_dir else Path(tempfile.mkdtemp(prefix="openai-emulator-"))
     root = args.state_dir or scratch
     assert root is not None
-    snapshot = root / "state.json" if args.state_dir else None
+    snapshot = root / "state.json" if args.state_dir and not args.no_snapshot else None
     server = EmulatorServer((args.host, args.port), options, root / "files", snapshot)
     for spec in args.faults:
         server.faults.apply(json.loads(spec))

@@ -178,16 +178,22 @@ def run_emulator(
     instant: bool = True,
     faults: dict[str, Any] | None = None,
     state_dir: Path | None = None,
+    snapshot: bool = True,
     **options: Any,
 ) -> Iterator[Emulator]:
     """Run an emulator for the duration of the ``with`` block; it never outlives it.
 
     ``options`` are :class:`~.options.Options` fields (``speed=50``, ``token_budget=1000``);
     ``instant`` (default) makes batches finish on the first look after creation.
+    ``snapshot=False`` keeps no state snapshot (a restart forgets everything): every call
+    rewrites the snapshot, billing counters included, so benchmarks of a million inputs
+    turn it off.
     """
     state_dir = state_dir or tmp_path / "emulator-state"
     state_dir.mkdir(parents=True, exist_ok=True)
     argv = ["--instant"] if instant else []
+    if not snapshot:
+        argv.append("--no-snapshot")
     for name, value in options.items():
         argv += ["--" + name.replace("_", "-"), str(value)]
     if faults:
