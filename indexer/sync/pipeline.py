@@ -201,25 +201,28 @@ class Pipeline:
         visible). Dirty keys are cleared only once the store has them (a dropped key once
         its row is deleted), so a run killed anywhere here is finished by the next one.
         """
-        ready = self.ledger.publishable()
         size = self.options.jobs.group_size
-        for start in range(0, len(ready), size):
-            self.ledger.publish(ready[start:start + size])
-        report.published = len(ready)
+        after = ""
+        while ready := self.ledger.publishable(size, after):
+            self.ledger.publish(ready)
+            report.published += len(ready)
+            after = ready[-1]
         if not self.ledger.has_dirty():
             return
-        written: list[str] = []
-        drop: list[str] = []
+        through = self.ledger.dirty_mark()
 
         def groups() -> Iterator[list[StoreRow]]:
-            for rows in self.ledger.dirty_rows(size):
-                written.extend(r.custom_id for r in rows)
-                drop.extend(r.custom_id for r in rows if not r.places and not r.pending_refs)
+            for rows in self.ledger.dirty_rows(size, through):
                 yield [StoreRow(r.custom_id, r.text, r.context, r.places) for r in rows]
 
-        self.store.set_places(groups(), self.ledger.dirty_count())
-        self.ledger.settle_dirty(written, drop)
-        if drop:
-            self.store.purge(drop)
-            self.ledger.clear_dirty(drop)
+        with self.ledger.dirty_lookup(through) as lookup:
+            def rows_for(keys: Sequence[str]) -> list[StoreRow]:
+                return [StoreRow(r.custom_id, r.text, r.context, r.places)
+                        for r in lookup(keys)]
+
+            self.store.set_places(groups(), self.ledger.dirty_count(), rows_for, size)
+        self.ledger.settle_dirty(through)
+        for dropped in self.ledger.dropped_keys(size, through):
+            self.store.purge(dropped)
+            self.ledger.clear_dirty(dropped)
         self.store.optimize()
