@@ -102,7 +102,8 @@ class Pipeline:
         key = f"cursor {source.uri}"
         cursor = source.cursor() if isinstance(source, ReportsChanges) else None
         since = self.ledger.meta().get(key)
-        for change in survey(source, self.ledger.documents(source.uri), self.progress, since):
+        for change in survey(source, self.ledger, self.progress, since,
+                             self.options.jobs.group_size):
             self._apply(source.uri, change, report)
         if cursor is not None:  # every change up to it is staged: start there next time
             self.ledger.set_meta({key: cursor})
@@ -121,8 +122,8 @@ class Pipeline:
         wanted: dict[str, Request] = {r.custom_id: r for r in self.ledger.pending_requests()}
         for source in sources:
             since = self.ledger.meta().get(f"cursor {source.uri}")
-            for change in survey(source, self.ledger.documents(source.uri), self.progress,
-                                 since):
+            for change in survey(source, self.ledger, self.progress, since,
+                                 self.options.jobs.group_size):
                 setattr(plan, change.kind, getattr(plan, change.kind) + 1)
                 if change.skip is not None:
                     plan.skips.append(change.skip)

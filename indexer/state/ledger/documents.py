@@ -22,6 +22,26 @@ class DocumentRecords(LedgerBase):
             "FROM documents WHERE source = ?", (source,))
         return {row[0]: DocumentState(*row) for row in rows}
 
+    def document_states(self, source: str, uris: Sequence[str]) -> dict[str, DocumentState]:
+        """The recorded state of those of ``uris`` recorded under ``source``, by URI."""
+        found: dict[str, DocumentState] = {}
+        for part in _slices(uris):
+            marks = ",".join("?" * len(part))
+            for row in self._db.execute(
+                    "SELECT uri, fingerprint, content_hash, pending_hash, status, reason "
+                    f"FROM documents WHERE source = ? AND uri IN ({marks})", (source, *part)):
+                found[row[0]] = DocumentState(*row)
+        return found
+
+    def document_uris(self, source: str, group: int = 2_000) -> Iterator[list[str]]:
+        """Every document URI recorded under ``source``, in order, ``group`` at a time."""
+        after = ""
+        while uris := [r[0] for r in self._db.execute(
+                "SELECT uri FROM documents WHERE source = ? AND uri > ? ORDER BY uri LIMIT ?",
+                (source, after, group))]:
+            yield uris
+            after = uris[-1]
+
     def stage(self, uri: str, source: str, fingerprint: str, content_hash: str, title: str,
               chunks: Sequence[tuple[Chunk, str]]) -> None:
         """Record a new version of a document as pending, with its chunks and their keys."""
