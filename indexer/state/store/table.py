@@ -237,12 +237,16 @@ class Store:
                  group: int) -> None:
         """Overwrite the table with its own rows, those ``rows_for`` returns swapped in."""
         failure: list[BaseException] = []
-        source = self._table.search().limit(None).to_batches(group)
+        source = self._db.open_table(TABLE)  # the version being rewritten, read by offset:
+        source.checkout(self._table.version)  # a scan would read far ahead of the writer
+        total = source.count_rows()
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                for batch in source:
-                    yield from self._swapped(batch, rows_for)
+                for start in range(0, total, group):
+                    read = source.take_offsets(list(range(start, min(total, start + group))))
+                    for batch in read.to_arrow().to_batches():
+                        yield from self._swapped(batch, rows_for)
             except BaseException as exc:
                 failure.append(exc)
                 raise
