@@ -15,7 +15,7 @@ import indexer.state.store
 from indexer import Index
 from indexer.records import StoreRow
 from indexer.state.ledger import Ledger
-from indexer.state.ledger.records import KeyRow
+from indexer.state.ledger.records import DocumentState, KeyRow
 from indexer.state.store import Store
 from support import store_rows
 
@@ -29,7 +29,7 @@ HELD: dict[str, list[int]] = defaultdict(list)
 class CountingLedger(Ledger):
     """The real ledger, noting the size of each group the sync hands it or reads from it."""
 
-    def document_states(self, source: str, uris: Sequence[str]) -> dict[str, object]:  # type: ignore[override]
+    def document_states(self, source: str, uris: Sequence[str]) -> dict[str, DocumentState]:
         HELD["survey lookup"].append(len(uris))
         return super().document_states(source, uris)
 

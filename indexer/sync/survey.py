@@ -85,9 +85,9 @@ def survey(source: Connector, known: Known, progress: Progress, since: str | Non
         yield Change("deleted", uri)
     progress.stage("read & chunk", len(moved))
     for start in range(0, len(moved), group):
-        items = moved[start:start + group]
-        states = known.document_states(source.uri, [item.uri for item in items])
-        for item in items:
+        part = moved[start:start + group]
+        states = known.document_states(source.uri, [item.uri for item in part])
+        for item in part:
             yield _loaded(source, item, states.get(item.uri))
             progress.advance()
     progress.end()
