@@ -9,11 +9,8 @@ import os
 os.environ.setdefault("LANCEDB_LOG", "error")
 
 from indexer.state.store.filters import check_filter
-from indexer.state.store.heap import return_freed_buffers
 from indexer.state.store.repair import inspect, migrate_schema, recorded_model, restore
 from indexer.state.store.table import TABLE, Store, StoreHealth, StoreStats, schema
-
-return_freed_buffers()  # LanceDB's freed buffers go back to the system (see heap)
 
 __all__ = ["TABLE", "Store", "StoreHealth", "StoreStats", "check_filter", "inspect",
            "migrate_schema", "recorded_model", "restore", "schema"]

@@ -27,6 +27,9 @@ from indexer.errors import IndexMismatch, StateError
 from indexer.records import Place, SearchHit, StoreRow
 from indexer.state.damage import Damage
 from indexer.state.store.filters import _PANICS, _filter_failed, check_filter
+from indexer.state.store.heap import return_freed_buffers
+
+return_freed_buffers()  # LanceDB's large freed buffers go back to the system
 
 TABLE = "chunks"
 _ESSENTIAL = ("custom_id", "vector")
