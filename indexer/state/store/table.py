@@ -211,7 +211,7 @@ class Store:
         total = self._table.count_rows()
         if (rows_for is not None and count is not None and count * 2 >= total
                 and not self._table.count_rows("n_places > 0")
-                and "vector_idx" not in self._index_names()):
+                and all(i.name != "vector_idx" for i in self._table.list_indices())):
             self._rewrite(rows_for, group)
             return
         failure: list[BaseException] = []
