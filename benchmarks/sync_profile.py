@@ -4,8 +4,10 @@ Builds the corpus of ``benchmarks/corpus.py`` (``--files`` of them), starts the
 emulator (``tests/emulator``, its own process: its time is not counted), and syncs the
 corpus into a new index in this process with every stage metered by
 ``time.process_time`` (this process, all its threads, LanceDB's included). Stages nest:
-each line is inclusive of the indented ones below it. Then prints the process's total
-CPU time and peak RSS, the store's size on disk, and a one-file-edit re-sync.
+each line is inclusive of the indented ones below it, and shows the process's peak RSS
+when the stage last ended (so the stage where it jumps is the one that needed it). Then
+prints the process's total CPU time and peak RSS, the store's size on disk, and the same
+for a one-file-edit re-sync run in a process of its own (as a user's next sync is).
 
     python benchmarks/sync_profile.py [--files 300] [--max-tokens 512] [--corpus DIR] [--keep DIR]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +57,7 @@ STAGES: list[tuple[int, str, Any, str]] = [
 ]
 SPENT: dict[str, float] = {}
 CALLS: dict[str, int] = {}
+PEAK: dict[str, float] = {}
 
 
 def meter() -> None:
@@ -69,8 +73,19 @@ def meter() -> None:
             finally:
                 SPENT[_label] = SPENT.get(_label, 0.0) + time.process_time() - started
                 CALLS[_label] = CALLS.get(_label, 0) + 1
+                PEAK[_label] = peak_mb()
 
         setattr(owner, name, wrapper)
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory so far, in MB: VmHWM where there is /proc
+    (``ru_maxrss`` keeps the parent's peak across fork and exec)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 1024
+    except (OSError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def disk(path: Path) -> int:
@@ -80,6 +95,7 @@ def disk(path: Path) -> int:
 def synced(label: str, index_dir: Path, corpus: Path, base_url: str) -> None:
     SPENT.clear()
     CALLS.clear()
+    PEAK.clear()
     started = time.process_time()
     with Index(index_dir, base_url=base_url) as index:
         report = index.sync([corpus])
@@ -90,9 +106,9 @@ def synced(label: str, index_dir: Path, corpus: Path, base_url: str) -> None:
     for depth, name, _, _ in STAGES:
         if name in SPENT:
             print(f"  {'  ' * depth}{name:<{44 - 2 * depth}} {SPENT[name]:7.2f} CPU-s "
-                  f"({CALLS[name]} calls)")
-    print(f"  peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB,"
-          f" index on disk {disk(index_dir) / 1e6:.0f} MB")
+                  f"({CALLS[name]} calls; peak RSS {PEAK[name]:.0f} MB)")
+    print(f"  peak RSS {peak_mb():.0f} MB, index on disk {disk(index_dir) / 1e6:.0f} MB",
+          flush=True)
 
 
 def run(corpus: Path, work: Path, max_tokens: int) -> None:
@@ -106,10 +122,15 @@ def run(corpus: Path, work: Path, max_tokens: int) -> None:
         synced("full sync", index_dir, corpus, emu.base_url)
         edited = sorted(corpus.rglob("*.md"))[len(list(corpus.rglob("*.md"))) // 2]
         edited.write_text(edited.read_text("utf-8") + "\n\nOne more paragraph.\n", "utf-8")
-        synced("one-file edit", index_dir, corpus, emu.base_url)
+        subprocess.run([sys.executable, __file__, "--resync", str(index_dir), str(corpus),
+                        emu.base_url], check=True)
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--resync"]:  # the re-sync's own process (see run)
+        meter()
+        synced("one-file edit", Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--max-tokens", type=int, default=512)

@@ -102,7 +102,8 @@ class Pipeline:
         key = f"cursor {source.uri}"
         cursor = source.cursor() if isinstance(source, ReportsChanges) else None
         since = self.ledger.meta().get(key)
-        for change in survey(source, self.ledger.documents(source.uri), self.progress, since):
+        for change in survey(source, self.ledger, self.progress, since,
+                             self.options.jobs.group_size):
             self._apply(source.uri, change, report)
         if cursor is not None:  # every change up to it is staged: start there next time
             self.ledger.set_meta({key: cursor})
@@ -121,8 +122,8 @@ class Pipeline:
         wanted: dict[str, Request] = {r.custom_id: r for r in self.ledger.pending_requests()}
         for source in sources:
             since = self.ledger.meta().get(f"cursor {source.uri}")
-            for change in survey(source, self.ledger.documents(source.uri), self.progress,
-                                 since):
+            for change in survey(source, self.ledger, self.progress, since,
+                                 self.options.jobs.group_size):
                 setattr(plan, change.kind, getattr(plan, change.kind) + 1)
                 if change.skip is not None:
                     plan.skips.append(change.skip)
@@ -201,25 +202,28 @@ class Pipeline:
         visible). Dirty keys are cleared only once the store has them (a dropped key once
         its row is deleted), so a run killed anywhere here is finished by the next one.
         """
-        ready = self.ledger.publishable()
         size = self.options.jobs.group_size
-        for start in range(0, len(ready), size):
-            self.ledger.publish(ready[start:start + size])
-        report.published = len(ready)
+        after = ""
+        while ready := self.ledger.publishable(size, after):
+            self.ledger.publish(ready)
+            report.published += len(ready)
+            after = ready[-1]
         if not self.ledger.has_dirty():
             return
-        written: list[str] = []
-        drop: list[str] = []
+        through = self.ledger.dirty_mark()
 
         def groups() -> Iterator[list[StoreRow]]:
-            for rows in self.ledger.dirty_rows(size):
-                written.extend(r.custom_id for r in rows)
-                drop.extend(r.custom_id for r in rows if not r.places and not r.pending_refs)
+            for rows in self.ledger.dirty_rows(size, through):
                 yield [StoreRow(r.custom_id, r.text, r.context, r.places) for r in rows]
 
-        self.store.set_places(groups(), self.ledger.dirty_count())
-        self.ledger.settle_dirty(written, drop)
-        if drop:
-            self.store.purge(drop)
-            self.ledger.clear_dirty(drop)
+        with self.ledger.dirty_lookup(through) as lookup:
+            def rows_for(keys: Sequence[str]) -> list[StoreRow]:
+                return [StoreRow(r.custom_id, r.text, r.context, r.places)
+                        for r in lookup(keys)]
+
+            self.store.set_places(groups(), self.ledger.dirty_count(), rows_for, size)
+        self.ledger.settle_dirty(through)
+        for dropped in self.ledger.dropped_keys(size, through):
+            self.store.purge(dropped)
+            self.ledger.clear_dirty(dropped)
         self.store.optimize()

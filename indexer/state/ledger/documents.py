@@ -4,10 +4,11 @@ the store rows each key's places make."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from indexer.records import Chunk, Place
-from indexer.state.ledger.connection import LedgerBase, _key_rows, reader
+from indexer.state.ledger.connection import LedgerBase, _key_rows, _slices, reader
 from indexer.state.ledger.records import OPEN_JOB_STATES, DocumentState, KeyRow
 
 
@@ -20,6 +21,26 @@ class DocumentRecords(LedgerBase):
             "SELECT uri, fingerprint, content_hash, pending_hash, status, reason "
             "FROM documents WHERE source = ?", (source,))
         return {row[0]: DocumentState(*row) for row in rows}
+
+    def document_states(self, source: str, uris: Sequence[str]) -> dict[str, DocumentState]:
+        """The recorded state of those of ``uris`` recorded under ``source``, by URI."""
+        found: dict[str, DocumentState] = {}
+        for part in _slices(uris):
+            marks = ",".join("?" * len(part))
+            for row in self._db.execute(
+                    "SELECT uri, fingerprint, content_hash, pending_hash, status, reason "
+                    f"FROM documents WHERE source = ? AND uri IN ({marks})", (source, *part)):
+                found[row[0]] = DocumentState(*row)
+        return found
+
+    def document_uris(self, source: str, group: int = 2_000) -> Iterator[list[str]]:
+        """Every document URI recorded under ``source``, in order, ``group`` at a time."""
+        after = ""
+        while uris := [r[0] for r in self._db.execute(
+                "SELECT uri FROM documents WHERE source = ? AND uri > ? ORDER BY uri LIMIT ?",
+                (source, after, group))]:
+            yield uris
+            after = uris[-1]
 
     def stage(self, uri: str, source: str, fingerprint: str, content_hash: str, title: str,
               chunks: Sequence[tuple[Chunk, str]]) -> None:
@@ -97,13 +118,16 @@ class DocumentRecords(LedgerBase):
                 db.execute("DELETE FROM chunks WHERE uri = ?", (uri,))
                 db.execute("DELETE FROM documents WHERE uri = ?", (uri,))
 
-    def publishable(self) -> list[str]:
-        """Pending documents whose every chunk key is embedded or has failed for good."""
+    def publishable(self, limit: int | None = None, after: str = "") -> list[str]:
+        """Pending documents whose every chunk key is embedded or has failed for good, in
+        URI order: with ``limit``, at most that many whose URI sorts after ``after``."""
         rows = self._db.execute(
-            "SELECT d.uri FROM documents d WHERE d.status = 'pending' AND NOT EXISTS ("
+            "SELECT d.uri FROM documents d WHERE d.uri > ? AND d.status = 'pending' "
+            "AND NOT EXISTS ("
             " SELECT 1 FROM chunks c JOIN keys k ON k.custom_id = c.custom_id"
             " WHERE c.uri = d.uri AND c.version = 'pending'"
-            " AND k.state IN ('pending', 'queued'))")
+            " AND k.state IN ('pending', 'queued')) ORDER BY d.uri LIMIT ?",
+            (after, -1 if limit is None else limit))
         return [r[0] for r in rows]
 
     def publish(self, uris: Sequence[str]) -> None:
@@ -130,20 +154,29 @@ class DocumentRecords(LedgerBase):
         """True when some store row must be rewritten."""
         return self._db.execute("SELECT 1 FROM dirty LIMIT 1").fetchone() is not None
 
-    def dirty_rows(self, group: int = 2_000) -> Iterator[list[KeyRow]]:
-        """Every dirty key's :class:`KeyRow`, ``group`` at a time (memory stays flat).
+    def dirty_mark(self) -> int:
+        """The newest dirty entry's position: what :meth:`dirty_rows`, :meth:`settle_dirty`
+        and :meth:`dropped_keys` are given to deal with the keys dirty until now."""
+        return int(self._db.execute("SELECT coalesce(max(rowid), 0) FROM dirty").fetchone()[0])
+
+    def dirty_rows(self, group: int = 2_000, through: int | None = None
+                   ) -> Iterator[list[KeyRow]]:
+        """Every dirty key's :class:`KeyRow` (up to the mark ``through``), ``group`` at a
+        time: memory stays flat whatever the number of dirty keys.
 
         It reads one snapshot (later writes are not seen) through a connection of its own,
         so it may be consumed on another thread: LanceDB pulls a streamed input from its
         own threads.
         """
         db = reader(self.path)
+        last = through if through is not None else 2**63 - 1
         try:
             db.execute("BEGIN")
             after = 0
             while True:
                 batch = db.execute("SELECT rowid, custom_id FROM dirty WHERE rowid > ? "
-                                   "ORDER BY rowid LIMIT ?", (after, group)).fetchall()
+                                   "AND rowid <= ? ORDER BY rowid LIMIT ?",
+                                   (after, last, group)).fetchall()
                 if not batch:
                     break
                 after = batch[-1][0]
@@ -161,16 +194,53 @@ class DocumentRecords(LedgerBase):
         with self._tx() as db:
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in keys])
 
-    def settle_dirty(self, keys: Sequence[str], dropped: Sequence[str]) -> None:
-        """Clear ``keys`` from the dirty list and forget ``dropped`` keys; those stay dirty
-        until :meth:`clear_dirty`, so a run killed before their store rows are deleted
-        has the next one delete them."""
-        gone = set(dropped)
+    @contextmanager
+    def dirty_lookup(self, through: int) -> Iterator[Callable[[Sequence[str]], list[KeyRow]]]:
+        """A function giving the :class:`KeyRow` of those of some keys that are dirty (up
+        to the mark ``through``), reading one snapshot through a connection of its own
+        (so it may be called on another thread) while the context is open."""
+        db = reader(self.path)
+
+        def lookup(keys: Sequence[str]) -> list[KeyRow]:
+            dirty: list[str] = []
+            for part in _slices(keys):
+                marks = ",".join("?" * len(part))
+                dirty.extend(r[0] for r in db.execute(
+                    f"SELECT custom_id FROM dirty WHERE rowid <= ? AND custom_id IN ({marks})",
+                    (through, *part)))
+            return _key_rows(db, dirty)
+
+        try:
+            db.execute("BEGIN")
+            yield lookup
+        finally:
+            db.close()
+
+    def settle_dirty(self, through: int) -> None:
+        """Once the store holds the dirty rows up to the mark ``through``: clear those
+        that some chunk still holds, and forget the keys no chunk holds any more (their
+        passages are not needed again). Those stay dirty until :meth:`clear_dirty`, so a
+        run killed before their store rows are deleted has the next one delete them."""
+        held = "EXISTS (SELECT 1 FROM chunks c WHERE c.custom_id = dirty.custom_id)"
         with self._tx() as db:
-            db.executemany("DELETE FROM dirty WHERE custom_id = ?",
-                           [(k,) for k in keys if k not in gone])
-            db.executemany("DELETE FROM keys WHERE custom_id = ? AND state != 'queued'",
-                           [(k,) for k in dropped])
+            db.execute("DELETE FROM keys WHERE state != 'queued' AND custom_id IN ("
+                       f"SELECT custom_id FROM dirty WHERE rowid <= ? AND NOT {held})",
+                       (through,))
+            db.execute(f"DELETE FROM dirty WHERE rowid <= ? AND {held}", (through,))
+
+    def dropped_keys(self, group: int, through: int) -> Iterator[list[str]]:
+        """The keys still dirty up to the mark ``through`` (after :meth:`settle_dirty`:
+        the dropped ones), ``group`` at a time; each group may be cleared before the
+        next is asked for."""
+        after = 0
+        while True:
+            batch = self._db.execute("SELECT rowid, custom_id FROM dirty WHERE rowid > ? "
+                                     "AND rowid <= ? ORDER BY rowid LIMIT ?",
+                                     (after, through, group)).fetchall()
+            if not batch:
+                return
+            after = batch[-1][0]
+            yield [key for _, key in batch]
 
     def clear_dirty(self, keys: Sequence[str]) -> None:
         """Clear ``keys`` from the dirty list."""

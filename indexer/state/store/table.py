@@ -24,8 +24,11 @@ from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
 from indexer.records import Place, SearchHit, StoreRow
 from indexer.state.damage import Damage
+from indexer.state.store.heap import return_freed_buffers
 from indexer.state.store.location import Location, connect, scrub
 from indexer.state.store.reader import TABLE, Reader
+
+return_freed_buffers()  # LanceDB's large freed buffers go back to the system
 
 _ESSENTIAL = ("custom_id", "vector")
 """Columns without which a row is worthless (the ledger can rebuild every other one)."""
@@ -74,6 +77,8 @@ _PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name != "vector"])
 """The columns a publication sets: everything but the vector, which it keeps (the passage
 and its context too, so a row whose text columns were lost is whole again)."""
 _PURGE = 5_000
+_REWRITE_BATCH = 2_000
+"""Rows a first publication reads and writes at a time."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,9 @@ class Store:
             (self._table.merge_insert("custom_id").when_matched_update_all()
              .when_not_matched_insert_all().execute(table))
 
-    def set_places(self, groups: Iterable[Sequence[StoreRow]], count: int | None = None) -> None:
+    def set_places(self, groups: Iterable[Sequence[StoreRow]], count: int | None = None,
+                   rows_for: Callable[[Sequence[str]], Sequence[StoreRow]] | None = None,
+                   group: int = _REWRITE_BATCH) -> None:
         """Rewrite the places of existing rows, streamed group by group, in one commit.
 
         Readers see every row's old places or every row's new ones, however many rows
@@ -192,11 +199,22 @@ class Store:
         only would rewrite those columns of every fragment it touches and leave the
         fragments unindexed, so its cost and the upkeep after it would grow with the
         table rather than with the rows that changed. When ``count`` (the rows to come)
-        is half the table or more, as in a first sync, every fragment is touched anyway
-        and the vectors are not read back.
+        is half the table or more, every fragment is touched anyway and the vectors are
+        not read back. And when nothing is published yet (a first sync) and ``rows_for``
+        is given (the new rows of those of some keys that change, called on LanceDB's
+        thread), the table is rewritten whole in one pass instead of merged with itself:
+        its rows are streamed ``group`` at a time, each batch with its changed rows
+        swapped in, into a new version made of large fragments (one commit); its indices
+        are made again.
         """
+        total = self._table.count_rows()
+        if (rows_for is not None and count is not None and count * 2 >= total
+                and not self._table.count_rows("n_places > 0")
+                and all(i.name != "vector_idx" for i in self._table.list_indices())):
+            self._rewrite(rows_for, group)
+            return
         failure: list[BaseException] = []
-        whole = count is None or count * 2 < self._table.count_rows()
+        whole = count is None or count * 2 < total
         target = self._schema if whole else _PLACES_SCHEMA
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -216,6 +234,51 @@ class Store:
             if failure:
                 raise failure[0] from None
             raise
+
+    def _rewrite(self, rows_for: Callable[[Sequence[str]], Sequence[StoreRow]],
+                 group: int) -> None:
+        """Overwrite the table with its own rows, those ``rows_for`` returns swapped in."""
+        failure: list[BaseException] = []
+        source = self._db.open_table(TABLE)  # the version being rewritten, read by offset:
+        source.checkout(self._table.version)  # a scan would read far ahead of the writer
+        total = source.count_rows()
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                for start in range(0, total, group):
+                    read = source.take_offsets(list(range(start, min(total, start + group))))
+                    for batch in read.to_arrow().to_batches():
+                        yield from self._swapped(batch, rows_for)
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+
+        try:
+            self._table.add(pa.RecordBatchReader.from_batches(self._schema, batches()),
+                            mode="overwrite")
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+        self._table.create_index("custom_id", config=BTree(), name="custom_id_idx")
+
+    def _swapped(self, batch: pa.RecordBatch,
+                 rows_for: Callable[[Sequence[str]], Sequence[StoreRow]]
+                 ) -> Iterator[pa.RecordBatch]:
+        """``batch`` (in the table's schema) with the rows ``rows_for`` gives in place of
+        those of their keys: the unchanged rows, then the changed ones."""
+        batch = pa.RecordBatch.from_arrays([batch.column(f.name) for f in self._schema],
+                                           schema=self._schema)
+        keys = batch.column("custom_id").to_pylist()
+        new = {row.custom_id: row for row in rows_for(keys)}
+        if len(new) < len(keys):
+            yield batch.filter(pa.array([key not in new for key in keys]))
+        at = [n for n, key in enumerate(keys) if key in new]
+        if at:
+            rows = [new[keys[n]] for n in at]
+            vectors = batch.column("vector").take(pa.array(at, pa.int64()))
+            yield pa.RecordBatch.from_pydict({**self._columns(rows), "vector": vectors},
+                                             self._schema)
 
     def _whole(self, rows: Sequence[StoreRow]) -> pa.RecordBatch:
         """``rows`` with the vectors the table holds for them; rows it lacks are left out."""
@@ -302,6 +365,8 @@ class Store:
         missing."""
         names = {i.name for i in self._table.list_indices()}
         rows = self._table.count_rows() if set(_INDICES) - names else 0
+        if "custom_id_idx" not in names:  # a first publication rewrote the table
+            self._table.create_index("custom_id", config=BTree(), name="custom_id_idx")
         for name in ("text_idx", "n_places_idx"):
             if name not in names and rows > 0:
                 column, config = _INDICES[name]
