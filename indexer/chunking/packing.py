@@ -6,6 +6,7 @@ measures a section's units, finds the anchors, and cuts runs that overflow the b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -273,5 +274,10 @@ def _head(text: str, start: int, end: int, tail: str | None) -> str | None:
 
 
 def _count(text: str) -> int:
-    """Tokens of ``text``."""
+    """Tokens of ``text``, memoised when it is short enough to recur (gaps, tails)."""
+    return _count_short(text) if len(text) <= 64 else tokens.tally(text)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _count_short(text: str) -> int:
     return tokens.tally(text)

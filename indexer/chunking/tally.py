@@ -56,21 +56,23 @@ class Tally:
     def __init__(self, exact: Callable[[str], int], piece: Callable[[str], int]) -> None:
         letters, digits = _ranges("L"), _ranges("N")
         space = re.escape(_WHITESPACE)
-        self._pieces = re.compile(
+        self.pieces = re.compile(
             rf"'(?i:[sdmt]|ll|ve|re)|[^\r\n{letters}{digits}]?+[{letters}]++|[{digits}]{{1,3}}+"
             rf"| ?[^{space}{letters}{digits}]++[\r\n]*+|[{space}]++\Z|[{space}]*[\r\n]"
             rf"|[{space}]+(?![^{space}])|[{space}]"
         ).findall
+        """The pre-tokens of a text (exact unless :attr:`foreign` finds a character)."""
         unknown = _ranges("Cn", "Cs")
-        self._foreign = re.compile(rf"[{unknown}\U00010000-\U0010ffff]").search
+        self.foreign = re.compile(rf"[{unknown}\U00010000-\U0010ffff]").search
+        """Finds a character whose category this Python may not know as the tokenizer does."""
         self._exact = exact
         self._counted = _Memo(piece).__getitem__
 
     def __call__(self, text: str) -> int:
         """Tokens of ``text``, as many as ``len(encode_ordinary(text))``."""
-        if not text.isascii() and self._foreign(text):
+        if not text.isascii() and self.foreign(text):
             return self._exact(text)
-        return sum(map(self._counted, self._pieces(text)))
+        return sum(map(self._counted, self.pieces(text)))
 
 
 class _Memo(dict[str, int]):
