@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indexer.chunking import tokens
+from indexer.chunking.tally import Tally
 from indexer.errors import ConfigError
 
 # Characters chosen to exercise cl100k's pre-tokenizer: letters, digits, symbols,
@@ -147,3 +148,57 @@ def test_symbol_tail_glues_newlines(text: str, newlines: str, after: str) -> Non
         joined = text + newlines + after
         parts = (text[:cut], text[cut:] + newlines, after)
         assert tokens.count(joined) == sum(tokens.count(part) for part in parts)
+
+
+# -- the chunker's fast counter agrees with tiktoken -----------------------------------
+
+TALLY_ALPHABET = (
+    TRICKY
+    + "\u017f\u212a\u0130\u0131'sSdtmlLvReE0123456789\r\r\n "
+    + "\u00b2\u2167\u0660é\u00ad\ufeff\u0378\ud7ff"
+)
+tally_text = st.text(alphabet=TALLY_ALPHABET, max_size=300) | st.text(max_size=200)
+
+
+@settings(max_examples=400, deadline=None)
+@given(tally_text)
+def test_tally_counts_what_tiktoken_encodes(text: str) -> None:
+    assert tokens.tally(text) == len(tokens.encode(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 5000,
+        "y" * 70 + " " + "y" * 70,
+        "a\r\n\r\nb  \n \n c\t\t\n",
+        "It's they'RE we'll I'd '\u017f x'\u017fo O'Sound they'LLama I'VEry O'Dark x'MMo",
+        "12345678 ²³ ١٢٣٤",
+        "   \n\n   ",
+        "```python\ndef f(x):\n    return x  # done\n```\n",
+        "价格\uff1a\uff11\uff12\uff13元。" * 40,
+        "<|endoftext|> <|fim_prefix|>",
+        "naïve café\u0301 Ωμέγα",
+        "😀👍🏽 emoji beyond the first plane",
+    ],
+)
+def test_tally_on_long_runs_and_line_ends(text: str) -> None:
+    assert tokens.tally(text) == len(tokens.encode(text))
+    assert tokens.tally(text) == len(tokens.encode(text))  # memoised pieces agree too
+    _assert_same_pieces(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(tally_text)
+def test_tally_cuts_the_pieces_tiktoken_cuts(text: str) -> None:
+    """Stricter than equal counts: the same pre-tokens as tiktoken's own pattern."""
+    _assert_same_pieces(text)
+
+
+def _assert_same_pieces(text: str) -> None:
+    import regex  # tiktoken's dependency, which reads its pattern as tiktoken does
+
+    tally = Tally(tokens.count, tokens.count)
+    if tally.foreign(text):
+        return
+    assert tally.pieces(text) == regex.findall(tokens.encoding()._pat_str, text)

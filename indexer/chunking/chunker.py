@@ -123,17 +123,17 @@ def breadcrumb(title: str, heading_path: tuple[str, ...], max_tokens: int) -> st
     context = SEPARATOR.join(parts)
     if len(context) * 4 <= max_tokens or len(context.encode("utf-8")) <= max_tokens:
         return context  # a token holds at least one byte
-    if tokens.count(context) <= max_tokens:
+    if tokens.tally(context) <= max_tokens:
         return context
     if len(parts) > 2:
         context = SEPARATOR.join((parts[0], _ELLIPSIS, parts[-1]))
-        if tokens.count(context) <= max_tokens:
+        if tokens.tally(context) <= max_tokens:
             return context
-    budget = max_tokens - tokens.count(_ELLIPSIS)
+    budget = max_tokens - tokens.tally(_ELLIPSIS)
     while budget > 0:
         head = tokens.split(context, max(budget, 4))[0].rstrip(tokens.WHITESPACE)
         shortened = head + _ELLIPSIS
-        if tokens.count(shortened) <= max_tokens:
+        if tokens.tally(shortened) <= max_tokens:
             return shortened
         budget -= 1
     return ""

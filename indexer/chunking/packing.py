@@ -6,6 +6,7 @@ measures a section's units, finds the anchors, and cuts runs that overflow the b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -35,22 +36,8 @@ SEPARATOR = " › "
 
 
 def context_tokens(context: str) -> int:
-    """Tokens of ``context + "\\n\\n"`` (a breadcrumb and the blank line after it), or 0.
-
-    Counted part by part: cl100k's pre-tokenizer always ends a token before the space
-    of ``" › "`` and starts one at its second space, so the count is the sum of the
-    first part's, then ``" ›"`` and the next part with its leading space (the last with
-    the blank line), each memoised: a title and the upper headings recur in every
-    section. A part that is empty or has whitespace at an end is counted whole.
-    """
-    if not context:
-        return 0
-    parts = context.split(SEPARATOR)
-    if any(not p or p[0] in tokens.WHITESPACE or p[-1] in tokens.WHITESPACE for p in parts):
-        return tokens.count(context + "\n\n")
-    units = [parts[0], *(" " + part for part in parts[1:])]
-    units[-1] += "\n\n"
-    return sum(map(_count, units)) + (len(parts) - 1) * _count(SEPARATOR.rstrip(" "))
+    """Tokens of ``context + "\\n\\n"`` (a breadcrumb and the blank line after it), or 0."""
+    return tokens.tally(context + "\n\n") if context else 0
 
 
 class Packer:
@@ -109,7 +96,7 @@ class Packer:
                 start += len(piece)
             return
         cut = tokens.symbol_tail(unit)
-        body = tokens.count(unit if cut is None else unit[:cut])
+        body = tokens.tally(unit if cut is None else unit[:cut])
         tail = None if cut is None else unit[cut:]
         if body + (_count(tail) if tail else 0) <= self.budget:
             self._append(start, end, body, tail, boundary)
@@ -140,7 +127,7 @@ class Packer:
         start, end = self.starts[first], self.ends[last]
         unit = self.text[start:end]
         if not exact:
-            total = tokens.count(unit)
+            total = tokens.tally(unit)
             if total > self.budget:
                 return
         boundary = self.boundary[first]
@@ -231,7 +218,7 @@ class Packer:
         if estimate <= self.budget or first == last:
             exact = self.unsafe[last] == self.unsafe[first]
             start, end = self.starts[first], self.ends[last]
-            total = self.head + (estimate if exact else tokens.count(self.text[start:end]))
+            total = self.head + (estimate if exact else tokens.tally(self.text[start:end]))
             if total <= self.limit:
                 out.append((start, end, total))
                 return
@@ -250,7 +237,7 @@ class Packer:
             if piece.strip(tokens.WHITESPACE):
                 offset = start + len(piece) - len(piece.lstrip(tokens.WHITESPACE))
                 stop = start + len(piece.rstrip(tokens.WHITESPACE))
-                out.append((offset, stop, self.head + tokens.count(self.text[offset:stop])))
+                out.append((offset, stop, self.head + tokens.tally(self.text[offset:stop])))
             start += len(piece)
 
     def _cut_key(
@@ -288,6 +275,9 @@ def _head(text: str, start: int, end: int, tail: str | None) -> str | None:
 
 def _count(text: str) -> int:
     """Tokens of ``text``, memoised when it is short enough to recur (gaps, tails)."""
-    if len(text) <= 64:
-        return tokens.count_cached(text) if text else 0
-    return tokens.count(text)
+    return _count_short(text) if len(text) <= 64 else tokens.tally(text)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _count_short(text: str) -> int:
+    return tokens.tally(text)

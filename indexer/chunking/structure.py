@@ -121,7 +121,7 @@ class _Reader:
     def __init__(self, text: str, outline: Outline) -> None:
         self.text = text
         self.lines = text.split("\n")
-        self.starts = list(itertools.accumulate((len(line) + 1 for line in self.lines),
+        self.starts = list(itertools.accumulate(map((1).__add__, map(len, self.lines)),
                                                 initial=0))
         self.outline = outline
         self.done: list[Section] = []
