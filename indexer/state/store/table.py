@@ -185,8 +185,8 @@ class Store:
                     fresh: bool = False) -> None:
         """Write the vectors of keys, streamed group by group (``(keys, vectors)``, one row
         of ``vectors`` per key), in one commit: a new row has no passage and no places yet
-        (hidden from search until publishing writes them); a row already held keeps its
-        own and gets the vector.
+        (``n_places = 0``: hidden from search until publishing writes them); a row already
+        held (never a published one: its key would be embedded) keeps its passage.
 
         With ``fresh`` the caller knows the table holds none of the keys, and none repeats:
         the rows are appended, which is much cheaper in time and memory than a merge by
@@ -194,7 +194,7 @@ class Store:
         threads; an exception they raise is re-raised here as it was.
         """
         failure: list[BaseException] = []
-        target = pa.schema([f for f in self._schema if f.name in _ESSENTIAL])
+        target = pa.schema([f for f in self._schema if f.name in (*_ESSENTIAL, "n_places")])
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
@@ -203,8 +203,8 @@ class Store:
                         flat = pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1))
                         yield pa.RecordBatch.from_arrays(
                             [pa.array(keys, pa.string()),
-                             pa.FixedSizeListArray.from_arrays(flat, self.dimensions)],
-                            schema=target)
+                             pa.FixedSizeListArray.from_arrays(flat, self.dimensions),
+                             pa.array(np.zeros(len(keys), np.int32))], schema=target)
             except BaseException as exc:
                 failure.append(exc)
                 raise
