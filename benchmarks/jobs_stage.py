@@ -6,7 +6,8 @@ through the OpenAI emulator without running any job, keeps that index as a snaps
 survey finds nothing new: its jobs stage embeds every staged chunk. The jobs stage is
 metered with ``time.process_time`` (this process, all its threads; the emulator runs in
 its own process), split into its parts; ``--profile FILE`` also writes a cProfile of it
-(CPU time). Publishing is skipped: it is another stage.
+(CPU time). Publishing is skipped (it is another stage) unless ``--keep DIR``: then the
+sync publishes too, and the index is kept in DIR for ``benchmarks/store_disk.py``.
 
     python benchmarks/jobs_stage.py --corpus /tmp/scale_corpus --snapshot /tmp/jobs-snap
 """
@@ -53,6 +54,9 @@ PARTS: list[tuple[int, str, Any, str]] = [
     (2, "store.put", Store, "put"),
     (2, "ledger.finish_job", Ledger, "finish_job"),
     (1, "delete remote files", OpenAIBackend, "cleanup"),
+    (0, "publish (with --keep)", Pipeline, "publish"),
+    (1, "store.set_places", Store, "set_places"),
+    (1, "store.optimize", Store, "optimize"),
 ]
 SPENT: dict[str, float] = {}
 CALLS: dict[str, int] = {}
@@ -102,6 +106,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="a corpus folder already built")
     parser.add_argument("--snapshot", type=Path, help="keep (or reuse) the surveyed index here")
     parser.add_argument("--profile", type=Path, help="write a cProfile (CPU time) here")
+    parser.add_argument("--keep", type=Path, help="publish too, and keep the index here")
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "emulator-key")
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,10 +119,11 @@ def main() -> None:
         with run_emulator(work / "emu") as emu:
             if not snap.exists():
                 snapshot(corpus.resolve(), snap, args.max_tokens, emu.base_url)
-            index_dir = work / "index"
+            index_dir = args.keep or work / "index"
             shutil.copytree(snap, index_dir)
             meter()
-            Pipeline.publish = lambda self, report: None  # type: ignore[method-assign]
+            if args.keep is None:
+                Pipeline.publish = lambda self, report: None  # type: ignore[method-assign]
             profile = cProfile.Profile(time.process_time) if args.profile else None
             run = JobRunner.run
 
