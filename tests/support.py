@@ -39,6 +39,13 @@ def store_rows(index_dir: Path) -> dict[str, tuple[object, ...]]:
             for r in rows}
 
 
+def store_keys(index_dir: Path) -> list[str]:
+    """The key of every store row, a key held by two rows twice."""
+    generation = Layout(index_dir).current
+    table = lancedb.connect(str(generation / "lancedb")).open_table("chunks")
+    return table.to_arrow().column("custom_id").to_pylist()
+
+
 def sync_until_done(index: Index, rounds: int = 6) -> SyncReport:
     """Sync again until nothing is in flight or waiting (at most ``rounds`` more times)."""
     report = index.sync([])

@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from emulator.fixture import Emulator
-from support import open_index, paid_twice, store_rows, sync_until_done, wait_for_call
+from support import (
+    open_index,
+    paid_twice,
+    store_keys,
+    store_rows,
+    sync_until_done,
+    wait_for_call,
+)
 
 STEPS: dict[str, dict[str, Any]] = {
     "after upload, before create": {"route": "batches.create", "action": "hang", "seconds": 20},
@@ -56,33 +63,39 @@ def test_kill_at_each_step_then_converge(step: str, docs: Path, tmp_path: Path, 
     assert created == 1, f"{created} batches were created for one shard"
 
 
-def test_crash_mid_ingest_then_converge(docs: Path, tmp_path: Path, emu: Emulator,
+@pytest.mark.parametrize("when", ["mid-write", "after the write"])
+def test_crash_mid_ingest_then_converge(when: str, docs: Path, tmp_path: Path, emu: Emulator,
                                         clean: dict[str, tuple[object, ...]],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A crash between two store writes of one output file (rows half written)."""
+    """A crash while an output file's vectors are written to the store, or after they are
+    but before the ledger records them: the next sync converges, no row twice."""
     from indexer.state.store import Store
 
     class Crash(BaseException):
         pass
 
-    real_put = Store.put
-    writes = []
+    real_put = Store.put_vectors
 
-    def put_then_crash(self: Store, rows: Any) -> None:
-        real_put(self, rows)
-        writes.append(len(rows))
-        if len(writes) == 2:
-            raise Crash
+    def crashing(self: Store, groups: Any, fresh: bool = False) -> None:
+        def two_then_crash() -> Any:
+            for number, group in enumerate(groups):
+                if number == 2:
+                    raise Crash
+                yield group
 
-    monkeypatch.setattr(Store, "put", put_then_crash)
+        real_put(self, two_then_crash() if when == "mid-write" else groups, fresh)
+        raise Crash
+
+    monkeypatch.setattr(Store, "put_vectors", crashing)
     before = emu.stats()
     index_dir = tmp_path / "crashed"
     with pytest.raises(Crash), open_index(index_dir, emu, group_size=4) as index:
-        index.sync([docs])  # output is written to the store in groups of 4 rows
-    monkeypatch.setattr(Store, "put", real_put)
+        index.sync([docs])  # output is read in groups of 4 rows
+    monkeypatch.setattr(Store, "put_vectors", real_put)
     with open_index(index_dir, emu) as index:
         report = sync_until_done(index)
     assert report.complete
     assert store_rows(index_dir) == clean
+    assert len(store_keys(index_dir)) == len(clean)  # no key has two rows
     assert paid_twice(emu, before) == []
     assert emu.stats()["batches_created"] - before["batches_created"] == 1

@@ -4,19 +4,22 @@ Output lines look like ``{"id", "custom_id", "response": {"status_code", "reques
 "body"}, "error"}``. Error lines come in two shapes: ``response: null`` with
 ``error: {code, message}``, or a 4xx/5xx ``response`` with the error inside its body.
 A line may also carry a non-200 status with ``error: null``. Files are read line by
-line so memory does not grow with their size.
+line, and vectors gathered a group at a time into one array, so memory does not grow
+with their size.
 """
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import orjson
+import pybase64
 
 RETRYABLE_CODES = frozenset(
     {"batch_expired", "batch_cancelled", "rate_limit_exceeded", "server_error", "timeout"}
@@ -33,9 +36,19 @@ class EmbeddingResult:
     retryable: bool = False
 
 
+@dataclass(frozen=True)
+class ResultGroup:
+    """Consecutive lines of one file: the vectors of ``keys`` as the rows of one float32
+    array, and the lines that carry an error instead (in file order within each)."""
+
+    keys: list[str]
+    vectors: np.ndarray
+    failures: list[EmbeddingResult] = field(default_factory=list)
+
+
 def encode_vector(vector: np.ndarray) -> str:
     """A float32 vector as the API's base64 ``encoding_format`` (little-endian float32)."""
-    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+    return pybase64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
 
 
 def write_success(
@@ -57,7 +70,7 @@ def write_success(
         },
         "error": None,
     }
-    out.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+    out.write(orjson.dumps(line) + b"\n")
 
 
 def write_failure(out: IO[bytes], number: int, custom_id: str, code: str, message: str) -> None:
@@ -68,7 +81,7 @@ def write_failure(out: IO[bytes], number: int, custom_id: str, code: str, messag
         "response": None,
         "error": {"code": code, "message": message},
     }
-    out.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+    out.write(orjson.dumps(line) + b"\n")
 
 
 def read_results(path: Path, dimensions: int) -> Iterator[EmbeddingResult]:
@@ -77,19 +90,70 @@ def read_results(path: Path, dimensions: int) -> Iterator[EmbeddingResult]:
     A malformed line without a readable ``custom_id`` cannot be attributed and is
     skipped; the caller's reconciliation finds its chunk missing and requeues it.
     """
+    for custom_id, outcome in _lines(path, dimensions):
+        if isinstance(outcome, EmbeddingResult):
+            yield outcome
+            continue
+        vector = np.frombuffer(outcome, dtype="<f4").astype(np.float32)
+        if not np.isfinite(vector).all():
+            yield _not_finite(custom_id)
+        else:
+            yield EmbeddingResult(custom_id, vector=vector)
+
+
+def read_groups(path: Path, dimensions: int, size: int) -> Iterator[ResultGroup]:
+    """:func:`read_results` ``size`` lines at a time, the vectors of each group decoded
+    straight into one ``(n, dimensions)`` float32 array (a group holds at most ``size``
+    vectors and failures together)."""
+    keys: list[str] = []
+    failures: list[EmbeddingResult] = []
+    vectors = np.empty((size, dimensions), dtype="<f4")
+    for custom_id, outcome in _lines(path, dimensions):
+        if isinstance(outcome, EmbeddingResult):
+            failures.append(outcome)
+        else:
+            vectors[len(keys)] = np.frombuffer(outcome, dtype="<f4")
+            keys.append(custom_id)
+        if len(keys) + len(failures) >= size:
+            yield _group(keys, vectors, failures)
+            keys, failures = [], []
+            vectors = np.empty((size, dimensions), dtype="<f4")
+    if keys or failures:
+        yield _group(keys, vectors, failures)
+
+
+def _group(keys: list[str], vectors: np.ndarray, failures: list[EmbeddingResult]
+           ) -> ResultGroup:
+    held = vectors[:len(keys)]
+    finite = np.isfinite(held).all(axis=1)
+    if not finite.all():
+        failures.extend(_not_finite(k) for k, ok in zip(keys, finite, strict=True) if not ok)
+        keys = [k for k, ok in zip(keys, finite, strict=True) if ok]
+        held = held[finite]
+    return ResultGroup(keys, held.astype(np.float32, copy=False), failures)
+
+
+def _not_finite(custom_id: str) -> EmbeddingResult:
+    return EmbeddingResult(custom_id, error="vector contains NaN or infinity", retryable=True)
+
+
+def _lines(path: Path, dimensions: int) -> Iterator[tuple[str, bytes | EmbeddingResult]]:
+    """Each attributable line's ``custom_id`` and either its vector's ``dimensions * 4``
+    little-endian bytes (not yet checked for NaN) or the error it stands for."""
     with path.open("rb") as lines:
         for raw in lines:
-            if not raw.strip():
-                continue
             try:
-                line = json.loads(raw)
-            except ValueError:
-                continue  # a truncated last line: reconciled as missing
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                try:  # the standard parser also reads NaN and Infinity (then refused)
+                    line = json.loads(raw)
+                except ValueError:
+                    continue  # a blank or truncated line: reconciled as missing
             if isinstance(line, dict) and isinstance(line.get("custom_id"), str):
-                yield _result(line, dimensions)
+                yield line["custom_id"], _outcome(line, dimensions)
 
 
-def _result(line: dict[str, Any], dimensions: int) -> EmbeddingResult:
+def _outcome(line: dict[str, Any], dimensions: int) -> bytes | EmbeddingResult:
     custom_id = line["custom_id"]
     response = line.get("response")
     error = line.get("error")
@@ -111,25 +175,27 @@ def _result(line: dict[str, Any], dimensions: int) -> EmbeddingResult:
         return EmbeddingResult(custom_id, error=f"HTTP {status}: {message}".strip(),
                                retryable=retryable)
     try:
-        embedding = body["data"][0]["embedding"]
-        vector = _decode(embedding)
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        data = _decode(body["data"][0]["embedding"])
+    except (KeyError, IndexError, TypeError, ValueError, binascii.Error) as exc:
         return EmbeddingResult(custom_id, error=f"unreadable embedding ({exc})", retryable=True)
-    if vector.shape != (dimensions,):
+    if len(data) != 4 * dimensions:
         return EmbeddingResult(
-            custom_id, error=f"vector has {vector.shape[0]} dimensions, expected {dimensions}",
+            custom_id, error=f"vector has {len(data) // 4} dimensions, expected {dimensions}",
             retryable=True,
         )
-    if not np.isfinite(vector).all():
-        return EmbeddingResult(custom_id, error="vector contains NaN or infinity", retryable=True)
-    return EmbeddingResult(custom_id, vector=vector)
+    return data
 
 
-def _decode(embedding: object) -> np.ndarray:
+def _decode(embedding: object) -> bytes:
+    """The vector's little-endian float32 bytes, from base64 or a list of numbers."""
     if isinstance(embedding, str):
-        return np.frombuffer(base64.b64decode(embedding, validate=True), dtype="<f4").astype(
-            np.float32
-        )
+        data = pybase64.b64decode(embedding, validate=True)
+        if len(data) % 4:
+            raise ValueError(f"{len(data)} bytes is not a whole number of float32 values")
+        return data
     if isinstance(embedding, list):
-        return np.asarray(embedding, dtype=np.float32)
+        vector = np.asarray(embedding, dtype="<f4")
+        if vector.ndim != 1:
+            raise ValueError("embedding is not a flat list of numbers")
+        return vector.tobytes()
     raise ValueError(f"embedding is a {type(embedding).__name__}")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import orjson
 
 from indexer.errors import BackendError
 
@@ -78,14 +79,15 @@ def estimate_tokens(text: str, tokens: int) -> int:
 
 
 def request_line(request: Request, body: dict[str, object]) -> bytes:
-    """One JSONL request line (``ensure_ascii=False``: escaping inflates non-ASCII text)."""
+    """One compact JSONL request line, UTF-8 (non-ASCII text is not escaped: that would
+    inflate it)."""
     line = {
         "custom_id": request.custom_id,
         "method": "POST",
         "url": ENDPOINT,
         "body": {**body, "input": request.text},
     }
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    return orjson.dumps(line) + b"\n"
 
 
 def write_shards(
@@ -178,7 +180,7 @@ def read_requests(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
             try:
-                line = json.loads(raw)
+                line = orjson.loads(raw)
             except ValueError as exc:
                 raise BackendError(f"{path.name} line {number}: invalid JSON ({exc})") from exc
             if not isinstance(line, dict):
@@ -242,7 +244,7 @@ def line_ids(path: Path) -> dict[int, str]:
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
             try:
-                custom_id = json.loads(raw).get("custom_id")
+                custom_id = orjson.loads(raw).get("custom_id")
             except (ValueError, AttributeError):
                 match = _CUSTOM_ID.search(raw)
                 custom_id = match.group(1).decode() if match else None

@@ -60,6 +60,7 @@ class JobRunner(Settling, LostBatches):
             # once a run, before the cost cap: what the store holds costs nothing (keys that
             # turn pending later come back from batches, so the store cannot hold them)
             self._adopt_stored()
+        self._forget_ingesting()
         if not self.ledger.open_jobs() and not self.ledger.has_pending():
             self._tally(report)
             return

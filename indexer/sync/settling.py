@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer.backends.contract import JobError, JobFiles, JobStatus
-from indexer.batchfiles.output import read_results
-from indexer.batchfiles.requests import (
-    line_ids,
-)
-from indexer.records import StoreRow
+from indexer.batchfiles.output import read_groups
+from indexer.batchfiles.requests import line_ids
 from indexer.report import SyncReport
 from indexer.state.ledger import Job
 from indexer.sync.base import _ERROR_CHARS, _LEARNED_LIMITS, RunnerBase
@@ -21,6 +20,9 @@ from indexer.sync.base import _ERROR_CHARS, _LEARNED_LIMITS, RunnerBase
 if TYPE_CHECKING:
     import numpy as np
 
+_INGESTING = "ingesting_job"
+"""Ledger meta: the job whose vectors are being written to the store (see
+:meth:`Settling._ingesting`)."""
 
 
 class Settling(RunnerBase):
@@ -171,35 +173,43 @@ class Settling(RunnerBase):
 
     def _collect(self, job: Job, status: JobStatus, files: JobFiles,
                  report: SyncReport) -> None:
+        """Ingest a finished job's files: the vectors of its queued keys go to the store in
+        one streamed write, then the ledger records every key's outcome."""
+        paths = [p for p in (files.output, files.errors) if p is not None]
+        queued = set(self.ledger.job_keys(job.id))
         embedded: list[str] = []
         failed: list[tuple[str, str, bool]] = []
-        group: dict[str, np.ndarray] = {}
-        queued = set(self.ledger.job_keys(job.id))
-        strays: dict[str, np.ndarray | None] = {}
+        strays: dict[str, bool] = {}  # lines for keys not queued here: whether with a vector
+
+        def groups() -> Iterator[tuple[list[str], np.ndarray]]:
+            seen: set[str] = set()
+            for path in paths:
+                for group in read_groups(path, self.backend.dimensions,
+                                         self.options.group_size):
+                    for result in group.failures:
+                        if result.custom_id in queued:
+                            failed.append((result.custom_id, result.error or "failed",
+                                           result.retryable))
+                        else:
+                            strays.setdefault(result.custom_id, False)
+                    taken: list[int] = []
+                    for n, key in enumerate(group.keys):
+                        if key not in queued:  # never ingest twice, never a stranger
+                            strays[key] = True
+                        elif key not in seen:
+                            seen.add(key)
+                            taken.append(n)
+                    keys = [group.keys[n] for n in taken]
+                    embedded.extend(keys)
+                    yield keys, (group.vectors if len(taken) == len(group.keys)
+                                 else group.vectors[taken])
+
+        self.store.put_vectors(groups(), fresh=self._ingesting(job))
         tally: Counter[str] = Counter()
         unknown: list[str] = []
-        for path in (files.output, files.errors):
-            if path is None:
-                continue
-            for result in read_results(path, self.backend.dimensions):
-                if result.custom_id not in queued:  # never ingest twice, never a stranger
-                    if strays.get(result.custom_id) is None:
-                        strays[result.custom_id] = result.vector
-                    if len(strays) >= self.options.group_size:
-                        self._strays(strays, tally, unknown)
-                        strays = {}
-                    continue
-                if result.vector is not None:
-                    group[result.custom_id] = result.vector
-                    embedded.append(result.custom_id)
-                else:
-                    failed.append((result.custom_id, result.error or "failed", result.retryable))
-                if len(group) >= self.options.group_size:
-                    self._put(group)
-                    group = {}
-        self._put(group)
-        self._strays(strays, tally, unknown)
+        self._strays(strays, paths, tally, unknown)
         settled = self.ledger.finish_job(job.id, embedded, failed, self.options.max_attempts)
+        self._ingested(job)
         resumed = min(status.resumed, settled.embedded)
         report.resumed += resumed
         report.embedded += settled.embedded - resumed + tally["adopted"]
@@ -229,33 +239,62 @@ class Settling(RunnerBase):
                 f"{settled.embedded} embedded, {settled.requeued} queued again, "
                 f"{settled.failed} failed for good; {detail}")
 
-    def _strays(self, strays: dict[str, np.ndarray | None], tally: Counter[str],
+    def _ingesting(self, job: Job) -> bool:
+        """Record that ``job``'s vectors are being written; True when the store can hold
+        none of its keys yet, so they may be appended rather than merged by key.
+
+        A run stopped between writing vectors and recording them in the ledger leaves
+        rows the ledger does not know of; the mark it left makes every write merge by
+        key until that job is collected again, or no job is left open (see
+        :meth:`_forget_ingesting`).
+        """
+        if self.ledger.meta().get(_INGESTING):
+            return False
+        self.ledger.set_meta({_INGESTING: str(job.id)})
+        return True
+
+    def _ingested(self, job: Job) -> None:
+        """Every vector of ``job`` written is recorded: clear its mark."""
+        if self.ledger.meta().get(_INGESTING) == str(job.id):
+            self.ledger.clear_meta(_INGESTING)
+
+    def _forget_ingesting(self) -> None:
+        """With no job open and every pending key checked against the store (see
+        ``_adopt_stored``), no row can be unknown to the ledger: clear a stale mark."""
+        if self.ledger.meta().get(_INGESTING) and not self.ledger.open_jobs():
+            self.ledger.clear_meta(_INGESTING)
+
+    def _strays(self, strays: dict[str, bool], paths: list[Path], tally: Counter[str],
                 unknown: list[str]) -> None:
         """Lines for keys not queued in the job being collected: a key the ledger does not
         know is only counted; one already embedded is left alone; one whose vector is
         still wanted (queued again elsewhere, pending, or failed) is taken, so whatever
-        else holds it is not paid for it again."""
+        else holds it is not paid for it again (its vector read from the files again)."""
         if not strays:
             return
         states = self.ledger.key_states(list(strays))
         strangers = [k for k in strays if k not in states]
         unknown.extend(strangers[:max(0, 3 - len(unknown))])
-        wanted = {k: v for k, v in strays.items()
-                  if v is not None and states.get(k) not in (None, "embedded")}
+        wanted = {k for k, vector in strays.items()
+                  if vector and states.get(k) not in (None, "embedded")}
         if wanted:
-            self._put(wanted)
-            changed, taken_from = self.ledger.adopt(list(wanted))
+            def groups() -> Iterator[tuple[list[str], np.ndarray]]:
+                seen: set[str] = set()
+                for path in paths:
+                    for group in read_groups(path, self.backend.dimensions,
+                                             self.options.group_size):
+                        taken = [n for n, key in enumerate(group.keys)
+                                 if key in wanted and key not in seen]
+                        keys = [group.keys[n] for n in taken]
+                        seen.update(keys)
+                        yield keys, group.vectors[taken]
+
+            self.store.put_vectors(groups())
+            changed, taken_from = self.ledger.adopt(sorted(wanted))
             tally["adopted"] += changed
             self._emptied |= taken_from
         tally["unknown"] += len(strangers)
         tally["settled"] += len(strays) - len(strangers) - len(wanted)
-
-    def _put(self, vectors: dict[str, np.ndarray]) -> None:
-        if not vectors:
-            return
-        rows = self.ledger.key_rows(list(vectors))
-        self.store.put([StoreRow(r.custom_id, r.text, r.context, r.places, vectors[r.custom_id])
-                        for r in rows])
 
 
 def _short(text: str, limit: int = _ERROR_CHARS) -> str:

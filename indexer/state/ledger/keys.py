@@ -110,8 +110,10 @@ class KeyRecords(LedgerBase):
         """Settle every key of a job: embedded; failed (a retryable failure goes back to
         pending while attempts remain); or missing from both files (likewise)."""
         with self._tx() as db:
-            db.executemany("UPDATE keys SET state = 'embedded', error = NULL "
-                           "WHERE custom_id = ? AND job_id = ?", [(k, job_id) for k in embedded])
+            took = db.executemany(  # the job is let go of at once: one change per key
+                "UPDATE keys SET state = 'embedded', error = NULL, job_id = NULL "
+                "WHERE custom_id = ? AND job_id = ?", [(k, job_id) for k in embedded])
+            done = max(took.rowcount, 0)
             db.executemany(
                 "UPDATE keys SET attempts = attempts + 1, error = ?, "
                 "state = CASE WHEN ? AND attempts + 1 < ? THEN 'pending' ELSE 'failed' END "
@@ -128,7 +130,7 @@ class KeyRecords(LedgerBase):
             db.execute("UPDATE jobs SET state = 'ingested', updated_at = ? WHERE id = ?",
                        (time.time(), job_id))
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in embedded])
-        return Settled(outcome.get("embedded", 0), outcome.get("pending", 0),
+        return Settled(done + outcome.get("embedded", 0), outcome.get("pending", 0),
                        outcome.get("failed", 0))
 
     def lose_job(self, job_id: int, reason: str, max_attempts: int) -> Settled:

@@ -185,6 +185,46 @@ class Store:
             (self._table.merge_insert("custom_id").when_matched_update_all()
              .when_not_matched_insert_all().execute(table))
 
+    def put_vectors(self, groups: Iterable[tuple[Sequence[str], np.ndarray]],
+                    fresh: bool = False) -> None:
+        """Write the vectors of keys, streamed group by group (``(keys, vectors)``, one row
+        of ``vectors`` per key), in one commit: a new row has no passage and no places yet
+        (``n_places = 0``: hidden from search until publishing writes them); a row already
+        held (never a published one: its key would be embedded) keeps its passage.
+
+        With ``fresh`` the caller knows the table holds none of the keys, and none repeats:
+        the rows are appended, which is much cheaper in time and memory than a merge by
+        key (its cost grows with the table). The groups are pulled on one of LanceDB's
+        threads; an exception they raise is re-raised here as it was.
+        """
+        failure: list[BaseException] = []
+        target = pa.schema([f for f in self._schema if f.name in (*_ESSENTIAL, "n_places")])
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                for keys, vectors in groups:
+                    if len(keys):
+                        flat = pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1))
+                        yield pa.RecordBatch.from_arrays(
+                            [pa.array(keys, pa.string()),
+                             pa.FixedSizeListArray.from_arrays(flat, self.dimensions),
+                             pa.array(np.zeros(len(keys), np.int32))], schema=target)
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+
+        reader = pa.RecordBatchReader.from_batches(target, batches())
+        try:
+            if fresh:
+                self._table.add(reader)
+            else:
+                (self._table.merge_insert("custom_id").when_matched_update_all()
+                 .when_not_matched_insert_all().execute(reader))
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+
     def set_places(self, groups: Iterable[Sequence[StoreRow]], count: int | None = None,
                    rows_for: Callable[[Sequence[str]], Sequence[StoreRow]] | None = None,
                    group: int = _REWRITE_BATCH) -> None:
