@@ -22,7 +22,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import build
+from sync_profile import CALLS, SPENT, meter
 
 from emulator.fixture import run_emulator
 from indexer import Index
@@ -37,6 +37,7 @@ from indexer.backends.openai import OpenAIBackend
 from indexer.batchfiles import requests
 from indexer.state.ledger import Ledger
 from indexer.state.store import Store
+from indexer.sync import jobs
 from indexer.sync.jobs import JobRunner
 from indexer.sync.pipeline import Pipeline
 from indexer.sync.settling import Settling
@@ -50,39 +51,13 @@ PARTS: list[tuple[int, str, Any, str]] = [
     (1, "poll", OpenAIBackend, "status"),
     (1, "download", OpenAIBackend, "fetch"),
     (1, "collect output", Settling, "_collect"),
-    (2, "ledger.key_rows", Ledger, "key_rows"),
-    (2, "store.put", Store, "put"),
+    (2, "store.put_vectors", Store, "put_vectors"),
     (2, "ledger.finish_job", Ledger, "finish_job"),
     (1, "delete remote files", OpenAIBackend, "cleanup"),
     (0, "publish (with --keep)", Pipeline, "publish"),
     (1, "store.set_places", Store, "set_places"),
     (1, "store.optimize", Store, "optimize"),
 ]
-SPENT: dict[str, float] = {}
-CALLS: dict[str, int] = {}
-
-
-def meter() -> None:
-    """Wrap every part's function so that its CPU time adds up in SPENT."""
-    for _, label, owner, name in PARTS:
-        method = getattr(owner, name)
-
-        def wrapper(*args: Any, _method: Callable[..., Any] = method, _label: str = label,
-                    **kwargs: Any) -> Any:
-            started = time.process_time()
-            try:
-                return _method(*args, **kwargs)
-            finally:
-                SPENT[_label] = SPENT.get(_label, 0.0) + time.process_time() - started
-                CALLS[_label] = CALLS.get(_label, 0) + 1
-
-        setattr(owner, name, wrapper)
-        if owner is requests:  # the job runner imported the name itself
-            import indexer.sync.jobs as jobs
-
-            setattr(jobs, name, wrapper)
-
-
 def snapshot(corpus: Path, target: Path, max_tokens: int, base_url: str) -> None:
     """An index with the corpus surveyed and staged, and no job run."""
     target.mkdir(parents=True)
@@ -121,7 +96,7 @@ def main() -> None:
                 snapshot(corpus.resolve(), snap, args.max_tokens, emu.base_url)
             index_dir = args.keep or work / "index"
             shutil.copytree(snap, index_dir)
-            meter()
+            meter(PARTS, rebind=(jobs,))
             if args.keep is None:
                 Pipeline.publish = lambda self, report: None  # type: ignore[method-assign]
             profile = cProfile.Profile(time.process_time) if args.profile else None

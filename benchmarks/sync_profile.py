@@ -47,7 +47,7 @@ STAGES: list[tuple[int, str, Any, str]] = [
     (1, "ledger.stage", Ledger, "stage"),
     (0, "jobs (write, submit, collect)", JobRunner, "run"),
     (1, "collect output", Settling, "_collect"),
-    (2, "store.put", Store, "put"),
+    (2, "store.put_vectors", Store, "put_vectors"),
     (0, "publish", Pipeline, "publish"),
     (1, "ledger.publish", Ledger, "publish"),
     (1, "store.set_places (reads the ledger)", Store, "set_places"),
@@ -60,9 +60,12 @@ CALLS: dict[str, int] = {}
 PEAK: dict[str, float] = {}
 
 
-def meter() -> None:
-    """Wrap every stage's method so that its CPU time adds up in SPENT."""
-    for _, label, owner, name in STAGES:
+def meter(stages: list[tuple[int, str, Any, str]] | None = None,
+          rebind: tuple[Any, ...] = ()) -> None:
+    """Wrap every stage's method (default: :data:`STAGES`) so that its CPU time adds up in
+    SPENT; a module in ``rebind`` that imported a wrapped function by name gets the
+    wrapper too."""
+    for _, label, owner, name in stages or STAGES:
         method = getattr(owner, name)
 
         def wrapper(*args: Any, _method: Callable[..., Any] = method, _label: str = label,
@@ -76,6 +79,9 @@ def meter() -> None:
                 PEAK[_label] = peak_mb()
 
         setattr(owner, name, wrapper)
+        for module in rebind:
+            if getattr(module, name, None) is method:
+                setattr(module, name, wrapper)
 
 
 def peak_mb() -> float:
