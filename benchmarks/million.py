@@ -61,14 +61,6 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def peak_mb() -> float:
-    """This process's peak RSS since the last :func:`reset_peak`, in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 @dataclass
 class Phase:
     """What one phase cost: this process, the emulator, wall time and peak RSS."""
@@ -89,7 +81,7 @@ def measured(emulator_pid: int) -> Iterator[Phase]:
     phase.cpu = time.process_time() - cpu
     phase.emulator = cpu_of(emulator_pid) - emu
     phase.wall = time.perf_counter() - wall
-    phase.peak = peak_mb()
+    phase.peak = sync_profile.peak_mb()  # VmHWM: since reset_peak
 
 
 def line(label: str, phase: Phase, chunks: int, extra: str = "") -> None:
@@ -134,7 +126,8 @@ def beat(emulator_pid: int, seconds: float) -> None:
         spent = ", ".join(f"{name.split(' (')[0]} {cpu:.0f}"
                           for name, cpu in sync_profile.SPENT.items())
         print(f"  [{(time.perf_counter() - started) / 60:.0f} min] {time.process_time():.0f} "
-              f"CPU-s, emulator {cpu_of(emulator_pid):.0f} CPU-s, peak RSS {peak_mb():.0f} MB;"
+              f"CPU-s, emulator {cpu_of(emulator_pid):.0f} CPU-s, "
+              f"peak RSS {sync_profile.peak_mb():.0f} MB;"
               f" finished stages: {spent}", flush=True)
 
 
