@@ -20,8 +20,10 @@ Run it with the project's virtualenv; the peers live in another one
 
     python3 -m venv /tmp/peers-venv
     /tmp/peers-venv/bin/pip install -r benchmarks/peers/requirements.txt
-    python benchmarks/peers/run.py [--corpus /tmp/scale_corpus] \
-        [--peers-python /tmp/peers-venv/bin/python] [--only ours llm ...] [--json OUT]
+    python benchmarks/peers/run.py [--corpus /tmp/scale_corpus] [--only ours llm ...]
+        [--peers-python /tmp/peers-venv/bin/python] [--json OUT] [--logs DIR]
+
+LangChain's cleanup mode is ``PEERS_LANGCHAIN_CLEANUP`` (default ``full``).
 """
 
 from __future__ import annotations
