@@ -33,7 +33,7 @@ class _Backend(click.ParamType):
                 ctx: click.Context | None) -> str:
         from indexer.backends import registry
 
-        if value not in registry.names():
+        if not registry.known(value):
             self.fail(f"{value!r} is not one of {', '.join(registry.names())}", param, ctx)
         return str(value)
 

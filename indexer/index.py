@@ -75,7 +75,7 @@ class Index:
         self.path = Path(path) if path is not None else default_path()
         self.progress: Progress = progress or Silent()
         self.config = configfile.read(self.path)
-        if self.config.backend not in registry.names():
+        if not registry.known(self.config.backend):
             raise ConfigError(f"{self.path / configfile.FILENAME}: backend must be one of "
                               f"{', '.join(registry.names())}, not {self.config.backend!r}")
         if base_url:
