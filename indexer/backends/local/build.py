@@ -157,7 +157,7 @@ def prepared(model: str, model_sha: str, encode: Encode, cache: Path) -> str:
     try:
         _prepare(model, encode, scratch)
         scratch.rename(folder)  # whole or not at all; a folder another process made wins
-    except OSError:
+    except Exception:  # a full disk, onnxruntime's own errors: the build itself still works
         return model
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
