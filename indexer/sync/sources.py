@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 
 from indexer.config import Config, SourceConfig
 from indexer.connectors.contract import ConnectorContext
-from indexer.connectors.registry import connector_for, scheme_of, spec_of
+from indexer.connectors.registry import connector_for, spec_of
 from indexer.errors import IndexerError
 from indexer.report import SourceInfo
 from indexer.state.ledger import ORPHANED, SourceRecord
