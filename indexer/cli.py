@@ -406,8 +406,12 @@ def search(ctx: click.Context, query: str, k: int, mode: str | None, hybrid: boo
         hits = index.search(query, k=k, where=where, hybrid=hybrid, mode=mode,
                             per_doc=per_doc, passages=passages, context=context,
                             source=source, path=path_glob)
+    from indexer import plain
+
     if as_json:
         _emit([hit.to_dict() for hit in hits])
+    elif plain.piped():
+        click.echo(plain.hits_text(hits), nl=False)
     else:
         from indexer.terminal import show_hits
 

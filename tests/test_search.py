@@ -164,6 +164,24 @@ def test_before_the_full_text_index_exists_search_falls_back_to_vector(
     assert choose(Request("text"), store).name == "hybrid"
 
 
+def test_passages_are_printed_as_written_not_read_as_markup(tmp_path: Path) -> None:
+    text = ("See [the guide](guide.md) and [note] for the [/x] tag; :smile: stays text; "
+            "[bold]not bold[/bold].")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "brackets.md").write_text(f"# Brackets [v2]\n\n{text}\n")
+    with Index(tmp_path / "idx", backend="local") as index:
+        index.sync([tmp_path / "docs"])
+    runner = CliRunner()
+    args = ["--index", str(tmp_path / "idx"), "search", "guide tag", "--mode", "keyword"]
+    piped = runner.invoke(cli, args)
+    assert piped.exit_code == 0, piped.output
+    assert piped.output.splitlines()[1].endswith("brackets.md:3-3 · Brackets [v2]")
+    assert piped.output.splitlines()[2] == f"   {text}"
+    drawn = runner.invoke(cli, args, env={"FORCE_COLOR": "1", "COLUMNS": "400"})
+    assert drawn.exit_code == 0, drawn.output
+    assert "[the guide](guide.md)" in drawn.output and "[/x]" in drawn.output
+
+
 def test_cli_search_exits_1_when_nothing_matched(index: Index) -> None:
     runner = CliRunner()
     base = ["--index", str(index.path), "search"]
