@@ -15,7 +15,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from indexer.errors import SourceError
@@ -60,10 +59,17 @@ BUILTIN = (
 )
 
 
+_BUILTIN = {scheme: spec for spec in BUILTIN for scheme in spec.schemes}
+
+
 @cache
 def specs() -> Mapping[str, ConnectorSpec]:
-    """Every known connector by URI scheme: built-ins first, then installed plugins."""
-    found = {scheme: spec for spec in BUILTIN for scheme in spec.schemes}
+    """Every known connector by URI scheme: built-ins first, then installed plugins (their
+    entry points are read once per process, and only when a scheme is not a built-in
+    one)."""
+    from importlib.metadata import entry_points
+
+    found = dict(_BUILTIN)
     for point in entry_points(group=ENTRY_POINTS):
         spec = point.load()
         if not isinstance(spec, ConnectorSpec):
@@ -80,15 +86,23 @@ def scheme_of(location: str) -> str:
     return match[1].lower() if match else "file"
 
 
+def spec_of(location: str) -> ConnectorSpec | None:
+    """The kind of source at ``location`` (by its URI scheme), or None if none is
+    installed. A built-in scheme is found without reading the plugins' entry points: a
+    plugin cannot take it."""
+    scheme = scheme_of(location)
+    return _BUILTIN.get(scheme) or specs().get(scheme)
+
+
 def spec_for(source: SourceConfig) -> ConnectorSpec | None:
     """The kind of ``source`` (by its URI scheme), or None if none is installed."""
-    return specs().get(scheme_of(source.path))
+    return spec_of(source.path)
 
 
 def connector_for(source: SourceConfig, context: ConnectorContext) -> Connector:
     """The connector that crawls ``source``; an unknown scheme lists what is installed."""
     scheme = scheme_of(source.path)
-    spec = specs().get(scheme)
+    spec = spec_of(source.path)
     if spec is None:
         kinds = ", ".join(sorted(specs()))
         raise SourceError(f"no connector for {scheme}:// sources ({source.path}); installed: "

@@ -33,7 +33,7 @@ class _Backend(click.ParamType):
                 ctx: click.Context | None) -> str:
         from indexer.backends import registry
 
-        if value not in registry.names():
+        if not registry.known(value):
             self.fail(f"{value!r} is not one of {', '.join(registry.names())}", param, ctx)
         return str(value)
 
@@ -218,8 +218,8 @@ def cli(ctx: click.Context, index_dir: Path | None, quiet: bool, verbose: bool) 
     from indexer.index import default_path
 
     # "index" is the directory resolved now, for commands that read it directly
-    ctx.obj = {"index_dir": index_dir, "quiet": quiet, "verbose": verbose,
-               "index": index_dir or default_path()}
+    ctx.ensure_object(dict).update({"index_dir": index_dir, "quiet": quiet,
+                                    "verbose": verbose, "index": index_dir or default_path()})
 
 
 @cli.command()
@@ -406,14 +406,17 @@ def search(ctx: click.Context, query: str, k: int, mode: str | None, hybrid: boo
         hits = index.search(query, k=k, where=where, hybrid=hybrid, mode=mode,
                             per_doc=per_doc, passages=passages, context=context,
                             source=source, path=path_glob)
+    from indexer import plain
+
     if as_json:
         _emit([hit.to_dict() for hit in hits])
+    elif plain.piped():
+        click.echo(plain.hits_text(hits), nl=False)
     else:
         from indexer.terminal import show_hits
 
         show_hits(hits)
-    if not hits:
-        sys.exit(1)
+    _finish(ctx, 0 if hits else 1)
 
 
 @cli.command(name="eval")
@@ -629,4 +632,29 @@ def gc(ctx: click.Context) -> None:
     _say(ctx, f"deleted {count} file(s)")
 
 
-main: Callable[..., Any] = cli
+def _finish(ctx: click.Context, code: int) -> None:
+    """End a command that wrote nothing but its output with exit status ``code``. In the
+    command line's own process (:func:`main`) the process ends at once once the output
+    is flushed: tearing down the native libraries a search loaded (Lance's runtime,
+    onnxruntime, Arrow) and every module would cost more CPU than the search."""
+    if not (ctx.obj and ctx.obj.get(_OWN_PROCESS)):
+        if code:
+            sys.exit(code)
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # the reader went away (a closed pipe), as click reports it
+        code = code or 1
+    os._exit(code)
+
+
+_OWN_PROCESS = "own_process"
+
+
+def main() -> None:
+    """The ``indexer`` command in a process of its own (the console script, ``python -m
+    indexer``). numpy's BLAS runs on this thread only: no array here is large enough to
+    gain from its threads, and starting them costs more than a search's arithmetic."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    cli.main(obj={_OWN_PROCESS: True})

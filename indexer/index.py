@@ -19,13 +19,13 @@ from indexer.backends.contract import Backend
 from indexer.errors import ConfigError, DamageError, IndexMismatch, SourceError, StateError
 from indexer.progress import Progress, Silent
 from indexer.records import SearchHit, Skip
-from indexer.report import IndexStatus, JobInfo, Plan, RemovedSource, SourceInfo, SyncReport
 from indexer.state.damage import Damage
 from indexer.state.layout import Layout
 from indexer.state.ledger import Ledger
 
 if TYPE_CHECKING:
     from indexer.connectors.contract import Connector, ConnectorContext
+    from indexer.report import IndexStatus, Plan, RemovedSource, SourceInfo, SyncReport
     from indexer.state.doctor import Checkup
     from indexer.state.recovery import BatchService
     from indexer.state.store import Reader, Store
@@ -75,7 +75,7 @@ class Index:
         self.path = Path(path) if path is not None else default_path()
         self.progress: Progress = progress or Silent()
         self.config = configfile.read(self.path)
-        if self.config.backend not in registry.names():
+        if not registry.known(self.config.backend):
             raise ConfigError(f"{self.path / configfile.FILENAME}: backend must be one of "
                               f"{', '.join(registry.names())}, not {self.config.backend!r}")
         if base_url:
@@ -170,6 +170,7 @@ class Index:
         ``config.toml`` (comments kept), its documents leave search now (one store commit)
         and the ledger, and its connector state folder is deleted. Vectors no other
         document holds are deleted: adding the source back embeds it again."""
+        from indexer.report import RemovedSource, SyncReport
         from indexer.sync.sources import find
 
         self._refuse_store_only()
@@ -291,6 +292,8 @@ class Index:
             checkup.checks[:0] = ["ledger", "store"]
             checkup.findings[:0] = mended
             if repair and any(f.check in ("places", "store") for f in checkup.findings):
+                from indexer.report import SyncReport
+
                 self._pipeline(wait=False).publish(SyncReport())  # rewrites the dirty rows
             return checkup
 
@@ -485,6 +488,8 @@ class Index:
             return self._status()
 
     def _status(self) -> IndexStatus:
+        from indexer.report import IndexStatus, JobInfo
+
         ledger = self._open_ledger()
         self._require_table()
         meta, counts = ledger.meta(), ledger.counts()

@@ -7,7 +7,6 @@ so a path is never cut in two.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -29,7 +28,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from indexer.records import Place, SearchHit, Skip
+from indexer.plain import hits_text, passage_text, place_text, short_path
+from indexer.records import SearchHit, Skip
 from indexer.report import (
     FileCounts,
     IndexStatus,
@@ -145,7 +145,7 @@ def _skips(skips: Sequence[Skip], verbose: bool, listed_by: str) -> None:
     """One line counting skips by kind, or with ``verbose`` every skip and its reason."""
     if verbose:
         for skip in skips:
-            out.print(f"  skipped {_short(skip.uri)}: {skip.reason}", style="yellow",
+            out.print(f"  skipped {short_path(skip.uri)}: {skip.reason}", style="yellow",
                       highlight=False)
         return
     if skips:
@@ -233,29 +233,22 @@ def show_checkup(checkup: Checkup, verbose: bool = False) -> None:
 def show_hits(hits: Sequence[SearchHit]) -> None:
     """Search hits as a table on a terminal, or plain blocks when piped; the first line
     names the mode that ranked them. A document hit (``--per-doc``) shows its passages."""
-    if not hits:
-        out.print("no matches")
+    if not hits or not out.is_terminal:
+        out.file.write(hits_text(hits))  # as written: no markup, no emoji codes
         return
     unit = "documents" if hits[0].document is not None else "passages"
     out.print(f"{len(hits)} {unit}, {hits[0].mode} search", highlight=False)
-    if not out.is_terminal:
-        for rank, hit in enumerate(hits, start=1):
-            places = "; ".join(_place(p).replace("\n", " · ") for p in hit.places)
-            out.print(f"{rank}. {hit.score:.3f}  {places}", highlight=False, soft_wrap=True)
-            for passage in (hit, *hit.more):
-                out.print(f"   {_shown(passage)}\n", highlight=False, soft_wrap=True)
-        return
     table = Table(show_lines=True)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("where", overflow="fold")
     table.add_column("passage", ratio=1)
     for rank, hit in enumerate(hits, start=1):
-        where = "\n".join(_place(p) for p in hit.places[:3])
+        where = "\n".join(place_text(p) for p in hit.places[:3])
         if len(hit.places) > 3:
             where += f"\n(+{len(hit.places) - 3} more)"
-        shown = "\n\n".join(_shown(passage) for passage in (hit, *hit.more))
-        table.add_row(str(rank), f"{hit.score:.3f}", where, shown)
+        shown = "\n\n".join(passage_text(passage) for passage in (hit, *hit.more))
+        table.add_row(str(rank), f"{hit.score:.3f}", Text(where), Text(shown))
     out.print(table)
 
 
@@ -293,7 +286,7 @@ def show_status(info: IndexStatus, verbose: bool = False) -> None:
 def show_problems(info: IndexStatus) -> None:
     """Every skipped or failed document and why, one a line."""
     for problem in info.problems:
-        out.print(f"{_short(problem.uri)}: {problem.reason}", highlight=False)
+        out.print(f"{short_path(problem.uri)}: {problem.reason}", highlight=False)
     if not info.problems:
         out.print("no document was skipped")
 
@@ -301,7 +294,7 @@ def show_problems(info: IndexStatus) -> None:
 def _status_rows(info: IndexStatus) -> list[tuple[str, str]]:
     rows = [("index", info.path),
             ("model", f"{info.model} ({info.dimensions} dimensions, {info.backend} backend)")]
-    rows += [("source", _short(source)) for source in info.sources]
+    rows += [("source", short_path(source)) for source in info.sources]
     rows += [("documents", f"{info.documents} indexed, {info.pending_documents} pending, "
                            f"{info.skipped_documents} skipped"),
              ("passages", f"{info.passages} embedded, {info.chunks_pending} waiting, "
@@ -332,24 +325,24 @@ def show_sources(sources: Sequence[SourceInfo]) -> None:
     for info in sources:
         state = ("orphan" if not info.configured else "error" if info.error
                  else "never synced" if info.synced_at is None else "ok")
-        table.add_row(_short(info.source), info.kind, _when(info.synced_at),
+        table.add_row(short_path(info.source), info.kind, _when(info.synced_at),
                       str(info.documents), str(info.pending), str(info.skipped), state,
                       style="red" if state == "error" else "yellow" if state != "ok" else None)
     out.print(table)
     for info in sources:
         if info.configured and info.error:
             when = f" (at {_when(info.failed_at)})" if info.failed_at else ""
-            out.print(f"{_short(info.source)}: not reached{when}: {info.error}", style="red",
+            out.print(f"{short_path(info.source)}: not reached{when}: {info.error}", style="red",
                       highlight=False)
         if info.advice:
-            out.print(f"{_short(info.source)}: {info.advice}", style="yellow", highlight=False)
+            out.print(f"{short_path(info.source)}: {info.advice}", style="yellow", highlight=False)
 
 
 def show_removed(removed: RemovedSource, verbose: bool = False) -> None:
     """What ``remove`` did."""
     where = "config.toml and " if removed.configured else ""
     state = "; its crawl state was deleted" if removed.state_deleted else ""
-    out.print(f"removed {_short(removed.source)} from {where}the index: "
+    out.print(f"removed {short_path(removed.source)} from {where}the index: "
               f"{removed.documents} document(s) left search{state}", highlight=False)
 
 
@@ -364,36 +357,3 @@ def _files(counts: FileCounts) -> None:
         f"files: {counts.new} new, {counts.changed} changed, {counts.unchanged} unchanged, "
         f"{counts.touched} touched, {counts.deleted} deleted, {counts.skipped} skipped"
     )
-
-
-def _place(place: Place) -> str:
-    text = _short(place.uri)
-    if place.page is not None:
-        text += f" p.{place.page}"
-    elif place.line_start is not None:
-        text += f":{place.line_start}-{place.line_end}"
-    if place.heading:
-        text += f"\n{place.heading}"
-    if place.origin is not None and place.origin.link:
-        text += f"\n{place.origin.link}"
-    return text
-
-
-def _short(uri: str) -> str:
-    if not uri.startswith("/"):
-        return uri  # a file:// URI (a path that is not UTF-8) is shown whole
-    try:
-        relative = os.path.relpath(uri)
-    except ValueError:
-        return uri
-    return uri if relative.startswith("../..") else relative
-
-
-def _shown(hit: SearchHit) -> str:
-    """A hit's passage, flattened; longer when neighbours were merged into it."""
-    return _snippet(hit.text, 300 * (1 + hit.merged))
-
-
-def _snippet(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -128,6 +128,32 @@ def test_a_second_load_reuses_the_cached_build(model: LocalModel,
     assert again.build == model.build
 
 
+def test_a_load_opens_the_prepared_copy_of_the_build_and_embeds_the_same(
+        model: LocalModel) -> None:
+    again = LocalModel.load()
+    opened = Path(again._session._model_path)
+    assert opened.name == "model.onnx" and opened.parent.name.endswith(".prepared")
+    assert (opened.parent / "weights.bin").stat().st_size > 20_000_000  # mapped, not inline
+    built = next(Path(os.environ["INDEXER_CACHE_DIR"], "models").glob(
+        f"{model.build.model_sha256[:32]}.onnx"))
+    texts = ["how do I cancel a batch", "Ein kurzer Satz.", LONG, "x"]
+    direct = modelbuild.vectors(modelbuild.session(str(built), threads=1),
+                                [e.ids for e in again._tokenizer.encode_batch(texts)])
+    assert np.array_equal(again.embed(texts), direct)
+
+
+def test_a_damaged_prepared_model_is_made_again_not_trusted(fast_build: Path) -> None:
+    first = LocalModel.load()
+    LocalModel.load()  # the second load prepares the build
+    (weights,) = (fast_build / "models").glob("*.prepared/weights.bin")
+    size = weights.stat().st_size
+    weights.write_bytes(b"\0" * size)  # same size, every weight zero
+    again = LocalModel.load()
+    assert Path(again._session._model_path).parent == weights.parent
+    assert np.array_equal(again.embed(["still the same"]), first.embed(["still the same"]))
+    assert weights.read_bytes() != b"\0" * size
+
+
 def test_a_model_directory_with_the_same_files_gives_the_same_vectors(
         model: LocalModel, shipped_dir: Path) -> None:
     other = LocalModel.load(shipped_dir)

@@ -164,6 +164,24 @@ def test_before_the_full_text_index_exists_search_falls_back_to_vector(
     assert choose(Request("text"), store).name == "hybrid"
 
 
+def test_passages_are_printed_as_written_not_read_as_markup(tmp_path: Path) -> None:
+    text = ("See [the guide](guide.md) and [note] for the [/x] tag; :smile: stays text; "
+            "[bold]not bold[/bold].")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "brackets.md").write_text(f"# Brackets [v2]\n\n{text}\n")
+    with Index(tmp_path / "idx", backend="local") as index:
+        index.sync([tmp_path / "docs"])
+    runner = CliRunner()
+    args = ["--index", str(tmp_path / "idx"), "search", "guide tag", "--mode", "keyword"]
+    piped = runner.invoke(cli, args)
+    assert piped.exit_code == 0, piped.output
+    assert piped.output.splitlines()[1].endswith("brackets.md:3-3 · Brackets [v2]")
+    assert piped.output.splitlines()[2] == f"   {text}"
+    drawn = runner.invoke(cli, args, env={"FORCE_COLOR": "1", "COLUMNS": "400"})
+    assert drawn.exit_code == 0, drawn.output
+    assert "[the guide](guide.md)" in drawn.output and "[/x]" in drawn.output
+
+
 def test_cli_search_exits_1_when_nothing_matched(index: Index) -> None:
     runner = CliRunner()
     base = ["--index", str(index.path), "search"]
@@ -180,13 +198,38 @@ def test_cli_search_exits_1_when_nothing_matched(index: Index) -> None:
     assert "nothing matched" in runner.invoke(cli, ["search", "--help"]).output
 
 
+#: What a search never loads: LanceDB (seconds to import; it writes the store, searches
+#: read it through Lance), the plugin scan, and what only other commands need.
+NEVER_ON_SEARCH = {"lancedb", "lance_namespace", "importlib.metadata", "rich", "tomlkit",
+                   "pydantic", "fastapi", "uvicorn", "starlette", "mcp", "openai", "pypdf",
+                   "tiktoken", "boto3", "httpx", "onnx"}
+
+
 @pytest.mark.slow
 def test_a_search_process_never_imports_lancedb(index: Index) -> None:
-    """LanceDB (seconds to import) writes the store; searches read it through Lance."""
-    code = ("import sys; from indexer import Index; "
-            f"hits = Index({str(index.path)!r}).search({QUERY!r}, k=3); assert hits; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'lancedb', 'lance_namespace', 'lance'}))")
+    """The command line's search (JSON output) loads none of :data:`NEVER_ON_SEARCH`."""
+    code = ("import contextlib, io, json, sys\n"
+            "from indexer.cli import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    cli(['--index', {str(index.path)!r}, 'search', {QUERY!r}, '--json'],\n"
+            "        standalone_mode=False)\n"
+            "assert json.loads(out.getvalue())\n"
+            "names = set(sys.modules) | {m.split('.')[0] for m in sys.modules}\n"
+            f"print(sorted(names & set({sorted(NEVER_ON_SEARCH | {'lance'})!r})))")
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True)
-    assert found.stdout.strip() == "['lance']"
+    assert found.stdout.strip() == "['lance']", found.stdout
+
+
+@pytest.mark.slow
+def test_a_search_process_prints_all_its_hits_and_exits_like_grep(index: Index) -> None:
+    """``indexer search`` ends its process at once after its output: nothing is lost."""
+    command = [sys.executable, "-m", "indexer", "--index", str(index.path), "search"]
+    found = subprocess.run([*command, QUERY, "-k", "40", "--json"], capture_output=True,
+                           text=True)
+    assert found.returncode == 0, found.stderr
+    expected = [hit.to_dict() for hit in index.search(QUERY, k=40)]
+    assert json.loads(found.stdout) == json.loads(json.dumps(expected, default=str))
+    none = subprocess.run([*command, "zyxwvut", "--mode", "keyword"], capture_output=True,
+                          text=True)
+    assert (none.returncode, none.stdout, none.stderr) == (1, "no matches\n", "")

@@ -20,7 +20,6 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,10 +86,16 @@ BUILTIN = (
 )
 
 
+_BUILTIN = {spec.name: spec for spec in BUILTIN}
+
+
 @cache
 def specs() -> Mapping[str, BackendSpec]:
-    """Every known backend by name: built-ins first, then installed plugins."""
-    found = {spec.name: spec for spec in BUILTIN}
+    """Every known backend by name: built-ins first, then installed plugins (their entry
+    points are read once per process, and only when a name is not a built-in one)."""
+    from importlib.metadata import entry_points
+
+    found = dict(_BUILTIN)
     for point in entry_points(group=ENTRY_POINTS):
         spec = point.load()
         if not isinstance(spec, BackendSpec):
@@ -105,14 +110,20 @@ def names() -> list[str]:
     return [AUTO, *specs()]
 
 
+def known(name: str) -> bool:
+    """Whether ``--backend`` and ``backend =`` accept ``name`` (see :func:`names`); a
+    built-in name is known without reading the plugins' entry points."""
+    return name == AUTO or name in _BUILTIN or name in specs()
+
+
 def get(name: str) -> BackendSpec:
-    """The backend called ``name``; an unknown name lists what is installed."""
-    try:
-        return specs()[name]
-    except KeyError:
+    """The backend called ``name``; an unknown name lists what is installed. A built-in
+    name is found without reading the plugins' entry points: a plugin cannot take it."""
+    spec = _BUILTIN.get(name) or specs().get(name)
+    if spec is None:
         raise ConfigError(f"unknown backend {name!r}; installed: {', '.join(specs())} "
-                          f"(plugins register under the {ENTRY_POINTS!r} entry points)") \
-            from None
+                          f"(plugins register under the {ENTRY_POINTS!r} entry points)")
+    return spec
 
 
 def choose(name: str, environ: Mapping[str, str] = os.environ) -> BackendSpec:
@@ -120,6 +131,9 @@ def choose(name: str, environ: Mapping[str, str] = os.environ) -> BackendSpec:
     else the first offline one."""
     if name != AUTO:
         return get(name)
+    for spec in BUILTIN:  # built-ins come first: one chosen by its variable needs no scan
+        if spec.auto_env and environ.get(spec.auto_env):
+            return spec
     every = list(specs().values())
     for spec in every:
         if spec.auto_env and environ.get(spec.auto_env):

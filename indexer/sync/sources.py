@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 
 from indexer.config import Config, SourceConfig
 from indexer.connectors.contract import ConnectorContext
-from indexer.connectors.registry import connector_for, scheme_of, specs
+from indexer.connectors.registry import connector_for, spec_of
 from indexer.errors import IndexerError
 from indexer.report import SourceInfo
 from indexer.state.ledger import ORPHANED, SourceRecord
@@ -86,7 +86,7 @@ def find(config: Config, records: Collection[str], names: Collection[str],
 def kind_of(location: str) -> str:
     """The name of the connector that crawls ``location`` ("?" when none is installed)."""
     try:
-        spec = specs().get(scheme_of(location))
+        spec = spec_of(location)
     except IndexerError:
         spec = None
     return spec.name if spec is not None else "?"

@@ -18,7 +18,6 @@ import numpy as np
 
 from indexer.backends.contract import JobFiles, JobStatus, RemoteJob, Tick
 from indexer.backends.local.model import LocalModel
-from indexer.batchfiles.output import write_failure, write_success
 from indexer.batchfiles.requests import read_requests
 from indexer.errors import BackendError, Interrupted
 
@@ -62,6 +61,8 @@ class LocalBackend:
         ``create`` again for the same label embeds only the lines not yet there. A Ctrl-C
         surfaces as :class:`~indexer.errors.Interrupted` counting what the checkpoint holds.
         """
+        from indexer.batchfiles.output import write_failure  # not loaded by a search
+
         output, errors = self._outputs(label)
         part_out, part_err = _part(output), _part(errors)
         done = _finished(part_out) | _finished(part_err)
@@ -101,6 +102,8 @@ class LocalBackend:
         """Embed one group and checkpoint it (its lines, and the error lines before it,
         reach the files before the next group starts); returns how many lines it wrote."""
         if group:
+            from indexer.batchfiles.output import write_success
+
             try:
                 vectors = self._model.embed([text for _, text in group])
             except Exception as exc:  # the runtime's errors are not ours to enumerate

@@ -46,7 +46,7 @@ def is_remote(location: Location) -> bool:
 
 def connect(location: Location, environ: Mapping[str, str] = os.environ) -> Any:
     """A LanceDB connection to ``location`` (the environment provides credentials)."""
-    import lancedb  # seconds to import: only the writer and the pointer need it
+    import lancedb  # seconds to import: only the writer needs it
 
     if not is_remote(location):
         return lancedb.connect(str(location))
@@ -103,9 +103,12 @@ def point(root: str, generation: str, identity: Mapping[str, str],
 
 def pointed(root: str) -> dict[str, str]:
     """What :func:`point` recorded at ``root``: the identity, with ``generation``. A root
-    holding no index is a :class:`ConfigError` naming it."""
+    holding no index is a :class:`ConfigError` naming it. Read through Lance alone: a
+    search never imports LanceDB."""
+    import lance
+
     try:
-        found = _read(connect(root))
+        found = _read_pointer(lance, f"{root.rstrip('/')}/{POINTER}.lance")
     except (OSError, ValueError, RuntimeError) as exc:
         raise StateError(f"cannot read the search store at {root}: "
                          f"{scrub(_first_line(exc))}; check the URI and the credentials and "
@@ -114,6 +117,17 @@ def pointed(root: str) -> dict[str, str]:
         raise ConfigError(f"no index store at {root}: give the store_uri an index syncs to "
                           "(its config.toml [index] store_uri)")
     return found
+
+
+def _read_pointer(lance: Any, location: str) -> dict[str, str] | None:
+    """The pointer table at ``location`` as a mapping; None when there is none."""
+    try:
+        dataset = lance.dataset(location, storage_options=storage_options())
+    except ValueError as exc:
+        if "was not found" in str(exc):
+            return None
+        raise
+    return {str(r["key"]): str(r["value"]) for r in dataset.to_table().to_pylist()}
 
 
 def _read(db: Any) -> dict[str, str] | None:
