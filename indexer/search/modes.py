@@ -81,7 +81,7 @@ def _hybrid(store: Reader, query: Query) -> list[SearchHit]:
     fused = fuse(_bare(vector), _bare(matched), query.k)
     found = store.passages([rows[hit.custom_id] for hit in fused])
     return [replace(hit, text=passage[0], places=passage[1]) for hit in fused
-            if (passage := found.get(rows[hit.custom_id])) is not None]
+            if (passage := found.get(hit.custom_id)) is not None]
 
 
 def _bare(ranked: Sequence[Ranked]) -> list[SearchHit]:

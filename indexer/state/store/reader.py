@@ -152,18 +152,18 @@ class Reader:
                          filter=condition, prefilter=True, limit=limit)
         return [Ranked(r["custom_id"], float(r["_score"]), r["_rowid"]) for r in rows]
 
-    def passages(self, rows: Sequence[int]) -> dict[int, tuple[str, tuple[Place, ...]]]:
+    def passages(self, rows: Sequence[int]) -> dict[str, tuple[str, tuple[Place, ...]]]:
         """The text and places of ``rows`` (ids from :meth:`nearest_keys` or
-        :meth:`matching_keys` on this version), by row id; a row without places is left
-        out (never a hidden row)."""
+        :meth:`matching_keys` on this version), by key; a row without places is left out
+        (never a hidden row)."""
         if not rows:
             return {}
         try:  # by row id: one read of those rows (a filter on them plans a scan)
             found = self._dataset._take_rows(list(rows), columns=_HIT_COLUMNS).to_pylist()
         except _LANCE_ERRORS as exc:
             raise StateError(f"search failed: {exc}") from exc
-        return {row: (r["text"], tuple(Place(**p) for p in r["places"]))
-                for row, r in zip(rows, found, strict=True) if r["places"]}
+        return {r["custom_id"]: (r["text"], tuple(Place(**p) for p in r["places"]))
+                for r in found if r["places"]}
 
     def _nearest(self, vector: np.ndarray, limit: int) -> dict[str, Any]:
         """The ``nearest`` argument of a vector query: the index's refine factor (codes of
