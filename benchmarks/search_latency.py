@@ -119,6 +119,29 @@ def warm_api(index_dir: Path, queries: int) -> None:
             index.search("warm up", k=10, mode=mode)
             report(f"API {mode}", *timed(lambda q, m=mode: index.search(q, k=10, mode=m),
                                          queries))
+        recall(index, queries)
+
+
+def recall(index: Index, queries: int) -> None:
+    """Recall@10 of vector search against the exact top 10 of the published rows."""
+    import lance
+
+    table = lance.dataset(str(Layout(index.path).current / "lancedb" / "chunks.lance"))
+    rows = table.to_table(columns=["custom_id", "vector", "n_places"])
+    matrix = rows["vector"].combine_chunks().flatten().to_numpy().reshape(len(rows), -1)
+    keys = np.asarray(rows["custom_id"].to_pylist())
+    hidden = rows["n_places"].to_numpy() == 0
+    backend = index._open_backend()
+    found = []
+    for q in range(queries):
+        text = QUERIES[q % len(QUERIES)] + ("" if q < len(QUERIES) else f" {WORDS[q % len(WORDS)]}")
+        similarity = matrix @ backend.embed_query([text])[0]
+        similarity[hidden] = -2
+        exact = set(keys[np.argsort(-similarity)[:10]])
+        hits = index.search(text, k=10, mode="vector")
+        found.append(len(exact & {h.custom_id for h in hits}) / 10)
+    print(f"  vector recall@10 against the exact scan: {np.mean(found):.3f} "
+          f"(min {min(found):.1f}; {len(rows)} rows)", flush=True)
 
 
 def warm_server(index_dir: Path, queries: int) -> None:
@@ -169,6 +192,8 @@ def server_cpu(pid: int) -> float:
 
 
 def cold_cli(index_dir: Path, runs: int) -> None:
+    if runs < 1:
+        return
     walls, cpus = [], []
     for q in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -188,15 +213,21 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--cold", type=int, default=5)
     parser.add_argument("--hidden", type=float, default=0.02)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="build each size's index under this folder once and reuse it")
     args = parser.parse_args()
     print(f"cpus: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f}")
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             print(f"{size} passages", flush=True)
-            index_dir = build(Path(tmp), size, args.hidden)
+            root = args.keep / f"{size}-{args.hidden}" if args.keep else Path(tmp)
+            index_dir = root / "idx"
+            if not index_dir.exists():
+                index_dir = build(root, size, args.hidden)
             warm_api(index_dir, args.queries)
             warm_server(index_dir, args.queries)
             cold_cli(index_dir, args.cold)
+        print(f"  load after: {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

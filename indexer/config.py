@@ -65,7 +65,7 @@ class Config:
     version_retention_seconds: float = 60.0
     max_versions: int = 20
     vector_index_rows: int = 5_000
-    refine_factor: int = 10
+    refine_factor: int = 2
     max_bytes: int = 20_000_000
     chunk_tokens: int = 200
     chunk_context: bool = True
@@ -394,11 +394,12 @@ outage_seconds = 1800.0
 # Store upkeep: superseded table versions are kept for readers still on them for at
 # most this many seconds and at most this many versions; past vector_index_rows rows an
 # approximate vector index (IVF-RQ) replaces exhaustive search, re-ranking refine_factor
-# times k candidates exactly.
+# times k candidates exactly (at least 10 on an index of 1-bit codes, as earlier releases
+# built it).
 version_retention_seconds = 60.0
 max_versions = 20
 vector_index_rows = 5000
-refine_factor = 10
+refine_factor = 2
 
 # Files larger than this many bytes are skipped (and reported).
 max_bytes = 20000000

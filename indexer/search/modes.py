@@ -9,20 +9,21 @@ reranker) is one more entry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING
 
 from indexer.errors import ConfigError
+from indexer.records import SearchHit
 from indexer.search.fusion import DEFAULT, fuse, single
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from indexer.records import SearchHit
     from indexer.state.store import Reader
+    from indexer.state.store.reader import Ranked
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,26 @@ def _keyword(store: Reader, query: Query) -> list[SearchHit]:
 
 def _hybrid(store: Reader, query: Query) -> list[SearchHit]:
     """Both halves at once: the keyword half on a helper thread while this one embeds the
-    query and finds its nearest passages (both wait in native code, not on each other)."""
+    query and finds its nearest passages (both wait in native code, not on each other).
+    The halves rank keys only; the text and places of the ``k`` fused winners are read
+    once, afterwards (not those of every candidate)."""
     depth = max(query.k, DEFAULT.depth)
-    keyword = _beside().submit(store.matching, query.text, depth, query.condition, query.where)
+    keyword = _beside().submit(store.matching_keys, query.text, depth, query.condition,
+                               query.where)
     try:
-        vector = store.nearest(query.vector(), depth, query.condition, query.where)
+        vector = store.nearest_keys(query.vector(), depth, query.condition, query.where)
     finally:
         matched = keyword.result()
-    return fuse(vector, matched, query.k)
+    rows = {r.custom_id: r.row for r in (*vector, *matched)}
+    fused = fuse(_bare(vector), _bare(matched), query.k)
+    found = store.passages([rows[hit.custom_id] for hit in fused])
+    return [replace(hit, text=passage[0], places=passage[1]) for hit in fused
+            if (passage := found.get(hit.custom_id)) is not None]
+
+
+def _bare(ranked: Sequence[Ranked]) -> list[SearchHit]:
+    """Hits without text or places yet, for fusion."""
+    return [SearchHit(r.custom_id, r.score, "") for r in ranked]
 
 
 @cache

@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,8 +70,13 @@ class Searcher:
 
     def search(self, query: str, options: Mapping[str, Any]) -> list[dict[str, object]]:
         """``Index.search(query, **options)``, each hit as ``search --json`` shows it."""
-        hits = self.call(lambda index: index.search(query, **options))
-        return [hit.to_dict() for hit in hits]
+        return self.call(lambda index: self.render(index, query, options))
+
+    @staticmethod
+    def render(index: Index, query: str, options: Mapping[str, Any]) -> list[dict[str, object]]:
+        """``index.search(query, **options)`` as ``search --json`` shows it (run it on the
+        worker thread, see :meth:`submit`)."""
+        return [hit.to_dict() for hit in index.search(query, **options)]
 
     def status(self) -> dict[str, object]:
         """``Index.status()`` as ``status --json`` shows it."""
@@ -79,7 +84,12 @@ class Searcher:
 
     def call(self, work: Callable[[Index], T]) -> T:
         """Run ``work`` on the open index, on the worker thread."""
-        return self._worker.submit(self._run, work).result()
+        return self.submit(work).result()
+
+    def submit(self, work: Callable[[Index], T]) -> Future[T]:
+        """Start ``work`` on the open index, on the worker thread (an event loop awaits the
+        future instead of blocking a thread on it)."""
+        return self._worker.submit(self._run, work)
 
     def _run(self, work: Callable[[Index], T]) -> T:
         if self._index is not None and not self._index.is_current():
