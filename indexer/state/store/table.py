@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,15 @@ per result finds 0.998 of the exact top 10 at 100k rows, where 1-bit codes neede
 result for 0.99 (docs/architecture.md, "Search latency")."""
 
 
+def vector_index() -> IvfRq:
+    """The vector index: IVF-RQ by cosine with :data:`VECTOR_INDEX_BITS`-bit codes, its
+    partitions trained on 64 vectors each for at most 10 rounds (LanceDB's defaults, 256
+    and 50, cost a third more CPU and ~115 MB more at 1,536 dimensions for the same
+    recall@10; docs/scaling.md)."""
+    return IvfRq(distance_type="cosine", num_bits=VECTOR_INDEX_BITS, sample_rate=64,
+                 max_iterations=10)
+
+
 def text_index() -> FTS:
     """The full-text index's tokenizer: English stemming, stop words dropped, accents
     folded (chosen by measurement, see docs/search.md)."""
@@ -49,8 +58,7 @@ def text_index() -> FTS:
 _INDICES: dict[str, tuple[str, Callable[[], Any]]] = {
     "custom_id_idx": ("custom_id", BTree), "text_idx": ("text", text_index),
     "n_places_idx": ("n_places", Bitmap),
-    "vector_idx": ("vector", lambda: IvfRq(distance_type="cosine",
-                                           num_bits=VECTOR_INDEX_BITS))}
+    "vector_idx": ("vector", lambda: vector_index())}
 """The table's indices by name: their column and how each is made."""
 _PLACE = pa.struct([
     ("uri", pa.string()), ("heading", pa.string()), ("page", pa.int32()),
@@ -82,6 +90,9 @@ _PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name != "vector"])
 """The columns a publication sets: everything but the vector, which it keeps (the passage
 and its context too, so a row whose text columns were lost is whole again)."""
 _PURGE = 5_000
+_FRAGMENT_ROWS = 8_192
+"""Fragments with fewer rows are merged by :meth:`Store.optimize` (into fragments of at
+most this many); larger ones, such as one job's vectors, are left as they are."""
 _REWRITE_BATCH = 2_000
 """Rows a first publication reads and writes at a time."""
 
@@ -419,10 +430,16 @@ class Store:
         if "vector_idx" not in names and rows >= self.health.vector_index_rows:
             column, config = _INDICES["vector_idx"]
             self._table.create_index(column, config=config(), name="vector_idx")
+        dataset = self._table.to_lance()
+        # Only fragments smaller than _FRAGMENT_ROWS are merged (one job's rows are not
+        # rewritten with another's); a fragment a tenth deleted is rewritten without them.
+        dataset.optimize.compact_files(target_rows_per_fragment=_FRAGMENT_ROWS)
+        dataset.optimize.optimize_indices()
         with warnings.catch_warnings():  # a short retention is a deliberate setting
             warnings.simplefilter("ignore", UserWarning)
             # delete_unverified is safe: the index's writer lock excludes other writers
-            self._table.optimize(cleanup_older_than=self._retention(), delete_unverified=True)
+            dataset.cleanup_old_versions(older_than=self._retention(), delete_unverified=True)
+        self._table.checkout_latest()
 
     def _retention(self) -> timedelta:
         """Keep versions younger than the retention, but never more than ``max_versions``."""
@@ -463,7 +480,9 @@ class Store:
             columns["page"].append(first.page)
             columns["line_start"].append(first.line_start)
             columns["line_end"].append(first.line_end)
-            columns["places"].append([asdict(p) for p in row.places])
+            columns["places"].append([{"uri": p.uri, "heading": p.heading, "page": p.page,
+                                       "line_start": p.line_start, "line_end": p.line_end}
+                                      for p in row.places])
             columns["n_places"].append(len(row.places))
         return columns
 
