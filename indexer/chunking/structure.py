@@ -29,7 +29,6 @@ _RULE = re.compile(r" {0,3}([-*_])[ \t]*(?:\1[ \t]*){2,}")
 _LIST = re.compile(r"[ \t]*(?:[-*+]|\d{1,9}[.)]|#\.)[ \t]")
 _SENTENCE_END = re.compile("[.!?\u2026]+[\"')\\]\u201d\u2019]*(?=[ \t\n])|[\u3002\uff01\uff1f]+")
 _WORD = re.compile(f"[^{WHITESPACE}]+")
-_NEWLINE = re.compile("\n")
 _ADORNMENT = re.compile(r"([!-/:-@\[-`{-~])\1*[ \t]*")
 _MARKDOWN_SPECIAL = frozenset("#`~=-*_")
 _BLANK_LEAD = frozenset(WHITESPACE)  # a line starting otherwise is not blank
@@ -354,13 +353,19 @@ def pieces(text: str, start: int, end: int, level: str, group: int = 0) -> list[
     """
     if level == "word":
         spans = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
+    elif level == "line":
+        spans = []
+        for line in text[start:end].split("\n"):
+            kept = len(line.rstrip(WHITESPACE))
+            if kept:
+                spans.append((start, start + kept))
+            start += len(line) + 1
     else:
-        pattern = _NEWLINE if level == "line" else _SENTENCE_END
+        pattern = _SENTENCE_END
         spans = []
         piece = start
         for match in pattern.finditer(text, start, end):
-            stop = match.end() if level == "sentence" else match.start()
-            _keep(text, piece, stop, level, spans)
+            _keep(text, piece, match.end(), level, spans)
             piece = match.end()
         _keep(text, piece, end, level, spans)
     return _grouped(text, spans, group) if group and len(spans) > 1 else spans
