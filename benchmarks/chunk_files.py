@@ -8,16 +8,24 @@ divides the tokens of the extracted text (counted apart) by it, for each of ``--
 passes (each starts with nothing memoised), printing the best and the median. The CPU
 time of one bare tiktoken ``encode_ordinary`` of the same text (and of
 ``encode_ordinary_batch`` on all threads) is printed for scale: it tells how fast this
-machine tokenises, and the ratio compares the chunker with it. Checks that every chunk
-is within its limit.
+machine tokenises, and the ratio compares the chunker with it. The floor is reading plus
+one cold count of the whole text with the chunker's exact counter (``tokens.tally``):
+every chunk's count is exact, so no chunker of this text can cost less. Checks that every chunk
+is within its limit. With ``--chonkie PYTHON`` it also runs chonkie's RecursiveChunker
+(``benchmarks/chonkie_chunks.py``, under that Python: chonkie is not a dependency) on the
+same extracted text, same tokenizer and budget, and prints it beside ours, its chunking
+alone and with our reading time added.
 
     python benchmarks/chunk_files.py [FOLDER] [--max-tokens 512] [--limit N] [--repeat 3]
+                                     [--chonkie /tmp/chonkie-venv/bin/python]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +41,8 @@ from indexer.connectors.formats import document, format_of
 from indexer.records import Document
 
 
-def run(folder: Path, settings: ChunkerSettings, limit: int | None, repeat: int) -> None:
+def run(folder: Path, settings: ChunkerSettings, limit: int | None, repeat: int,
+        chonkie: str | None = None) -> None:
     paths = sorted(p for p in folder.rglob("*") if p.is_file())[:limit]
     tokens.encoding()  # loading the BPE file is a one-off, not chunking
     passes = [_chunk_all(paths, settings) for _ in range(repeat)]
@@ -47,6 +56,11 @@ def run(folder: Path, settings: ChunkerSettings, limit: int | None, repeat: int)
     batch_count = sum(map(len, enc.encode_ordinary_batch(texts)))
     batch = time.process_time() - started
     assert batch_count == count
+    tokens._tally.cache_clear()
+    started = time.process_time()
+    tally_count = sum(map(tokens.tally, texts))
+    tally = time.process_time() - started
+    assert tally_count == count
     size = sum(len(text.encode("utf-8")) for text in texts)
     print(f"corpus:   {len(docs)} documents, {size / 1e6:.1f} MB of text, {count:,} tokens, "
           f"{chunks:,} chunks at max_tokens {settings.max_tokens}, {over} over the limit")
@@ -62,9 +76,32 @@ def run(folder: Path, settings: ChunkerSettings, limit: int | None, repeat: int)
               f"   median {median:6.2f} CPU-s  {count / median / 1e6:.2f} Mtok/CPU-s"
               f"   ({len(seconds)} runs)")
     both = min(p[0] + p[1] for p in passes)
+    floor = min(p[0] for p in passes) + tally
+    print(f"floor:    {floor:6.2f} CPU-s  {count / floor / 1e6:.2f} Mtok/CPU-s (best reading plus "
+          f"one cold exact count of the text, {tally:.2f} CPU-s: no chunker can be faster)")
     print(f"ratio:    {raw / both:.2f} of bare tiktoken encoding (best run, reading included)")
+    if chonkie:
+        peer = _chonkie(chonkie, texts, settings.max_tokens, repeat)
+        reading = min(p[0] for p in passes)
+        print(f"chonkie:  best {peer['cpu']:6.2f} CPU-s  {count / peer['cpu'] / 1e6:.2f} Mtok/CPU-s"
+              f"   with our reading {count / (peer['cpu'] + reading) / 1e6:.2f} Mtok/CPU-s"
+              f"   (RecursiveChunker {peer['version']}, chunk_size {settings.max_tokens}: "
+              f"{peer['chunks']:,} chunks, {peer['over']} over)")
     if over:
         raise SystemExit(f"{over} chunks over the limit")
+
+
+def _chonkie(python: str, texts: list[str], size: int, repeat: int) -> dict[str, float]:
+    """chonkie's figures on ``texts`` (see ``benchmarks/chonkie_chunks.py``)."""
+    script = Path(__file__).resolve().parent / "chonkie_chunks.py"
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8") as file:
+        file.writelines(json.dumps(text) + "\n" for text in texts)
+        file.flush()
+        out = subprocess.run([python, str(script), file.name, "--chunk-size", str(size),
+                              "--repeat", str(repeat)],
+                             check=True, capture_output=True, text=True).stdout
+    result: dict[str, float] = json.loads(out)
+    return result
 
 
 def _chunk_all(paths: list[Path], settings: ChunkerSettings
@@ -97,14 +134,16 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--limit", type=int, help="read only the first N files")
     parser.add_argument("--repeat", type=int, default=3, help="passes; best and median shown")
+    parser.add_argument("--chonkie", metavar="PYTHON",
+                        help="a Python with chonkie and tiktoken: measure it beside ours")
     args = parser.parse_args()
     settings = ChunkerSettings(max_tokens=args.max_tokens)
     if args.folder:
-        run(args.folder, settings, args.limit, args.repeat)
+        run(args.folder, settings, args.limit, args.repeat, args.chonkie)
         return
     with tempfile.TemporaryDirectory() as tmp:
         build(Path(tmp) / "corpus")
-        run(Path(tmp) / "corpus", settings, args.limit, args.repeat)
+        run(Path(tmp) / "corpus", settings, args.limit, args.repeat, args.chonkie)
 
 
 if __name__ == "__main__":

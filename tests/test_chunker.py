@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from indexer.chunking import tokens
 from indexer.chunking.chunker import ChunkerSettings, breadcrumb, chunk_document, clean_text
+from indexer.chunking.packing import Packer, pack
+from indexer.chunking.structure import Outline, sections
 from indexer.errors import ConfigError
 from indexer.records import Chunk, Document, Segment
 
@@ -458,3 +460,17 @@ def test_chunk_context_off_embeds_the_passage_alone() -> None:
     assert all(c.context == "" and c.embed_text == c.text for c in without)
     assert all(c.tokens == tokens.count(c.text) for c in without)
     assert sum(c.tokens for c in without) < sum(c.tokens for c in with_context)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents, st.sampled_from(FORMATS), st.sampled_from([16, 40, 128, 512]))
+def test_a_section_of_one_block_is_cut_as_the_packer_cuts_it(
+    text: str, fmt: str, limit: int
+) -> None:
+    """The shortcut for one-block sections changes no chunk and no count."""
+    options = ChunkerSettings(max_tokens=limit)
+    text = clean_text(text)
+    for section in sections(text, fmt, Outline()):
+        context = breadcrumb("A title", section.heading_path, options.limit // 4)
+        assert pack(text, section, context, options) == Packer(
+            text, section, context, options).cuts()

@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable
 
 from indexer.chunking import tokens
-from indexer.chunking.packing import SEPARATOR, Packer, context_tokens
+from indexer.chunking.packing import SEPARATOR, context_tokens, pack
 from indexer.chunking.settings import MIN_LIMIT, ChunkerSettings
 from indexer.chunking.structure import Outline, clean_heading, sections
 from indexer.records import Chunk, Document, Segment
@@ -42,7 +42,7 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
         for section in sections(text, segment.format, outline):
             context = (breadcrumb(doc.title, section.heading_path, settings.limit // 4)
                        if settings.context else "")
-            for start, end, count in Packer(text, section, context, settings).cuts():
+            for start, end, count in pack(text, section, context, settings):
                 first, last = lines.span(start, end)
                 chunks.append(
                     Chunk(

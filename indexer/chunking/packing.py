@@ -40,6 +40,23 @@ def context_tokens(context: str) -> int:
     return tokens.tally(context + "\n\n") if context else 0
 
 
+def pack(text: str, section: Section, context: str, settings: ChunkerSettings) -> list[_Cut]:
+    """``(start, end, tokens of embed_text)`` of each chunk of ``section``, in order.
+
+    Most sections are one block that fits the budget: that block is one chunk, counted
+    once, without building the units a :class:`Packer` needs to place cuts.
+    """
+    if len(section.blocks) == 1:
+        block = section.blocks[0]
+        head = context_tokens(context)
+        budget = settings.limit - head
+        if block.end - block.start <= budget * _SURELY_LARGE:
+            size = tokens.tally(text[block.start : block.end])
+            if size <= budget:
+                return [(block.start, block.end, head + size)]
+    return Packer(text, section, context, settings).cuts()
+
+
 class Packer:
     """Units of one section, their token sums, and the cuts between them.
 

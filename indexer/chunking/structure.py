@@ -29,9 +29,9 @@ _RULE = re.compile(r" {0,3}([-*_])[ \t]*(?:\1[ \t]*){2,}")
 _LIST = re.compile(r"[ \t]*(?:[-*+]|\d{1,9}[.)]|#\.)[ \t]")
 _SENTENCE_END = re.compile("[.!?\u2026]+[\"')\\]\u201d\u2019]*(?=[ \t\n])|[\u3002\uff01\uff1f]+")
 _WORD = re.compile(f"[^{WHITESPACE}]+")
-_NEWLINE = re.compile("\n")
 _ADORNMENT = re.compile(r"([!-/:-@\[-`{-~])\1*[ \t]*")
 _MARKDOWN_SPECIAL = frozenset("#`~=-*_")
+_BLANK_LEAD = frozenset(WHITESPACE)  # a line starting otherwise is not blank
 _LONGEST_GROUP = 2  # a group of pieces is closed at this many times the size asked for
 
 Span = tuple[int, int]
@@ -178,24 +178,31 @@ class _Reader:
         if index:
             self.add(0, index - 1, LINES)
         first = -1  # first line of the open paragraph
+        blank_lead = _BLANK_LEAD
         while index < len(lines):
             line = lines[index]
-            if _is_blank(line):
+            lead = line[:1]
+            if not lead or (lead in blank_lead and not line.strip(WHITESPACE)):
                 if first >= 0:
                     self.add(first, index - 1, _kind(lines[first]))
                     first = -1
                 index += 1
                 continue
-            lead = line.lstrip(" ")[:1]
-            if lead in _MARKDOWN_SPECIAL and len(line) - len(line.lstrip(" ")) < 4:
-                fence = _FENCE.fullmatch(line)
+            indent = 0
+            if lead == " ":
+                stripped = line.lstrip(" ")
+                lead = stripped[:1]
+                indent = len(line) - len(stripped)
+            if lead in _MARKDOWN_SPECIAL and indent < 4:
+                # each pattern starts with its lead character after at most three spaces
+                fence = _FENCE.fullmatch(line) if lead in "`~" else None
                 if fence and not (fence[1][0] == "`" and "`" in fence[2]):
                     if first >= 0:
                         self.add(first, index - 1, _kind(lines[first]))
                         first = -1
                     index = self._fence(index, fence[1])
                     continue
-                atx = _ATX.fullmatch(line)
+                atx = _ATX.fullmatch(line) if lead == "#" else None
                 if atx:
                     if first >= 0:
                         self.add(first, index - 1, _kind(lines[first]))
@@ -203,14 +210,14 @@ class _Reader:
                     self.heading(len(atx[1]), atx[2] or "")
                     index += 1
                     continue
-                setext = _SETEXT.fullmatch(line)
-                if setext and first >= 0 and _kind(lines[first]) == PROSE:
+                setext = _SETEXT.fullmatch(line) if lead in "=-" and first >= 0 else None
+                if setext and _kind(lines[first]) == PROSE:
                     title = self.text[self.starts[first] : self.end_of(index - 1)]
                     first = -1
                     self.heading(1 if setext[1][0] == "=" else 2, title)
                     index += 1
                     continue
-                if _RULE.fullmatch(line):
+                if lead in "-*_" and _RULE.fullmatch(line):
                     if first >= 0:
                         self.add(first, index - 1, _kind(lines[first]))
                         first = -1
@@ -346,13 +353,19 @@ def pieces(text: str, start: int, end: int, level: str, group: int = 0) -> list[
     """
     if level == "word":
         spans = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
+    elif level == "line":
+        spans = []
+        for line in text[start:end].split("\n"):
+            kept = len(line.rstrip(WHITESPACE))
+            if kept:
+                spans.append((start, start + kept))
+            start += len(line) + 1
     else:
-        pattern = _NEWLINE if level == "line" else _SENTENCE_END
+        pattern = _SENTENCE_END
         spans = []
         piece = start
         for match in pattern.finditer(text, start, end):
-            stop = match.end() if level == "sentence" else match.start()
-            _keep(text, piece, stop, level, spans)
+            _keep(text, piece, match.end(), level, spans)
             piece = match.end()
         _keep(text, piece, end, level, spans)
     return _grouped(text, spans, group) if group and len(spans) > 1 else spans
