@@ -217,6 +217,30 @@ def test_lost_or_corrupt_ledger_is_refused_then_rebuilt_without_embedding(
     assert store_rows(index_dir) == rows
 
 
+def test_a_ledger_spoiled_in_place_after_a_clean_close_is_still_refused(
+        built: tuple[Path, Path], tmp_path: Path) -> None:
+    """Opening trusts a ledger left as a clean close recorded it (so commands do not read
+    the whole file): bytes changed in place since, size and mtime kept, are still found."""
+    index_dir = copy_of(built, tmp_path)
+    with Index(index_dir) as index:
+        assert index.sync().complete  # closed cleanly in place: its stamp is recorded
+    ledger = generation(index_dir) / "state.db"
+    assert (ledger.parent / "state.db-closed").exists()
+    with Index(index_dir) as index:
+        index.status()  # opened as left, closed again
+    before = ledger.stat()
+    garbage(ledger)
+    os.utime(ledger, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert ledger.stat().st_size == before.st_size
+    from indexer.state.ledger import Ledger
+
+    for readonly in (True, False):  # refused on open, before any command reads a page
+        with pytest.raises(DamageError, match="damaged"):
+            Ledger(ledger, readonly=readonly)
+    with pytest.raises(DamageError, match="damaged"), Index(index_dir) as index:
+        index.sync()
+
+
 @pytest.mark.slow
 def test_an_index_made_before_identities_were_kept_is_rebuilt_too(
         built: tuple[Path, Path], tmp_path: Path) -> None:

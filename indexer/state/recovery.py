@@ -81,7 +81,7 @@ def ledger_problem(path: Path) -> str | None:
     if not path.exists():
         return "missing"
     try:
-        ledger = Ledger(path)
+        ledger = Ledger(path, verify=True)
     except DamageError:
         return "damaged"
     try:

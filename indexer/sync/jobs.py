@@ -192,12 +192,10 @@ class JobRunner(Settling, LostBatches):
         ledger was rebuilt, or lost track) is recorded as embedded, never submitted."""
         if not self.store.has_rows():
             return
-        pending = self.ledger.pending_keys()
+        held = sorted(self.store.held(self.ledger.pending_keys()))
         size = self.options.group_size
-        for start in range(0, len(pending), size):
-            held = self.store.held(pending[start:start + size])
-            if held:
-                self.ledger.adopt_stored(sorted(held))
+        for start in range(0, len(held), size):
+            self.ledger.adopt_stored(held[start:start + size])
 
     def _submit(self, job: Job, report: SyncReport) -> bool:
         """Upload (after checking the shard) and create a job's batch; False when the job

@@ -48,6 +48,7 @@ def damaged(path: Path, detail: str) -> DamageError:
 def set_aside(path: Path) -> Path | None:
     """Move a ledger file (and its ``-wal`` and ``-shm``) to ``<name>.corrupt-<time>``;
     returns the new name of the main file, if it existed."""
+    closed_mark(path).unlink(missing_ok=True)
     target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
     for suffix in ("", "-wal", "-shm"):
         part = path.with_name(path.name + suffix)
@@ -56,11 +57,52 @@ def set_aside(path: Path) -> Path | None:
     return target if target.exists() else None
 
 
+def stamp(path: Path) -> str:
+    """What identifies the bytes of the ledger at ``path`` and its WAL: device, inode, size,
+    modification and change times (any write to either file moves the change time)."""
+    parts = []
+    for suffix in ("", "-wal"):
+        try:
+            st = os.stat(path.with_name(path.name + suffix))
+        except FileNotFoundError:
+            parts.append("-")
+            continue
+        parts.append(f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+    return " ".join(parts)
+
+
+def closed_mark(path: Path) -> Path:
+    """Where the stamp of the ledger at ``path`` is kept while it is closed."""
+    return path.with_name(path.name + "-closed")
+
+
+def closed_as_left(path: Path, current: str) -> bool:
+    """True when the ledger at ``path`` is, by its :func:`stamp` ``current``, exactly as
+    this program left it when it last closed it cleanly (see :func:`mark_closed`)."""
+    try:
+        return closed_mark(path).read_text() == current
+    except OSError:
+        return False
+
+
+def mark_closed(path: Path) -> None:
+    """Record the :func:`stamp` of a ledger just closed cleanly (no damage met, every
+    connection closed): until either file changes, opening it need not check it again."""
+    mark = closed_mark(path)
+    try:
+        scratch = mark.with_name(f"{mark.name}.{os.getpid()}")
+        scratch.write_text(stamp(path))
+        os.replace(scratch, mark)
+    except OSError:
+        pass  # an unwritable folder: the next open checks the file again
+
+
 class _Guarded:
     """The ledger's connection: a SQLite failure surfaces as an error naming the file."""
 
     def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._connection, self._path = db, path
+        self.damage_met = False
 
     @contextmanager
     def guard(self) -> Iterator[None]:
@@ -71,6 +113,7 @@ class _Guarded:
         except sqlite3.DatabaseError as exc:
             name = getattr(exc, "sqlite_errorname", "") or ""
             if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+                self.damage_met = True
                 raise damaged(self._path, str(exc)) from exc
             raise StateError(f"the ledger {self._path} cannot be used: {exc}") from exc
 

@@ -11,7 +11,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from indexer.errors import LockedError, StateError
-from indexer.state.ledger.connection import _Guarded, damaged, set_aside
+from indexer.state.ledger.connection import (
+    _Guarded,
+    closed_as_left,
+    closed_mark,
+    damaged,
+    mark_closed,
+    set_aside,
+    stamp,
+)
 from indexer.state.ledger.documents import DocumentRecords
 from indexer.state.ledger.keys import KeyRecords
 from indexer.state.ledger.passages import PassageRecords
@@ -58,14 +66,19 @@ CREATE TABLE IF NOT EXISTS lock(
 class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
     """The SQLite ledger of one index. Every write method commits its own transaction.
 
-    Opening checks the file (``PRAGMA quick_check``); a damaged ledger, on open or later,
-    raises :class:`DamageError` (``indexer doctor --repair`` sets it aside and rebuilds
-    it), and any other SQLite failure a :class:`StateError` naming the file.
+    Opening checks the file (``PRAGMA quick_check``), unless it is exactly as a clean
+    close left it (its stamp, see :func:`~indexer.state.ledger.connection.mark_closed`;
+    ``verify`` checks it whatever): the check reads the whole file, which would make
+    every command's cost grow with the index. A damaged ledger, on open or later, raises
+    :class:`DamageError` (``indexer doctor --repair`` sets it aside and rebuilds it), and
+    any other SQLite failure a :class:`StateError` naming the file.
     """
 
-    def __init__(self, path: Path | None, readonly: bool = False) -> None:
+    def __init__(self, path: Path | None, readonly: bool = False, verify: bool = False
+                 ) -> None:
         self.path = path if path is not None else Path(":memory:")
         self.readonly = readonly
+        self._checked = path is None or (not verify and closed_as_left(path, stamp(path)))
         try:
             database, uri = _address(path, readonly)
             connection = sqlite3.connect(database, timeout=30, isolation_level=None, uri=uri)
@@ -87,7 +100,9 @@ class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
             raise
 
     def _check(self) -> None:
-        """Refuse a damaged file (``PRAGMA quick_check``)."""
+        """Refuse a damaged file (``PRAGMA quick_check``), unless known to be whole."""
+        if self._checked:
+            return
         problems = [r[0] for r in self._db.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
             detail = " ".join(" ".join(problems).replace("*** in database main ***", "")
@@ -117,8 +132,11 @@ class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
             name not in columns for name, _ in _ADDED_JOB_COLUMNS)
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection; a writer that met no damage records the file's
+        stamp, so the next open need not read it all to check it."""
         self._db.close()
+        if not self.readonly and self.path.name != ":memory:" and not self._db.damage_met:
+            mark_closed(self.path)
 
     def meta(self) -> dict[str, str]:
         """All recorded index settings (model, dimensions, chunker)."""
@@ -185,5 +203,6 @@ def install(built: Ledger, path: Path) -> None:
     built.close()
     set_aside(path)  # a stale -wal or -shm would be replayed into the new file
     os.replace(built.path, path)
+    closed_mark(built.path).unlink(missing_ok=True)  # the file is checked on its next open
 
 

@@ -67,7 +67,7 @@ class KeyRecords(LedgerBase):
                 (backend, str(shard.path), shard.requests, shard.tokens, now, now))
             job_id = int(cursor.lastrowid or 0)
             db.executemany("UPDATE keys SET state = 'queued', job_id = ? WHERE custom_id = ?",
-                           [(job_id, key) for key in shard.custom_ids])
+                           [(job_id, key) for key in sorted(shard.custom_ids)])
         return job_id
 
     def set_job(self, job_id: int, **fields: object) -> None:
@@ -109,6 +109,7 @@ class KeyRecords(LedgerBase):
                    failed: Sequence[tuple[str, str, bool]], max_attempts: int) -> Settled:
         """Settle every key of a job: embedded; failed (a retryable failure goes back to
         pending while attempts remain); or missing from both files (likewise)."""
+        embedded = sorted(embedded)  # in key order, each index page is visited once
         with self._tx() as db:
             took = db.executemany(  # the job is let go of at once: one change per key
                 "UPDATE keys SET state = 'embedded', error = NULL, job_id = NULL "
