@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import time
 
-from indexer.batchfiles.requests import (
-    check_shard,
-    estimate_tokens,
-    write_shards,
-)
+from indexer.batchfiles.requests import check_shard, estimate_tokens, iter_shards
 from indexer.errors import BackendError, BackendUnavailable
 from indexer.report import SyncReport
 from indexer.state.ledger import Job
@@ -181,21 +177,21 @@ class JobRunner(Settling, LostBatches):
             return False
         limits = self.shard_limits()
         label = f"shard-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6:06d}"
-        shards = write_shards(self.ledger.pending_requests(), self.backend.body(),
-                              self.batches, label, limits)
-        for shard in shards:
+        planned = False
+        # each shard's keys are queued as soon as it is written: one shard's keys held
+        for shard in iter_shards(self.ledger.pending_requests(self.options.group_size),
+                                 self.backend.body(), self.batches, label, limits):
             self._written.add(self.ledger.create_job(self.backend.name, shard))
-        return bool(shards)
+            planned = True
+        return planned
 
     def _adopt_stored(self) -> None:
         """The store is keyed by content: a pending key it already has a vector for (the
         ledger was rebuilt, or lost track) is recorded as embedded, never submitted."""
         if not self.store.has_rows():
             return
-        pending = self.ledger.pending_keys()
-        size = self.options.group_size
-        for start in range(0, len(pending), size):
-            held = self.store.held(pending[start:start + size])
+        for pending in self.ledger.pending_keys(self.options.group_size):
+            held = self.store.held(pending)
             if held:
                 self.ledger.adopt_stored(sorted(held))
 
