@@ -45,7 +45,7 @@ from indexer.sync.settling import Settling
 # (depth, label, owner, method): the parts, in the order they are printed
 PARTS: list[tuple[int, str, Any, str]] = [
     (0, "jobs (write, submit, collect)", JobRunner, "run"),
-    (1, "write shards", requests, "write_shards"),
+    (1, "plan: write shards, queue keys", JobRunner, "_plan"),
     (1, "check shards before upload", requests, "check_shard"),
     (1, "upload", OpenAIBackend, "upload"),
     (1, "poll", OpenAIBackend, "status"),

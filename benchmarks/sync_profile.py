@@ -4,12 +4,17 @@ Builds the corpus of ``benchmarks/corpus.py`` (``--files`` of them), starts the
 emulator (``tests/emulator``, its own process: its time is not counted), and syncs the
 corpus into a new index in this process with every stage metered by
 ``time.process_time`` (this process, all its threads, LanceDB's included). Stages nest:
-each line is inclusive of the indented ones below it, and shows the process's peak RSS
-when the stage last ended (so the stage where it jumps is the one that needed it). Then
-prints the process's total CPU time and peak RSS, the store's size on disk, and the same
-for a one-file-edit re-sync run in a process of its own (as a user's next sync is).
+each line is inclusive of the indented ones below it, and shows the highest resident
+memory the process reached while in that stage (exact on Linux: VmHWM is read and reset
+through ``/proc/self/clear_refs`` whenever a stage starts or ends; elsewhere, the
+process's peak when the stage last ended). Then prints the process's total CPU time and
+peak RSS (and its peak outside ``Store.optimize``, whose vector-index build is the
+largest single step), the store's size on disk, and the same for a re-sync after editing
+``--edits`` of the Markdown files (1% by default, at least one), run in a process of its
+own as a user's next sync is.
 
-    python benchmarks/sync_profile.py [--files 300] [--max-tokens 512] [--corpus DIR] [--keep DIR]
+    python benchmarks/sync_profile.py [--files 300] [--max-tokens 512] [--corpus DIR]
+                                      [--keep DIR] [--edits 0.01]
 """
 
 from __future__ import annotations
@@ -58,25 +63,39 @@ STAGES: list[tuple[int, str, Any, str]] = [
 SPENT: dict[str, float] = {}
 CALLS: dict[str, int] = {}
 PEAK: dict[str, float] = {}
+OUTSIDE = "store.optimize"
+"""The stage left out of the second peak figure (the vector-index build is in it)."""
+_ACTIVE: list[str] = []  # the stages running now, outermost first (exact peaks only)
+_SEEN: dict[str, float] = {}  # "all" and "outside": highest VmHWM read before a reset
+_RESET = Path("/proc/self/clear_refs")
 
 
 def meter(stages: list[tuple[int, str, Any, str]] | None = None,
-          rebind: tuple[Any, ...] = ()) -> None:
+          rebind: tuple[Any, ...] = (), exact_peaks: bool = False) -> None:
     """Wrap every stage's method (default: :data:`STAGES`) so that its CPU time adds up in
     SPENT; a module in ``rebind`` that imported a wrapped function by name gets the
-    wrapper too."""
+    wrapper too. With ``exact_peaks`` (where VmHWM can be reset), PEAK holds the highest
+    RSS reached while each stage ran; otherwise the process's peak when it last ended."""
+    exact = exact_peaks and _resettable()
     for _, label, owner, name in stages or STAGES:
         method = getattr(owner, name)
 
         def wrapper(*args: Any, _method: Callable[..., Any] = method, _label: str = label,
                     **kwargs: Any) -> Any:
+            if exact:
+                _fold()
+                _ACTIVE.append(_label)
             started = time.process_time()
             try:
                 return _method(*args, **kwargs)
             finally:
                 SPENT[_label] = SPENT.get(_label, 0.0) + time.process_time() - started
                 CALLS[_label] = CALLS.get(_label, 0) + 1
-                PEAK[_label] = peak_mb()
+                if exact:
+                    _fold()
+                    _ACTIVE.pop()
+                else:
+                    PEAK[_label] = peak_mb()
 
         setattr(owner, name, wrapper)
         for module in rebind:
@@ -86,12 +105,44 @@ def meter(stages: list[tuple[int, str, Any, str]] | None = None,
 
 def peak_mb() -> float:
     """This process's peak resident memory so far, in MB: VmHWM where there is /proc
-    (``ru_maxrss`` keeps the parent's peak across fork and exec)."""
+    (``ru_maxrss`` keeps the parent's peak across fork and exec), and the peaks read
+    before the exact meter reset it."""
+    return max(_SEEN.get("all", 0.0), _hwm())
+
+
+def peak_outside_mb() -> float:
+    """The peak resident memory, in MB, reached while :data:`OUTSIDE` was not running
+    (only with exact peaks; otherwise the whole peak)."""
+    if not _SEEN:
+        return peak_mb()
+    return max(_SEEN.get("outside", 0.0), 0.0 if OUTSIDE in _ACTIVE else _hwm())
+
+
+def _hwm() -> float:
     try:
         status = Path("/proc/self/status").read_text()
         return int(status.split("VmHWM:")[1].split()[0]) / 1024
     except (OSError, IndexError):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _resettable() -> bool:
+    try:
+        _RESET.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _fold() -> None:
+    """Credit the peak since the last reset to every running stage, then reset it."""
+    now = _hwm()
+    for label in _ACTIVE:
+        PEAK[label] = max(PEAK.get(label, 0.0), now)
+    _SEEN["all"] = max(_SEEN.get("all", 0.0), now)
+    if OUTSIDE not in _ACTIVE:
+        _SEEN["outside"] = max(_SEEN.get("outside", 0.0), now)
+    _RESET.write_text("5")
 
 
 def disk(path: Path) -> int:
@@ -102,6 +153,7 @@ def synced(label: str, index_dir: Path, corpus: Path, base_url: str) -> None:
     SPENT.clear()
     CALLS.clear()
     PEAK.clear()
+    _SEEN.clear()
     started = time.process_time()
     with Index(index_dir, base_url=base_url) as index:
         report = index.sync([corpus])
@@ -113,35 +165,47 @@ def synced(label: str, index_dir: Path, corpus: Path, base_url: str) -> None:
         if name in SPENT:
             print(f"  {'  ' * depth}{name:<{44 - 2 * depth}} {SPENT[name]:7.2f} CPU-s "
                   f"({CALLS[name]} calls; peak RSS {PEAK[name]:.0f} MB)")
-    print(f"  peak RSS {peak_mb():.0f} MB, index on disk {disk(index_dir) / 1e6:.0f} MB",
-          flush=True)
+    print(f"  peak RSS {peak_mb():.0f} MB ({peak_outside_mb():.0f} MB outside {OUTSIDE}), "
+          f"index on disk {disk(index_dir) / 1e6:.0f} MB", flush=True)
 
 
-def run(corpus: Path, work: Path, max_tokens: int) -> None:
+def edit(corpus: Path, share: float) -> int:
+    """Append a paragraph to as many Markdown files as ``share`` of all the files (at
+    least one, spread evenly through them); how many."""
+    files = sorted(corpus.rglob("*.md"))
+    count = min(len(files), max(1, round(share * sum(1 for p in corpus.rglob("*")
+                                                          if p.is_file()))))
+    for path in files[len(files) // (2 * count)::max(1, len(files) // count)][:count]:
+        path.write_text(path.read_text("utf-8") + "\n\nOne more paragraph.\n", "utf-8")
+    return count
+
+
+def run(corpus: Path, work: Path, max_tokens: int, share: float = 0.01) -> None:
     index_dir = work / "index"
     index_dir.mkdir()
     (index_dir / "config.toml").write_text(
         f'[index]\nbackend = "openai"\nchunk_tokens = {max_tokens}\npoll_seconds = 0.05\n')
     os.environ.setdefault("OPENAI_API_KEY", "emulator-key")
     with run_emulator(work / "emu") as emu:
-        meter()
+        meter(exact_peaks=True)
         synced("full sync", index_dir, corpus, emu.base_url)
-        edited = sorted(corpus.rglob("*.md"))[len(list(corpus.rglob("*.md"))) // 2]
-        edited.write_text(edited.read_text("utf-8") + "\n\nOne more paragraph.\n", "utf-8")
+        edited = edit(corpus, share)
         subprocess.run([sys.executable, __file__, "--resync", str(index_dir), str(corpus),
-                        emu.base_url], check=True)
+                        emu.base_url, f"{edited} file(s) edited"], check=True)
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--resync"]:  # the re-sync's own process (see run)
-        meter()
-        synced("one-file edit", Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+        meter(exact_peaks=True)
+        synced(f"re-sync, {sys.argv[5]}", Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--corpus", type=Path, help="a corpus folder already built (copied)")
     parser.add_argument("--keep", type=Path, help="work in this new folder and keep it")
+    parser.add_argument("--edits", type=float, default=0.01,
+                        help="share of the Markdown files edited before the re-sync")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -157,7 +221,7 @@ def main() -> None:
             build(corpus, args.files)
         files = sum(1 for p in corpus.rglob("*") if p.is_file())
         print(f"corpus: {files} files, {disk(corpus) / 1e6:.1f} MB; max_tokens {args.max_tokens}")
-        run(corpus, work, args.max_tokens)
+        run(corpus, work, args.max_tokens, args.edits)
 
 
 if __name__ == "__main__":

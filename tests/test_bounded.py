@@ -1,18 +1,21 @@
-"""A sync holds a bounded group at a time, whatever the corpus: it surveys, publishes and
-flushes dirty store rows ``group_size`` at a time (the memory figures themselves come from
-``benchmarks/sync_profile.py``)."""
+"""A sync holds a bounded group at a time, whatever the corpus: it surveys, reads pending
+keys into shards, publishes and flushes dirty store rows ``group_size`` at a time, and
+queues each shard's keys as soon as the shard is written (the memory figures themselves
+come from ``benchmarks/sync_profile.py``)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import indexer.index
 import indexer.state.store
 from indexer import Index
+from indexer.batchfiles.requests import Shard
 from indexer.records import StoreRow
 from indexer.state.ledger import Ledger
 from indexer.state.ledger.records import DocumentState, KeyRow
@@ -21,13 +24,32 @@ from support import store_rows
 
 GROUP = 3
 NOTES = 8
+SHARD = 5  # requests a shard holds at most
 
 HELD: dict[str, list[int]] = defaultdict(list)
 """The size of every group handed on, by what it was handed to."""
+ORDER: list[str] = []
+"""Pending keys read ("read") and shards queued ("queue"), in the order they happened."""
 
 
 class CountingLedger(Ledger):
     """The real ledger, noting the size of each group the sync hands it or reads from it."""
+
+    def stage(self, *args: Any, **kwargs: Any) -> None:
+        if "learned_max_requests" not in self.meta():  # as if the service had taught it
+            self.set_meta({"learned_max_requests": str(SHARD)})
+        super().stage(*args, **kwargs)
+
+    def _pending_pages(self, group: int, columns: str) -> Iterator[list[Any]]:
+        for rows in super()._pending_pages(group, columns):
+            HELD["pending read"].append(len(rows))
+            ORDER.append("read")
+            yield rows
+
+    def create_job(self, backend: str, shard: Shard) -> int:
+        HELD["shard queued"].append(shard.requests)
+        ORDER.append("queue")
+        return super().create_job(backend, shard)
 
     def document_states(self, source: str, uris: Sequence[str]) -> dict[str, DocumentState]:
         HELD["survey lookup"].append(len(uris))
@@ -77,6 +99,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     monkeypatch.setattr(indexer.index, "Ledger", CountingLedger)
     monkeypatch.setattr(indexer.state.store, "Store", CountingStore)
     HELD.clear()
+    ORDER.clear()
     return HELD
 
 
@@ -100,8 +123,13 @@ def test_a_sync_surveys_publishes_and_flushes_in_bounded_groups(
     assert "set_places group" not in counted
     assert sum(counted["survey lookup"]) == 2 * NOTES  # listed, then read
     assert sum(counted["ledger.publish"]) == NOTES
-    for name in ("survey lookup", "ledger.publish"):
+    for name in ("survey lookup", "ledger.publish", "pending read"):
         assert max(counted[name]) <= GROUP, (name, counted[name])
+    # every key goes into exactly one shard, and each shard is queued as soon as it is
+    # written, before the rest of the pending keys are read: one shard's keys held at once
+    assert sum(counted["shard queued"]) == rows and max(counted["shard queued"]) <= SHARD
+    assert len(counted["shard queued"]) > 2
+    assert ORDER.index("queue") < len(ORDER) - 1 - ORDER[::-1].index("read")
 
     # a re-sync: two notes edited, one deleted (its passages are dropped from the store)
     counted.clear()
@@ -121,5 +149,6 @@ def test_a_sync_surveys_publishes_and_flushes_in_bounded_groups(
     assert sum(counted["store.purge"]) == 3 * 4  # the deleted note's and the old versions'
     assert len(store_rows(index_dir)) == rows + 2 * 4 - 3 * 4
     for name in ("survey lookup", "ledger.publish", "dirty rows read", "set_places group",
-                 "store.purge"):
+                 "store.purge", "pending read"):
         assert counted[name] and max(counted[name]) <= GROUP, (name, counted[name])
+    assert sum(counted["shard queued"]) == 2 * 4 and max(counted["shard queued"]) <= SHARD

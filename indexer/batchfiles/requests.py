@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import orjson
 
@@ -103,12 +104,29 @@ def write_shards(
     plan). Raises :class:`BackendError` for a request that no shard can hold (an
     empty text or one over the per-input token limit): the chunker never makes one.
     """
+    return list(iter_shards(requests, body, directory, prefix, limits))
+
+
+def iter_shards(
+    requests: Iterable[Request],
+    body: dict[str, object],
+    directory: Path | None,
+    prefix: str,
+    limits: BatchLimits = BatchLimits(),
+) -> Iterator[Shard]:
+    """:func:`write_shards`, each shard handed on as soon as its file is complete: lines go
+    straight to the file, so what is held at once is one line and one shard's keys."""
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     writer = _ShardWriter(body, directory, prefix, limits)
-    for request in requests:
-        writer.add(request)
-    return writer.close()
+    try:
+        for request in requests:
+            if writer.add(request):
+                yield writer.flush()
+        if writer.count:
+            yield writer.flush()
+    finally:
+        writer.discard()
 
 
 class _ShardWriter:
@@ -116,13 +134,17 @@ class _ShardWriter:
         self, body: dict[str, object], directory: Path | None, prefix: str, limits: BatchLimits
     ) -> None:
         self.body, self.directory, self.prefix, self.limits = body, directory, prefix, limits
-        self.shards: list[Shard] = []
-        self._lines: list[bytes] = []
+        self.written = 0
+        self.count = 0
+        self._out: IO[bytes] | None = None
+        self._pending: tuple[bytes, str, int] | None = None  # the line that opens the next
         self._ids: list[str] = []
         self._tokens = 0
         self._size = 0
 
-    def add(self, request: Request) -> None:
+    def add(self, request: Request) -> bool:
+        """Take one request; True when the shard in progress is full and must be flushed
+        before it (the request then opens the next one)."""
         limits = self.limits
         if not request.text.strip():
             raise BackendError(f"refusing to embed an empty input ({request.custom_id})")
@@ -137,36 +159,55 @@ class _ShardWriter:
             raise BackendError(
                 f"input {request.custom_id} alone exceeds the batch file size limit")
         full = (
-            len(self._lines) + 1 > min(limits.max_requests, limits.max_inputs)
+            self.count + 1 > min(limits.max_requests, limits.max_inputs)
             or self._size + len(line) > limits.max_bytes
             or (
                 limits.max_shard_tokens is not None
                 and self._tokens + estimate > limits.max_shard_tokens
             )
         )
-        if full and self._lines:
-            self._flush()
-        self._lines.append(line)
-        self._ids.append(request.custom_id)
+        if full and self.count:
+            self._pending = (line, request.custom_id, estimate)
+            return True
+        self._append(line, request.custom_id, estimate)
+        return False
+
+    def _append(self, line: bytes, custom_id: str, estimate: int) -> None:
+        if self.directory is not None:
+            if self._out is None:
+                self._out = self._path().with_suffix(".tmp").open("wb")
+            self._out.write(line)
+        self._ids.append(custom_id)
+        self.count += 1
         self._tokens += estimate
         self._size += len(line)
 
-    def close(self) -> list[Shard]:
-        if self._lines:
-            self._flush()
-        return self.shards
+    def _path(self) -> Path:
+        name = f"{self.prefix}-{self.written:04d}.jsonl"
+        return self.directory / name if self.directory is not None else Path(name)
 
-    def _flush(self) -> None:
-        name = f"{self.prefix}-{len(self.shards):04d}.jsonl"
-        path = self.directory / name if self.directory is not None else Path(name)
-        if self.directory is not None:
-            tmp = path.with_suffix(".tmp")
-            with tmp.open("wb") as out:
-                out.writelines(self._lines)
-            tmp.replace(path)
-        self.shards.append(
-            Shard(path, len(self._lines), self._tokens, self._size, tuple(self._ids)))
-        self._lines, self._ids, self._tokens, self._size = [], [], 0, 0
+    def flush(self) -> Shard:
+        """Complete the shard in progress (its file renamed into place) and start the next
+        with the request that did not fit, if any."""
+        path = self._path()
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+            path.with_suffix(".tmp").replace(path)
+        shard = Shard(path, self.count, self._tokens, self._size, tuple(self._ids))
+        self.written += 1
+        self._ids, self.count, self._tokens, self._size = [], 0, 0, 0
+        if self._pending is not None:
+            self._append(*self._pending)
+            self._pending = None
+        return shard
+
+    def discard(self) -> None:
+        """Remove a shard left incomplete (the requests stopped with an error)."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+            self._path().with_suffix(".tmp").unlink(missing_ok=True)
 
 
 def read_requests(path: Path) -> Iterator[tuple[str, dict[str, object]]]:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import time
 
-from indexer.batchfiles.requests import (
-    check_shard,
-    estimate_tokens,
-    write_shards,
-)
+from indexer.batchfiles.requests import check_shard, estimate_tokens, iter_shards
 from indexer.errors import BackendError, BackendUnavailable
 from indexer.report import SyncReport
 from indexer.state.ledger import Job
 from indexer.sync.lost import LostBatches
 from indexer.sync.settling import Settling
+
+_HELD_KEYS = 50_000
+"""Pending keys gathered before asking the store which it holds (its largest query)."""
 
 
 def _ignore(n: int) -> None:
@@ -181,21 +180,32 @@ class JobRunner(Settling, LostBatches):
             return False
         limits = self.shard_limits()
         label = f"shard-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6:06d}"
-        shards = write_shards(self.ledger.pending_requests(), self.backend.body(),
-                              self.batches, label, limits)
-        for shard in shards:
+        planned = False
+        # each shard's keys are queued as soon as it is written: one shard's keys held
+        for shard in iter_shards(self.ledger.pending_requests(self.options.group_size),
+                                 self.backend.body(), self.batches, label, limits):
             self._written.add(self.ledger.create_job(self.backend.name, shard))
-        return bool(shards)
+            planned = True
+        return planned
 
     def _adopt_stored(self) -> None:
         """The store is keyed by content: a pending key it already has a vector for (the
         ledger was rebuilt, or lost track) is recorded as embedded, never submitted."""
         if not self.store.has_rows():
             return
-        held = sorted(self.store.held(self.ledger.pending_keys()))
-        size = self.options.group_size
-        for start in range(0, len(held), size):
-            self.ledger.adopt_stored(held[start:start + size])
+        gathered: list[str] = []  # Store.held's cost per key is lowest in large queries
+        for pending in self.ledger.pending_keys(self.options.group_size):
+            gathered += pending
+            if len(gathered) >= _HELD_KEYS:
+                self._adopt_held(gathered)
+                gathered = []
+        self._adopt_held(gathered)
+
+    def _adopt_held(self, keys: list[str]) -> None:
+        """Record those of pending ``keys`` the store already holds as embedded."""
+        held = self.store.held(keys) if keys else set()
+        if held:
+            self.ledger.adopt_stored(sorted(held))
 
     def _submit(self, job: Job, report: SyncReport) -> bool:
         """Upload (after checking the shard) and create a job's batch; False when the job

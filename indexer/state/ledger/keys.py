@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from indexer.batchfiles.requests import Request, Shard, estimate_tokens
 from indexer.state.ledger.connection import LedgerBase, _slices
@@ -31,10 +32,11 @@ class KeyRecords(LedgerBase):
         return int(self._db.execute(
             "SELECT count(*) FROM keys WHERE state = 'pending'").fetchone()[0])
 
-    def pending_keys(self) -> list[str]:
-        """Every key waiting for a job."""
-        return [r[0] for r in self._db.execute(
-            "SELECT custom_id FROM keys WHERE state = 'pending' ORDER BY rowid")]
+    def pending_keys(self, group: int = 2_000) -> Iterator[list[str]]:
+        """Every key waiting for a job, ``group`` at a time in a stable order; each group is
+        read whole before it is handed on, so the caller may change the keys' states."""
+        for rows in self._pending_pages(group, "custom_id"):
+            yield [r[0] for r in rows]
 
     def holds_vectors(self) -> bool:
         """True when some key is embedded (so the store must have its table)."""
@@ -49,13 +51,21 @@ class KeyRecords(LedgerBase):
                            "WHERE custom_id = ? AND state = 'pending'", [(k,) for k in keys])
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in keys])
 
-    def pending_requests(self) -> Iterator[Request]:
-        """Keys waiting for a job, in a stable order, streamed (memory stays flat)."""
-        rows = self._db.execute(
-            "SELECT custom_id, text, context, tokens FROM keys WHERE state = 'pending' "
-            "ORDER BY rowid")
-        for key, text, ctx, tokens in rows:
-            yield Request(key, f"{ctx}\n\n{text}" if ctx else text, tokens)
+    def pending_requests(self, group: int = 2_000) -> Iterator[Request]:
+        """Keys waiting for a job, in a stable order, read ``group`` at a time (memory stays
+        flat, and no read is left open while the caller queues the keys handed on)."""
+        for rows in self._pending_pages(group, "custom_id, text, context, tokens"):
+            for key, text, ctx, tokens in rows:
+                yield Request(key, f"{ctx}\n\n{text}" if ctx else text, tokens)
+
+    def _pending_pages(self, group: int, columns: str) -> Iterator[list[Any]]:
+        """Pending keys' ``columns``, ``group`` rows at a time by rowid (the rowid dropped)."""
+        after = 0
+        while rows := self._db.execute(
+                f"SELECT rowid, {columns} FROM keys WHERE state = 'pending' AND rowid > ? "
+                "ORDER BY rowid LIMIT ?", (after, group)).fetchall():
+            after = rows[-1][0]
+            yield [r[1:] for r in rows]
 
     def create_job(self, backend: str, shard: Shard) -> int:
         """Record a shard as a planned job and queue its keys in it (before any remote call)."""
