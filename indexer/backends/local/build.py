@@ -145,27 +145,34 @@ def prepared(model: str, model_sha: str, encode: Encode, cache: Path) -> str:
     folder = cache / "models" / f"{key}.prepared"
     try:
         meta = json.loads((folder / "prepared.json").read_text(encoding="utf-8"))
-        if not meta["same"]:
-            return model
-        if all(sha256_of(folder / name, cache) == digest
-               for name, digest in meta["files"].items()):
-            return str(folder / "model.onnx")
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    shutil.rmtree(folder, ignore_errors=True)  # damaged (or absent): made again
+    except FileNotFoundError:
+        meta = None  # not made yet (another process may be making it: never delete it then)
+    except (OSError, ValueError):
+        meta = {}
+    if meta is not None:
+        try:
+            if not meta["same"]:
+                return model
+            if all(sha256_of(folder / name, cache) == digest
+                   for name, digest in meta["files"].items()):
+                return str(folder / "model.onnx")
+        except (OSError, KeyError, TypeError, AttributeError):
+            pass
+        shutil.rmtree(folder, ignore_errors=True)  # damaged: made again
     scratch = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
     try:
-        _prepare(model, encode, scratch)
+        same = _prepare(model, encode, scratch)
         scratch.rename(folder)  # whole or not at all; a folder another process made wins
     except Exception:  # a full disk, onnxruntime's own errors: the build itself still works
         return model
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return prepared(model, model_sha, encode, cache)
+    return str(folder / "model.onnx") if same else model
 
 
-def _prepare(model: str, encode: Encode, folder: Path) -> None:
-    """Write the prepared model and its record into the new ``folder``."""
+def _prepare(model: str, encode: Encode, folder: Path) -> bool:
+    """Write the prepared model and its record into the new ``folder``; True when it
+    embeds the samples exactly as ``model`` does."""
     import onnxruntime as ort
 
     folder.mkdir(parents=True)
@@ -187,6 +194,7 @@ def _prepare(model: str, encode: Encode, folder: Path) -> None:
             (folder / name).unlink()
     _atomic_write(folder / "prepared.json", json.dumps(
         {"recipe": PREPARED_VERSION, "same": same, "files": files}, indent=2).encode())
+    return same
 
 
 def _candidates(source: bytes) -> Generator[tuple[str, bytes], None, None]:
