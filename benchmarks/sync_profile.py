@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import build
+from rss import hwm_mb as _hwm
 
 from emulator.fixture import run_emulator
 from indexer import Index
@@ -116,14 +116,6 @@ def peak_outside_mb() -> float:
     if not _SEEN:
         return peak_mb()
     return max(_SEEN.get("outside", 0.0), 0.0 if OUTSIDE in _ACTIVE else _hwm())
-
-
-def _hwm() -> float:
-    try:
-        status = Path("/proc/self/status").read_text()
-        return int(status.split("VmHWM:")[1].split()[0]) / 1024
-    except (OSError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _resettable() -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chunk_files import _chunk_all
-from sync_profile import peak_mb
+from rss import hwm_mb as peak_mb
 
 from indexer import Index
 from indexer.chunking import tokens
