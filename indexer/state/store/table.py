@@ -34,19 +34,21 @@ _ESSENTIAL = ("custom_id", "vector")
 """Columns without which a row is worthless (the ledger can rebuild every other one)."""
 _DERIVED = {"n_places": "CAST(coalesce(array_length(places), 0) AS INT)"}
 _LANCE_ERRORS = (OSError, ValueError, RuntimeError)
-VECTOR_INDEX_BITS = 4
-"""Bits per dimension of the vector index's RaBitQ codes: with 4, re-ranking 2 candidates
-per result finds 0.998 of the exact top 10 at 100k rows, where 1-bit codes needed 10 per
-result for 0.99 (docs/architecture.md, "Search latency")."""
+HIGH_DIMENSIONS = 768
+"""Above this many dimensions the vector index keeps 1-bit RaBitQ codes (re-ranked 10
+times over, see the reader); at or below it, 4-bit codes (re-ranked twice)."""
 
 
-def vector_index() -> IvfRq:
-    """The vector index: IVF-RQ by cosine with :data:`VECTOR_INDEX_BITS`-bit codes, its
-    partitions trained on 64 vectors each for at most 10 rounds (LanceDB's defaults, 256
-    and 50, cost a third more CPU and ~115 MB more at 1,536 dimensions for the same
-    recall@10; docs/scaling.md)."""
-    return IvfRq(distance_type="cosine", num_bits=VECTOR_INDEX_BITS, sample_rate=64,
-                 max_iterations=10)
+def vector_index(dimensions: int) -> IvfRq:
+    """The vector index: IVF-RQ by cosine, its partitions trained on 64 vectors each for at
+    most 10 rounds (LanceDB's defaults, 256 and 50, cost a third more CPU and ~115 MB
+    more at 1,536 dimensions for the same recall@10). Codes of 4 bits a dimension up to
+    :data:`HIGH_DIMENSIONS` (384: recall@10 0.998 re-ranking 2 candidates a result, where
+    1-bit codes needed 10 for 0.99), of 1 bit above (1,536 at 57k rows: 1-bit refined 10x
+    0.992 in 10.8 ms built in 4.3 CPU-s; 4-bit refined 2x 0.982 in 8.0 ms built in 14.6;
+    docs/architecture.md, "Search latency")."""
+    bits = 4 if dimensions <= HIGH_DIMENSIONS else 1
+    return IvfRq(distance_type="cosine", num_bits=bits, sample_rate=64, max_iterations=10)
 
 
 def text_index() -> FTS:
@@ -55,11 +57,13 @@ def text_index() -> FTS:
     return FTS(stem=True, remove_stop_words=True, ascii_folding=True)
 
 
-_INDICES: dict[str, tuple[str, Callable[[], Any]]] = {
-    "custom_id_idx": ("custom_id", BTree), "text_idx": ("text", text_index),
-    "n_places_idx": ("n_places", Bitmap),
-    "vector_idx": ("vector", lambda: vector_index())}
-"""The table's indices by name: their column and how each is made."""
+_INDICES: dict[str, tuple[str, Callable[[int], Any]]] = {
+    "custom_id_idx": ("custom_id", lambda _: BTree()),
+    "text_idx": ("text", lambda _: text_index()),
+    "n_places_idx": ("n_places", lambda _: Bitmap()),
+    "vector_idx": ("vector", vector_index)}
+"""The table's indices by name: their column and how each is made (given the vectors'
+dimensions)."""
 _PLACE = pa.struct([
     ("uri", pa.string()), ("heading", pa.string()), ("page", pa.int32()),
     ("line_start", pa.int32()), ("line_end", pa.int32()),
@@ -434,10 +438,10 @@ class Store:
         for name in ("text_idx", "n_places_idx"):
             if name not in names and rows > 0:
                 column, config = _INDICES[name]
-                self._table.create_index(column, config=config(), name=name)
+                self._table.create_index(column, config=config(self.dimensions), name=name)
         if "vector_idx" not in names and rows >= self.health.vector_index_rows:
             column, config = _INDICES["vector_idx"]
-            self._table.create_index(column, config=config(), name="vector_idx")
+            self._table.create_index(column, config=config(self.dimensions), name="vector_idx")
         dataset = self._table.to_lance()
         # Only fragments smaller than _FRAGMENT_ROWS are merged (one job's rows are not
         # rewritten with another's); a fragment a tenth deleted is rewritten without them.
