@@ -113,7 +113,6 @@ def _restore(directory: Location, model: str, dimensions: int) -> Restoration:
         table.drop_index(name)
         if name in _INDICES:
             column, config = _INDICES[name]
-            dimensions = table.schema.field("vector").type.list_size
             table.create_index(column, config=config(dimensions), name=name)
     missing = [f for f in table_schema if f.name not in table.schema.names
                and f.name not in _DERIVED]
