@@ -50,7 +50,7 @@ class RouteFault:
 
 @dataclass(frozen=True)
 class BatchFaults:
-    """How one batch misbehaves. Rates pick lines at random, seeded per batch and line."""
+    """How one batch misbehaves. Rates pick lines at random, seeded per batch content and line."""
 
     fail_rate: float = 0.0
     """Lines that fail with a 500: half as ``response.status_code`` 500, half as ``error``."""
@@ -80,7 +80,7 @@ class BatchFaults:
     validation_line: int | None = None
     """The input line the ``validation_error`` names (none: the whole file)."""
 
-    def line_fault(self, seed: int, batch_id: str, number: int) -> str | None:
+    def line_fault(self, seed: int, batch_key: str, number: int) -> str | None:
         """This line's fault (failed_response, failed_error, missing, non200, nan, wrong_dims)."""
         rates = (
             self.fail_rate,
@@ -91,7 +91,7 @@ class BatchFaults:
         )
         if not any(rates):
             return None
-        rng = random.Random(f"{seed}:{batch_id}:{number}")
+        rng = random.Random(f"{seed}:{batch_key}:{number}")
         draw = rng.random()
         for name, rate in zip(
             ("failed", "missing", "non200", "nan", "wrong_dims"), rates, strict=True

@@ -43,6 +43,7 @@ class Lifecycle:
         self.options = options
         self._lines: dict[str, tuple[BatchLine, ...]] = {}
         self._order: dict[str, list[int]] = {}
+        self._content: dict[str, str] = {}
 
     def advance_all(self) -> None:
         """Bring every batch (oldest first) and every file up to the current time."""
@@ -213,7 +214,16 @@ class Lifecycle:
             request = parse_request(line.body, options)
         except ApiError as error:
             return "invalid", error
-        return batch.faults.line_fault(options.seed, batch.id, line.number) or "ok", request
+        draw = f"{self._content_key(batch)}:{line.custom_id}"
+        return batch.faults.line_fault(options.seed, draw, line.number) or "ok", request
+
+    def _content_key(self, batch: BatchRecord) -> str:
+        """A digest of the batch's custom_ids: the same input file draws the same line faults
+        in every run (a batch id is random), while a retry of some of its lines draws anew."""
+        if batch.id not in self._content:
+            ids = "\n".join(line.custom_id for line in self._lines_of(batch))
+            self._content[batch.id] = hashlib.sha256(ids.encode()).hexdigest()[:16]
+        return self._content[batch.id]
 
     def _process(self, batch: BatchRecord, index: int, options: Options) -> None:
         line = self._lines_of(batch)[index]
