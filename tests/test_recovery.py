@@ -268,15 +268,29 @@ def drop_table(index_dir: Path) -> None:
     shutil.rmtree(generation(index_dir) / "lancedb")
 
 
-def delete_data_file(index_dir: Path) -> None:
-    """Delete the newest data file after pruning old versions: its rows are gone for good."""
+def data_files(index_dir: Path, vectors: bool) -> list[Path]:
+    """After pruning old versions, the data files that hold the vectors (or those that hold
+    none: the passage columns a first publication writes beside the vectors)."""
     with Index(index_dir) as index:
         status = index.status()
     Store(generation(index_dir) / "lancedb", status.model, status.dimensions,
           replace(StoreHealth.from_config(Config()), retention_seconds=0)).optimize()
-    files = sorted((generation(index_dir) / "lancedb" / "chunks.lance" / "data").glob("*"),
-                   key=lambda p: p.stat().st_mtime)
-    files[-1].unlink()
+    dataset = table(index_dir).to_lance()
+    vector = dataset.lance_schema.field("vector").id()
+    data = generation(index_dir) / "lancedb" / "chunks.lance" / "data"
+    return [data / f.path for fragment in dataset.get_fragments()
+            for f in fragment.metadata.files if (vector in f.fields) == vectors]
+
+
+def delete_vector_file(index_dir: Path) -> None:
+    """Delete a data file holding vectors, no earlier version kept: its rows are gone."""
+    data_files(index_dir, vectors=True)[-1].unlink()
+
+
+def delete_passage_file(index_dir: Path) -> None:
+    """Delete the passages a publication wrote beside the vectors, no earlier version kept:
+    the vectors are still there, so nothing may be paid again."""
+    data_files(index_dir, vectors=False)[-1].unlink()
 
 
 def delete_index_files(index_dir: Path) -> None:
@@ -295,12 +309,14 @@ def drop_vector(index_dir: Path) -> None:
 
 STORE_DAMAGE: dict[str, tuple[Callable[[Path], None], str, bool]] = {
     "table deleted": (drop_table, "the search table is missing", True),
-    "data file deleted": (delete_data_file, "can no longer be read", True),
+    "vector file deleted": (delete_vector_file, "can no longer be read", True),
+    "passage file deleted": (delete_passage_file, "can no longer be read", False),
     "index files deleted": (delete_index_files, "the files of index(es)", False),
     "text column dropped": (drop_text, "column(s) text are gone", False),
     "vector column dropped": (drop_vector, "column(s) vector are gone", False),
 }
 """Damage, what the error says, and whether the vectors are lost (else nothing is paid)."""
+REFUSED_BY_SYNC = ("table deleted", "vector file deleted", "passage file deleted")
 
 
 @pytest.mark.slow
@@ -317,7 +333,7 @@ def test_damaged_store_is_refused_then_restored(damage: str, built: tuple[Path, 
 
     if damage == "table deleted":  # seen without opening the store
         assert_refused(cli(index_dir, "status"), message)
-    if damage in ("table deleted", "data file deleted"):  # was: exit 0, or a RuntimeError
+    if damage in REFUSED_BY_SYNC:  # was: exit 0, or a RuntimeError
         assert_refused(cli(index_dir, "sync", str(extra)), message)
         assert cli(index_dir, "doctor").returncode == 1
     refused = re.escape(message) + ".*run `indexer doctor --repair`"
@@ -354,7 +370,7 @@ def test_rows_of_a_deleted_data_file_are_recovered_from_earlier_versions(
     max(data.glob("*"), key=lambda p: p.stat().st_mtime).unlink()  # the compacted file
     with Index(index_dir) as index:
         restored = next(f for f in index.doctor(repair=True).findings if f.check == "store")
-        assert restored.count == 0 and f"{len(rows)} recovered from earlier" in restored.message
+        assert restored.count == 0 and f"{len(rows)} recovered from intact" in restored.message
         assert index.sync().embedded == 0
     assert store_rows(index_dir) == rows
 

@@ -62,13 +62,15 @@ class Damage:
 @dataclass(frozen=True)
 class Restoration:
     """What :func:`restore` did: re-created the table, went back to an earlier version,
-    dropped unreadable rows (recovering what earlier versions still hold), re-added
-    columns (``rewrite``: every row's text and places must be rewritten from the ledger)."""
+    dropped unreadable rows (recovering what their intact files and earlier versions still
+    hold: ``recovered_keys``, whose text and places must be rewritten from the ledger),
+    re-added columns (``rewrite``: every row's text and places must be rewritten)."""
 
     damage: Damage
     recreated: bool = False
     restored_version: int | None = None
     dropped_rows: int = 0
     recovered_rows: int = 0
+    recovered_keys: tuple[str, ...] = ()
     rewrite: bool = False
     migrations: tuple[str, ...] = ()

@@ -159,6 +159,8 @@ def mend_store(ledger: Ledger, directory: Path | str, model: str, dimensions: in
     ledger.requeue(lost)
     if restored.rewrite:
         ledger.mark_dirty(sorted(held))
+    elif restored.recovered_keys:
+        ledger.mark_dirty(sorted(restored.recovered_keys))
     return store_finding(restored, len(lost))
 
 
@@ -172,7 +174,8 @@ def store_finding(restored: Restoration, lost: int | None) -> Finding:
         done.append(f"went back to table version {restored.restored_version}")
     if restored.dropped_rows:
         done.append(f"dropped {restored.dropped_rows} unreadable row(s), "
-                    f"{restored.recovered_rows} recovered from earlier versions")
+                    f"{restored.recovered_rows} recovered from intact files and earlier "
+                    "versions")
     if restored.rewrite:
         done.append("rows rewritten from the ledger")
     done.extend(restored.migrations)

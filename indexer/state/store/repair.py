@@ -104,7 +104,7 @@ def _restore(directory: Location, model: str, dimensions: int) -> Restoration:
         db.open_table(TABLE).restore(version)
     now = inspect(directory)
     table = db.open_table(TABLE)
-    dropped = recovered = 0
+    dropped, recovered, damaged = 0, (), table.version
     if now.lost_fragments:
         table.delete(" OR ".join(f"(_rowaddr >= {f << 32} AND _rowaddr < {(f + 1) << 32})"
                                  for f in now.lost_fragments))
@@ -120,10 +120,10 @@ def _restore(directory: Location, model: str, dimensions: int) -> Restoration:
         table.add_columns(pa.schema(missing))
     migrations = _migrate(table)
     if now.lost_fragments:
-        recovered = _recover(db, table, table_schema, set(now.lost_fragments))
+        recovered = _recover(table, table_schema, set(now.lost_fragments), damaged)
     return Restoration(damage, restored_version=version, dropped_rows=dropped,
-                       recovered_rows=recovered, rewrite=bool(missing) or version is not None,
-                       migrations=migrations)
+                       recovered_rows=len(recovered), recovered_keys=recovered,
+                       rewrite=bool(missing) or version is not None, migrations=migrations)
 
 
 def drop(location: Location) -> None:
@@ -222,37 +222,68 @@ def _discard(db: Any, directory: Location) -> None:
             path.rename(path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"))
 
 
-def _recover(db: Any, table: Any, table_schema: pa.Schema, seen: set[int]) -> int:
-    """Put back rows the table lacks from fragments of earlier versions still readable."""
+def _recover(table: Any, table_schema: pa.Schema, lost: set[int],
+             damaged: int) -> tuple[str, ...]:
+    """Put back rows the table lacks, and return their keys: first from what is intact of
+    the lost fragments themselves (version ``damaged``: a publication writes the passage
+    columns to a file of their own beside the vectors, so a fragment may have lost one
+    of its files and still hold its keys and vectors), then from fragments of earlier
+    versions still readable. A row is put back with the columns that could be read (at
+    least its key and vector); its passage and places are to be written again from the
+    ledger.
+
+    A fragment whose id the table still has is the same rows (deleted ones deleted on
+    purpose) and is not read again; a lost fragment is read in each different set of data
+    files it had (before and after a publication added its passage columns).
+    """
     have = set(table.search().select(["custom_id"]).limit(None).to_arrow()
                .column("custom_id").to_pylist())
-    fragments, _ = _fragments(table)
-    seen |= {int(f) for f in np.unique(fragments)}
-    recovered = 0
-    for version in sorted((v["version"] for v in table.list_versions()), reverse=True)[1:]:
-        old = db.open_table(TABLE)
+    live = {int(f) for f in np.unique(_fragments(table)[0])}
+    dataset = table.to_lance()
+    versions = sorted((v["version"] for v in dataset.versions()
+                       if v["version"] < damaged), reverse=True)
+    tried: set[tuple[str, ...]] = set()
+    recovered: list[str] = []
+    for version in [damaged, *versions]:
         try:
-            old.checkout(version)
+            old = dataset.checkout_version(version)
             if not all(n in old.schema.names for n in _ESSENTIAL):
                 continue
-            fragments, rowids = _fragments(old)
+            fragments = old.get_fragments()
         except _LANCE_ERRORS:
             continue
-        for fragment in {int(f) for f in np.unique(fragments)} - seen:
-            seen.add(fragment)
-            try:
-                rows = old.take_row_ids([int(r) for r in rowids[fragments == fragment]]
-                                        ).to_arrow()
-            except _LANCE_ERRORS:
+        for fragment in fragments:
+            files = tuple(sorted(f.path for f in fragment.metadata.files))
+            if (version == damaged and fragment.fragment_id not in lost) or \
+                    fragment.fragment_id in live or files in tried:
                 continue
-            keys = rows.column("custom_id")
-            rows = rows.filter(pc.invert(pc.is_in(keys, pa.array(list(have), pa.string()))))
-            if rows.num_rows:
+            tried.add(files)
+            rows = _readable(fragment, old.schema.names, have)
+            if rows is not None and rows.num_rows:
                 rows = _conform(rows, table_schema)
-                (table.merge_insert("custom_id").when_not_matched_insert_all().execute(rows))
-                have.update(rows.column("custom_id").to_pylist())
-                recovered += rows.num_rows
-    return recovered
+                table.merge_insert("custom_id").when_not_matched_insert_all().execute(rows)
+                keys = rows.column("custom_id").to_pylist()
+                have.update(keys)
+                recovered.extend(keys)
+    return tuple(recovered)
+
+
+def _readable(fragment: Any, names: list[str], have: set[str]) -> pa.Table | None:
+    """The rows of ``fragment`` whose keys are not in ``have``: every column, or the key
+    and vector only when the others' file is lost; None if even those cannot be read."""
+    try:
+        keys = fragment.to_table(columns=["custom_id"]).column("custom_id")
+    except _LANCE_ERRORS:
+        return None
+    wanted = pc.invert(pc.is_in(keys, pa.array(list(have), pa.string())))
+    if not pc.any(wanted).as_py():
+        return None
+    for columns in (names, list(_ESSENTIAL)):
+        try:
+            return fragment.to_table(columns=columns).filter(wanted)
+        except _LANCE_ERRORS:
+            continue
+    return None
 
 
 def _conform(rows: pa.Table, table_schema: pa.Schema) -> pa.Table:
@@ -264,9 +295,10 @@ def _conform(rows: pa.Table, table_schema: pa.Schema) -> pa.Table:
     for field in table_schema:
         if field.name in rows.column_names:
             columns.append(rows.column(field.name).cast(field.type))
-        elif field.name == "n_places" and "places" in rows.column_names:
-            columns.append(pc.fill_null(pc.list_value_length(rows.column("places")), 0)
-                           .cast(field.type))
+        elif field.name == "n_places":  # no places read: hidden until written again
+            places = (pc.list_value_length(rows.column("places"))
+                      if "places" in rows.column_names else pa.nulls(rows.num_rows, pa.int32()))
+            columns.append(pc.fill_null(places, 0).cast(field.type))
         else:
             columns.append(pa.nulls(rows.num_rows, field.type))
     return pa.Table.from_arrays(columns, schema=table_schema)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import lance
 import numpy as np
 import pyarrow as pa
 from lancedb.index import FTS, Bitmap, BTree, IvfRq
@@ -263,23 +264,18 @@ class Store:
         :meth:`purge`); keys without a row are ignored. The groups are pulled on one of
         LanceDB's threads; an exception they raise is re-raised here as it was.
 
-        Whole rows are written, their vectors read back by key: a merge of some columns
-        only would rewrite those columns of every fragment it touches and leave the
-        fragments unindexed, so its cost and the upkeep after it would grow with the
-        table rather than with the rows that changed. When ``count`` (the rows to come)
-        is half the table or more, every fragment is touched anyway and the vectors are
-        not read back. And when nothing is published yet (a first sync) and ``rows_for``
-        is given (the new rows of those of some keys that change, called on LanceDB's
-        thread), the table is rewritten whole in one pass instead of merged with itself:
-        its rows are streamed ``group`` at a time, each batch with its changed rows
-        swapped in, into a new version made of large fragments (one commit); its indices
-        are made again.
+        Few rows (``count``, the rows to come, under half the table): whole rows are
+        written, their vectors read back by key, so the cost follows the rows that
+        changed. A first publication (nothing published yet, ``count`` at least half the
+        table) with ``rows_for`` (the new rows of those of some keys that change, called
+        with ``group`` keys at a time): every column but the key and the vector is
+        written again, fragment by fragment, and the vectors are neither read nor
+        written (see :meth:`_fill`).
         """
         total = self._table.count_rows()
         if (rows_for is not None and count is not None and count * 2 >= total
-                and not self._table.count_rows("n_places > 0")
-                and all(i.name != "vector_idx" for i in self._table.list_indices())):
-            self._rewrite(rows_for, group)
+                and not self._table.count_rows("n_places > 0")):
+            self._fill(rows_for, group)
             return
         failure: list[BaseException] = []
         whole = count is None or count * 2 < total
@@ -303,50 +299,41 @@ class Store:
                 raise failure[0] from None
             raise
 
-    def _rewrite(self, rows_for: Callable[[Sequence[str]], Sequence[StoreRow]],
-                 group: int) -> None:
-        """Overwrite the table with its own rows, those ``rows_for`` returns swapped in."""
-        failure: list[BaseException] = []
-        source = self._db.open_table(TABLE)  # the version being rewritten, read by offset:
-        source.checkout(self._table.version)  # a scan would read far ahead of the writer
-        total = source.count_rows()
+    def _fill(self, rows_for: Callable[[Sequence[str]], Sequence[StoreRow]],
+              group: int) -> None:
+        """Write, for every fragment, the passage, places and ``n_places`` of the rows
+        ``rows_for`` returns (asked ``group`` keys at a time, in the fragment's order) as
+        a new data file beside the fragment's vectors, and commit them all as one update.
 
-        def batches() -> Iterator[pa.RecordBatch]:
-            try:
-                for start in range(0, total, group):
-                    read = source.take_offsets(list(range(start, min(total, start + group))))
-                    for batch in read.to_arrow().to_batches():
-                        yield from self._swapped(batch, rows_for)
-            except BaseException as exc:
-                failure.append(exc)
-                raise
-
-        try:
-            self._table.add(pa.RecordBatchReader.from_batches(self._schema, batches()),
-                            mode="overwrite")
-        except Exception:
-            if failure:
-                raise failure[0] from None
-            raise
-        self._table.create_index("custom_id", config=BTree(), name="custom_id_idx")
-
-    def _swapped(self, batch: pa.RecordBatch,
-                 rows_for: Callable[[Sequence[str]], Sequence[StoreRow]]
-                 ) -> Iterator[pa.RecordBatch]:
-        """``batch`` (in the table's schema) with the rows ``rows_for`` gives in place of
-        those of their keys: the unchanged rows, then the changed ones."""
-        batch = pa.RecordBatch.from_arrays([batch.column(f.name) for f in self._schema],
-                                           schema=self._schema)
-        keys = batch.column("custom_id").to_pylist()
-        new = {row.custom_id: row for row in rows_for(keys)}
-        if len(new) < len(keys):
-            yield batch.filter(pa.array([key not in new for key in keys]))
-        at = [n for n, key in enumerate(keys) if key in new]
-        if at:
-            rows = [new[keys[n]] for n in at]
-            vectors = batch.column("vector").take(pa.array(at, pa.int64()))
-            yield pa.RecordBatch.from_pydict({**self._columns(rows), "vector": vectors},
-                                             self._schema)
+        The vectors stay where they are, and so do the row addresses: the key and vector
+        indices stay valid; the full-text and ``n_places`` indices no longer cover these
+        fragments (searches scan them) until :meth:`optimize` adds them again. Memory
+        holds one fragment's passages (a fragment is one job's rows, or a compacted run
+        of at most ``_FRAGMENT_ROWS``). A fragment whose passage file is lost keeps its
+        keys and vectors: :func:`~indexer.state.store.repair.restore` reads them back.
+        """
+        dataset = self._table.to_lance()
+        updated, modified = [], set()
+        for fragment in dataset.get_fragments():
+            keys = fragment.to_table(columns=["custom_id"]).column("custom_id").to_pylist()
+            batches = []
+            for start in range(0, len(keys), group):
+                rows = rows_for(keys[start:start + group])
+                if rows:
+                    batches.append(pa.RecordBatch.from_pydict(self._columns(rows),
+                                                              _PLACES_SCHEMA))
+            if batches:
+                metadata, fields = fragment.update_columns(
+                    pa.Table.from_batches(batches, _PLACES_SCHEMA), left_on="custom_id",
+                    right_on="custom_id")
+                updated.append(metadata)
+                modified.update(fields)
+        if updated:
+            operation = lance.LanceOperation.Update(
+                updated_fragments=updated, fields_modified=sorted(modified),
+                update_mode="rewrite_columns")
+            lance.LanceDataset.commit(dataset, operation, read_version=dataset.version)
+            self._table.checkout_latest()
 
     def _whole(self, rows: Sequence[StoreRow]) -> pa.RecordBatch:
         """``rows`` with the vectors the table holds for them; rows it lacks are left out."""
