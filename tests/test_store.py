@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,41 @@ def test_set_places_reraises_what_its_input_raised(tmp_path: Path) -> None:
         store.set_places(failing())
     (hit,) = store.search(unit(1, 0, 0), k=1)
     assert [p.uri for p in hit.places] == ["/x"]  # nothing was committed
+
+
+def test_a_large_publication_writes_places_beside_the_vectors_in_one_commit(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path, "m", 3)
+    vectors = {"a": unit(1, 0, 0), "b": unit(0, 1, 0), "c": unit(0, 0, 1), "d": unit(1, 1, 0)}
+    store.put_vectors([(["a", "b", "c"], np.stack([vectors[k] for k in "abc"]))], fresh=True)
+    store.put_vectors([(["d"], vectors["d"][None, :])], fresh=True)
+    store.optimize()  # the text and n_places indices exist, over unpublished rows
+    vector_files = {f.path for frag in store._table.to_lance().get_fragments()
+                    for f in frag.metadata.files if 1 in f.fields}
+    words = {"a": "apple", "b": "banana", "d": "durian"}
+    published = {k: StoreRow(k, f"{w} passage", "ctx", (Place(f"/{k}.md", "H", None, 1, 2),))
+                 for k, w in words.items()}  # c stays unpublished
+    asked: list[list[str]] = []
+
+    def rows_for(keys: Sequence[str]) -> list[StoreRow]:
+        asked.append(list(keys))
+        return [published[k] for k in keys if k in published]
+
+    version = store._table.version
+    store.set_places(iter([]), count=3, rows_for=rows_for, group=2)
+    assert store._table.version == version + 1  # readers see all of it or none
+    assert max(len(keys) for keys in asked) == 2
+    assert store.count() == 3 and store.keys() == set("abcd")
+    for key, vector in vectors.items():
+        hits = store.search(vector, k=1)
+        assert (hits[0].custom_id, hits[0].places) == (key, published[key].places) \
+            if key != "c" else hits[0].custom_id != "c"
+    assert [h.custom_id for h in store.matching("durian", 3, store.condition())] == ["d"]
+    assert vector_files <= {f.path for frag in store._table.to_lance().get_fragments()
+                            for f in frag.metadata.files}  # the vectors were not rewritten
+    store.optimize()
+    assert [h.custom_id for h in store.matching("banana", 3, store.condition())] == ["b"]
+    assert store.count() == 3
 
 
 def test_reopen_with_another_model_is_refused(tmp_path: Path) -> None:
