@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -207,6 +207,20 @@ class SearchHit:
 
 def _half(half: Half | None) -> dict[str, object] | None:
     return None if half is None else {"rank": half.rank, "score": round(half.score, 4)}
+
+
+class Passage(Protocol):
+    """What publishing writes to one content key's store row: its passage, context and
+    places (a :class:`StoreRow`, or the ledger's row of a key, as it is)."""
+
+    @property
+    def custom_id(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def context(self) -> str: ...
+    @property
+    def places(self) -> tuple[Place, ...]: ...
 
 
 @dataclass(frozen=True)

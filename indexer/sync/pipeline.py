@@ -8,7 +8,7 @@ collected again (re-ingesting is idempotent), and dirty store rows are rewritten
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +20,7 @@ from indexer.chunking.chunker import ChunkerSettings, chunk_document, context_sh
 from indexer.connectors.contract import Connector, ReportsChanges
 from indexer.errors import Interrupted, SourceError
 from indexer.progress import Progress
-from indexer.records import Chunk, Document, StoreRow
+from indexer.records import Chunk, Document
 from indexer.report import Plan, SyncReport
 from indexer.state.ledger import ORPHANED, Ledger
 from indexer.sync.base import JobOptions
@@ -212,16 +212,9 @@ class Pipeline:
             return
         through = self.ledger.dirty_mark()
 
-        def groups() -> Iterator[list[StoreRow]]:
-            for rows in self.ledger.dirty_rows(size, through):
-                yield [StoreRow(r.custom_id, r.text, r.context, r.places) for r in rows]
-
-        with self.ledger.dirty_lookup(through) as lookup:
-            def rows_for(keys: Sequence[str]) -> list[StoreRow]:
-                return [StoreRow(r.custom_id, r.text, r.context, r.places)
-                        for r in lookup(keys)]
-
-            self.store.set_places(groups(), self.ledger.dirty_count(), rows_for, size)
+        with self.ledger.dirty_lookup(through) as lookup:  # the ledger's rows are passages
+            self.store.set_places(self.ledger.dirty_rows(size, through),
+                                  self.ledger.dirty_count(), lookup, size)
         self.ledger.settle_dirty(through)
         for dropped in self.ledger.dropped_keys(size, through):
             self.store.purge(dropped)

@@ -23,7 +23,7 @@ from lancedb.index import FTS, Bitmap, BTree, IvfRq
 
 from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
-from indexer.records import Place, SearchHit, StoreRow
+from indexer.records import Passage, Place, SearchHit, StoreRow
 from indexer.state.damage import Damage
 from indexer.state.store.heap import return_freed_buffers
 from indexer.state.store.location import Location, connect, scrub
@@ -94,6 +94,9 @@ def schema(model: str, dimensions: int) -> pa.Schema:
 _PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name != "vector"])
 """The columns a publication sets: everything but the vector, which it keeps (the passage
 and its context too, so a row whose text columns were lost is whole again)."""
+_PLACE_NAMES = [f.name for f in _PLACE]
+_NOWHERE = Place("")
+"""The first place of a row that has none (its flat place columns empty)."""
 _PURGE = 5_000
 _FRAGMENT_ROWS = 8_192
 """Fragments with fewer rows are merged by :meth:`Store.optimize` (into fragments of at
@@ -254,8 +257,8 @@ class Store:
                 raise failure[0] from None
             raise
 
-    def set_places(self, groups: Iterable[Sequence[StoreRow]], count: int | None = None,
-                   rows_for: Callable[[Sequence[str]], Sequence[StoreRow]] | None = None,
+    def set_places(self, groups: Iterable[Sequence[Passage]], count: int | None = None,
+                   rows_for: Callable[[Sequence[str]], Sequence[Passage]] | None = None,
                    group: int = _REWRITE_BATCH) -> None:
         """Rewrite the places of existing rows, streamed group by group, in one commit.
 
@@ -299,7 +302,7 @@ class Store:
                 raise failure[0] from None
             raise
 
-    def _fill(self, rows_for: Callable[[Sequence[str]], Sequence[StoreRow]],
+    def _fill(self, rows_for: Callable[[Sequence[str]], Sequence[Passage]],
               group: int) -> None:
         """Write, for every fragment, the passage, places and ``n_places`` of the rows
         ``rows_for`` returns (asked ``group`` keys at a time, in the fragment's order) as
@@ -335,7 +338,7 @@ class Store:
             lance.LanceDataset.commit(dataset, operation, read_version=dataset.version)
             self._table.checkout_latest()
 
-    def _whole(self, rows: Sequence[StoreRow]) -> pa.RecordBatch:
+    def _whole(self, rows: Sequence[Passage]) -> pa.RecordBatch:
         """``rows`` with the vectors the table holds for them; rows it lacks are left out."""
         keys = ", ".join(_quote(row.custom_id) for row in rows)
         held = (self._table.search().where(f"custom_id IN ({keys})")
@@ -466,24 +469,32 @@ class Store:
         return pa.Table.from_pydict(columns, schema=self._schema)
 
     @staticmethod
-    def _columns(rows: Sequence[StoreRow]) -> dict[str, list[object]]:
-        """Every column of ``rows`` but the vector."""
-        columns: dict[str, list[object]] = {name: [] for name in _PLACES_SCHEMA.names}
-        for row in rows:
-            first = row.places[0] if row.places else Place("")
-            columns["custom_id"].append(row.custom_id)
-            columns["text"].append(row.text)
-            columns["context"].append(row.context)
-            columns["uri"].append(first.uri)
-            columns["heading"].append(first.heading)
-            columns["page"].append(first.page)
-            columns["line_start"].append(first.line_start)
-            columns["line_end"].append(first.line_end)
-            columns["places"].append([{"uri": p.uri, "heading": p.heading, "page": p.page,
-                                       "line_start": p.line_start, "line_end": p.line_end}
-                                      for p in row.places])
-            columns["n_places"].append(len(row.places))
-        return columns
+    def _columns(rows: Sequence[Passage]) -> dict[str, pa.Array]:
+        """Every column of ``rows`` but the vector (built column by column: a publication
+        makes one of these per ``group`` keys)."""
+        first = _place_columns([row.places[0] if row.places else _NOWHERE for row in rows])
+        flat = _place_columns([place for row in rows for place in row.places])
+        offsets = np.zeros(len(rows) + 1, np.int32)
+        np.cumsum([len(row.places) for row in rows], out=offsets[1:])
+        columns = {
+            "custom_id": pa.array([row.custom_id for row in rows], pa.string()),
+            "text": pa.array([row.text for row in rows], pa.string()),
+            "context": pa.array([row.context for row in rows], pa.string()),
+            **dict(zip(_PLACE_NAMES, first, strict=True)),
+            "places": pa.ListArray.from_arrays(
+                pa.array(offsets), pa.StructArray.from_arrays(flat, fields=list(_PLACE))),
+            "n_places": pa.array(np.diff(offsets)),
+        }
+        return {name: columns[name] for name in _PLACES_SCHEMA.names}
+
+
+def _place_columns(places: Sequence[Place]) -> list[pa.Array]:
+    """The fields of ``places`` as the arrays of :data:`_PLACE`, in its order."""
+    return [pa.array([p.uri for p in places], pa.string()),
+            pa.array([p.heading for p in places], pa.string()),
+            pa.array([p.page for p in places], pa.int32()),
+            pa.array([p.line_start for p in places], pa.int32()),
+            pa.array([p.line_end for p in places], pa.int32())]
 
 
 def _quote(value: str) -> str:
