@@ -104,7 +104,8 @@ def _restore(directory: Location, model: str, dimensions: int) -> Restoration:
         db.open_table(TABLE).restore(version)
     now = inspect(directory)
     table = db.open_table(TABLE)
-    dropped, recovered, damaged = 0, (), table.version
+    dropped, damaged = 0, table.version
+    recovered: tuple[str, ...] = ()
     if now.lost_fragments:
         table.delete(" OR ".join(f"(_rowaddr >= {f << 32} AND _rowaddr < {(f + 1) << 32})"
                                  for f in now.lost_fragments))
