@@ -104,7 +104,7 @@ most this many); larger ones, such as one job's vectors, are left as they are.""
 _HELD_MIN, _HELD_MAX = 2_000, 50_000
 """Keys :meth:`Store.held` asks for in one query, at least and at most."""
 _REWRITE_BATCH = 2_000
-"""Rows a first publication reads and writes at a time."""
+"""Keys a first publication looks up in the ledger at a time."""
 
 
 @dataclass(frozen=True)
