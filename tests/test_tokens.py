@@ -253,6 +253,10 @@ def test_each_backend_counts_odd_text_as_tiktoken(backend: str, text: str) -> No
     assert tokens.tally(text) == tokens.count(text)
 
 
+def test_the_canary_count_is_tiktokens() -> None:
+    assert tokens.count(tokens._CANARY) == tokens.CANARY_TOKENS
+
+
 def test_the_backends_cut_the_same_chunks() -> None:
     """A user whose platform lacks rs-bpe gets the very chunks (and ids) of one who has it."""
     if importlib.util.find_spec("rs_bpe") is None:
