@@ -16,7 +16,11 @@ is within its limit. With ``--chonkie PYTHON`` it also runs chonkie's RecursiveC
 same extracted text, same tokenizer and budget, and prints it beside ours, its chunking
 alone and with our reading time added.
 
+The chunker counts with the fastest backend present (``--tokenizer`` picks one, see
+:func:`indexer.chunking.tokens.use`).
+
     python benchmarks/chunk_files.py [FOLDER] [--max-tokens 512] [--limit N] [--repeat 3]
+                                     [--tokenizer rs-bpe|tally]
                                      [--chonkie /tmp/chonkie-venv/bin/python]
 """
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -62,6 +67,7 @@ def run(folder: Path, settings: ChunkerSettings, limit: int | None, repeat: int,
     tally = time.process_time() - started
     assert tally_count == count
     size = sum(len(text.encode("utf-8")) for text in texts)
+    print(f"counter:  {tokens.backend_name()}  (load average {os.getloadavg()[0]:.1f})")
     print(f"corpus:   {len(docs)} documents, {size / 1e6:.1f} MB of text, {count:,} tokens, "
           f"{chunks:,} chunks at max_tokens {settings.max_tokens}, {over} over the limit")
     print(f"encoding: {raw:6.2f} CPU-s  {count / raw / 1e6:.2f} Mtok/CPU-s "
@@ -134,10 +140,14 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--limit", type=int, help="read only the first N files")
     parser.add_argument("--repeat", type=int, default=3, help="passes; best and median shown")
+    parser.add_argument("--tokenizer", choices=tokens.BACKENDS,
+                        help="the chunker's counting backend (default: the fastest present)")
     parser.add_argument("--chonkie", metavar="PYTHON",
                         help="a Python with chonkie and tiktoken: measure it beside ours")
     args = parser.parse_args()
     settings = ChunkerSettings(max_tokens=args.max_tokens)
+    if args.tokenizer:
+        tokens.use(args.tokenizer)
     if args.folder:
         run(args.folder, settings, args.limit, args.repeat, args.chonkie)
         return

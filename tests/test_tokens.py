@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import re
 import socket
 import sys
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,8 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indexer.chunking import tokens
+from indexer.chunking.chunker import ChunkerSettings, chunk_document
 from indexer.chunking.tally import Tally
+from indexer.connectors.formats import document, format_of
 from indexer.errors import ConfigError
+from indexer.records import Chunk, Document
 
 # Characters chosen to exercise cl100k's pre-tokenizer: letters, digits, symbols,
 # marks, CJK, emoji, and every kind of whitespace (plus one that only Python calls
@@ -75,13 +81,13 @@ def test_loading_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> N
         tokens.encoding.cache_clear()
 
 
-def test_only_the_tokens_module_imports_tiktoken() -> None:
+def test_only_the_tokens_module_imports_tiktoken_and_rs_bpe() -> None:
     root = Path(__file__).resolve().parent.parent
     importers = {
         path.relative_to(root).as_posix()
         for folder in ("indexer", "connectors")
         for path in (root / folder).rglob("*.py")
-        if re.search(r"^\s*(import tiktoken|from tiktoken)", path.read_text(), re.M)
+        if re.search(r"^\s*(import|from) (tiktoken|rs_bpe)\b", path.read_text(), re.M)
     }
     assert importers == {"indexer/chunking/tokens.py"}
 
@@ -195,10 +201,96 @@ def test_tally_cuts_the_pieces_tiktoken_cuts(text: str) -> None:
     _assert_same_pieces(text)
 
 
+@functools.cache
+def _reference_tally() -> Tally:
+    """One Tally for every example: building its pattern takes a second."""
+    return Tally(tokens.count, tokens.count)
+
+
 def _assert_same_pieces(text: str) -> None:
     import regex  # tiktoken's dependency, which reads its pattern as tiktoken does
 
-    tally = Tally(tokens.count, tokens.count)
+    tally = _reference_tally()
     if tally.foreign(text):
         return
     assert tally.pieces(text) == regex.findall(tokens.encoding()._pat_str, text)
+
+
+# -- the counting backends: rs-bpe where it is installed, else Tally over tiktoken -------
+
+RS_BPE = pytest.param(
+    "rs-bpe",
+    marks=pytest.mark.skipif(importlib.util.find_spec("rs_bpe") is None,
+                             reason="rs-bpe has no wheel for this platform"),
+)
+
+
+@pytest.fixture(params=[RS_BPE, "tally"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Counts with each backend in turn, then with the default again."""
+    tokens.use(request.param)
+    try:
+        yield request.param
+    finally:
+        tokens.use(None)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=tally_text)
+def test_each_backend_counts_what_tiktoken_encodes(backend: str, text: str) -> None:
+    assert tokens.backend_name() == backend
+    assert tokens.tally(text) == len(tokens.encode(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x\ud800 y", "\udfff", "abc\udc80\udcff def", " " * 3000, "\n" * 999 + "x",
+     "😀👍🏽🇫🇷 👨\u200d👩\u200d👧", "日本語のテキスト、中文文本\uff0c한국어。",
+     "\U0010ffff\U000e0001 ok"],
+)
+def test_each_backend_counts_odd_text_as_tiktoken(backend: str, text: str) -> None:
+    assert tokens.tally(text) == tokens.count(text)
+
+
+def test_the_canary_count_is_tiktokens() -> None:
+    assert tokens.count(tokens._CANARY) == tokens.CANARY_TOKENS
+
+
+def test_the_backends_cut_the_same_chunks() -> None:
+    """A user whose platform lacks rs-bpe gets the very chunks (and ids) of one who has it."""
+    if importlib.util.find_spec("rs_bpe") is None:
+        pytest.skip("rs-bpe has no wheel for this platform")
+    root = Path(__file__).resolve().parent.parent
+    docs = [
+        document(path.as_posix(), path.read_bytes(), fmt)
+        for folder in (root / "examples", root / "tests" / "samples")
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and (fmt := format_of(path.name))
+    ]
+    cut: dict[str, list[list[Chunk]]] = {}
+    for name in tokens.BACKENDS:
+        tokens.use(name)
+        try:
+            cut[name] = [chunk_document(doc, ChunkerSettings(max_tokens=budget))
+                         for doc in docs if isinstance(doc, Document) for budget in (16, 64, 512)]
+        finally:
+            tokens.use(None)
+    assert sum(map(len, cut["tally"])) > 100
+    assert cut["rs-bpe"] == cut["tally"]
+
+
+def test_an_unknown_or_missing_backend_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="unknown tokenizer backend"):
+        tokens.use("sentencepiece")
+    monkeypatch.setitem(sys.modules, "rs_bpe", None)
+    monkeypatch.setitem(sys.modules, "rs_bpe.bpe", None)
+    try:
+        with pytest.raises(ConfigError, match="pip install rs-bpe"):
+            tokens.use("rs-bpe")
+        tokens.use(None)
+        assert tokens.backend_name() == "tally"
+        assert tokens.tally("still counted") == 2
+    finally:
+        monkeypatch.undo()
+        tokens.use(None)
