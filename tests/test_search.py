@@ -3,6 +3,7 @@ context, filters applied before ranking, the JSON view and grep-like exit codes.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -177,7 +178,11 @@ def test_passages_are_printed_as_written_not_read_as_markup(tmp_path: Path) -> N
     assert piped.exit_code == 0, piped.output
     assert piped.output.splitlines()[1].endswith("brackets.md:3-3 · Brackets [v2]")
     assert piped.output.splitlines()[2] == f"   {text}"
-    drawn = runner.invoke(cli, args, env={"FORCE_COLOR": "1", "COLUMNS": "400"})
+    try:
+        drawn = runner.invoke(cli, args, env={"FORCE_COLOR": "1", "COLUMNS": "400"})
+    finally:  # consoles made while colour was forced would colour later tests' output
+        if "indexer.terminal" in sys.modules:
+            importlib.reload(sys.modules["indexer.terminal"])
     assert drawn.exit_code == 0, drawn.output
     assert "[the guide](guide.md)" in drawn.output and "[/x]" in drawn.output
 
