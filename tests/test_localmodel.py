@@ -140,6 +140,8 @@ def test_a_load_opens_the_prepared_copy_of_the_build_and_embeds_the_same(
     direct = modelbuild.vectors(modelbuild.session(str(built), threads=1),
                                 [e.ids for e in again._tokenizer.encode_batch(texts)])
     assert np.array_equal(again.embed(texts), direct)
+    # a query runs alone on a session with threads of its own: still the same vectors
+    assert np.array_equal(np.stack([again.embed([text])[0] for text in texts]), direct)
 
 
 def test_a_damaged_prepared_model_is_made_again_not_trusted(fast_build: Path) -> None:

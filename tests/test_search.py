@@ -3,6 +3,7 @@ context, filters applied before ranking, the JSON view and grep-like exit codes.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -177,7 +178,11 @@ def test_passages_are_printed_as_written_not_read_as_markup(tmp_path: Path) -> N
     assert piped.exit_code == 0, piped.output
     assert piped.output.splitlines()[1].endswith("brackets.md:3-3 · Brackets [v2]")
     assert piped.output.splitlines()[2] == f"   {text}"
-    drawn = runner.invoke(cli, args, env={"FORCE_COLOR": "1", "COLUMNS": "400"})
+    try:
+        drawn = runner.invoke(cli, args, env={"FORCE_COLOR": "1", "COLUMNS": "400"})
+    finally:  # consoles made while colour was forced would colour later tests' output
+        if "indexer.terminal" in sys.modules:
+            importlib.reload(sys.modules["indexer.terminal"])
     assert drawn.exit_code == 0, drawn.output
     assert "[the guide](guide.md)" in drawn.output and "[/x]" in drawn.output
 
@@ -268,3 +273,32 @@ def test_the_vector_index_finds_the_exact_nearest_passages(tmp_path: Path) -> No
         "vector", config=IvfRq(distance_type="cosine", num_bits=1), name="vector_idx",
         replace=True)
     assert recall() >= 0.95
+
+
+@pytest.mark.parametrize("hidden_nearest", [1, 30])
+def test_hidden_rows_are_never_shown_however_many_of_the_best_are_hidden(
+        tmp_path: Path, hidden_nearest: int) -> None:
+    """Rows without places (paid for, not published) never show, and ``k`` published rows
+    still do, exactly the best published ones, whether one or all of the rows ranked just
+    past ``k`` are hidden (the reader ranks a few more rows unfiltered, and filters
+    before ranking when that was not enough)."""
+    rng = np.random.default_rng(3)
+    query = rng.standard_normal(16)
+    vectors = rng.standard_normal((300, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    order = np.argsort(-(vectors @ query))
+    hidden = set(order[:hidden_nearest].tolist())
+    store = Store(tmp_path / "lancedb", "m", 16)
+    store.put([StoreRow(f"k{i}", "zebra " * (3 if i in hidden else 1) + f"row {i}", "",
+                        () if i in hidden else (Place(f"/d/{i}.md"),), vectors[i])
+               for i in range(300)])
+    store.optimize()  # the full-text index
+    reader = store.reader()
+    best = [f"k{i}" for i in order if i not in hidden][:10]
+    condition = reader.condition()
+    assert [hit.custom_id for hit in reader.nearest(query, 10, condition)] == best
+    assert [r.custom_id for r in reader.nearest_keys(query, 10, condition)] == best
+    matched = reader.matching_keys("zebra", 10, condition)
+    assert len(matched) == 10 and not {r.custom_id for r in matched} & {f"k{i}" for i in hidden}
+    assert [hit.custom_id for hit in reader.matching("zebra", 10, condition)] == \
+        [r.custom_id for r in matched]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from indexer.records import Half, SearchHit
 
@@ -36,32 +37,54 @@ query sets of ``benchmarks/ranking.py`` (0.906, against 0.901 for RRF with k=60,
 for vector and 0.877 for keyword alone)."""
 
 
-def fuse(vector: Sequence[SearchHit], keyword: Sequence[SearchHit], k: int,
+class Scored(Protocol):
+    """A ranked passage as a half gives it: a :class:`SearchHit` or a store's
+    :class:`~indexer.state.store.reader.Ranked` (key and score only)."""
+
+    @property
+    def custom_id(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
+
+
+def fuse(vector: Sequence[Scored], keyword: Sequence[Scored], k: int,
          fusion: Fusion = DEFAULT) -> list[SearchHit]:
     """The ``k`` best passages of both rankings by ``fusion``, best first, each marked
-    ``hybrid`` with its fused score and both halves' ranks and scores."""
-    halves: dict[str, dict[str, Half]] = {}
-    hits: dict[str, SearchHit] = {}
-    for name, ranking in (("vector", vector), ("keyword", keyword)):
+    ``hybrid`` with its fused score and both halves' ranks and scores (text and places
+    are those of a :class:`SearchHit` given, else empty). Only the ``k`` kept become
+    hits: a search fuses a hundred candidates per query."""
+    found: dict[str, list[Any]] = {}  # key -> [first hit, (rank, score) in each half]
+    for half, ranking in enumerate((vector, keyword), start=1):
         for rank, hit in enumerate(ranking, start=1):
-            halves.setdefault(hit.custom_id, {})[name] = Half(rank, hit.score)
-            hits.setdefault(hit.custom_id, hit)
-    scale = {"vector": _scale(vector), "keyword": _scale(keyword)}
-    weight = {"vector": fusion.vector_weight, "keyword": fusion.keyword_weight}
+            entry = found.get(hit.custom_id)
+            if entry is None:
+                entry = found[hit.custom_id] = [hit, None, None]
+            entry[half] = (rank, hit.score)
+    weights = (fusion.vector_weight, fusion.keyword_weight)
+    scales = (_scale(vector), _scale(keyword))
 
-    def score(found: dict[str, Half]) -> float:
-        if fusion.method == "rrf":
-            return sum(weight[n] / (fusion.constant + h.rank) for n, h in found.items())
-        return sum(weight[n] * scale[n](h.score) for n, h in found.items())
+    def score(entry: list[Any]) -> float:
+        total = 0.0
+        for half in (1, 2):
+            if entry[half] is not None:
+                rank, value = entry[half]
+                total += (weights[half - 1] / (fusion.constant + rank) if fusion.method == "rrf"
+                          else weights[half - 1] * scales[half - 1](value))
+        return total
 
-    fused = [replace(hits[key], score=score(found), mode="hybrid",
-                     vector=found.get("vector"), keyword=found.get("keyword"))
-             for key, found in halves.items()]
-    fused.sort(key=lambda h: (-h.score, min(x.rank for x in (h.vector, h.keyword) if x)))
-    return fused[:k]
+    ranked = sorted(((score(entry), min(e[0] for e in entry[1:] if e), key)
+                     for key, entry in found.items()), key=lambda s: (-s[0], s[1]))
+    fused = []
+    for value, _, key in ranked[:k]:
+        hit, near, match = found[key]
+        text, places = (hit.text, hit.places) if isinstance(hit, SearchHit) else ("", ())
+        fused.append(SearchHit(key, value, text, places, "hybrid",
+                               Half(*near) if near else None, Half(*match) if match else None))
+    return fused
 
 
-def _scale(ranking: Sequence[SearchHit]) -> Callable[[float], float]:
+def _scale(ranking: Sequence[Scored]) -> Callable[[float], float]:
     """Min-max scaling of one half's scores (all equal: each scores 1)."""
     scores = [hit.score for hit in ranking]
     low, high = (min(scores), max(scores)) if scores else (0.0, 0.0)

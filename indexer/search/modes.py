@@ -9,7 +9,7 @@ reranker) is one more entry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cache
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from indexer.state.store import Reader
-    from indexer.state.store.reader import Ranked
 
 
 @dataclass(frozen=True)
@@ -78,15 +77,10 @@ def _hybrid(store: Reader, query: Query) -> list[SearchHit]:
     finally:
         matched = keyword.result()
     rows = {r.custom_id: r.row for r in (*vector, *matched)}
-    fused = fuse(_bare(vector), _bare(matched), query.k)
+    fused = fuse(vector, matched, query.k)
     found = store.passages([rows[hit.custom_id] for hit in fused])
     return [replace(hit, text=passage[0], places=passage[1]) for hit in fused
             if (passage := found.get(hit.custom_id)) is not None]
-
-
-def _bare(ranked: Sequence[Ranked]) -> list[SearchHit]:
-    """Hits without text or places yet, for fusion."""
-    return [SearchHit(r.custom_id, r.score, "") for r in ranked]
 
 
 @cache
