@@ -102,9 +102,14 @@ class Pipeline:
         key = f"cursor {source.uri}"
         cursor = source.cursor() if isinstance(source, ReportsChanges) else None
         since = self.ledger.meta().get(key)
-        for change in survey(source, self.ledger, self.progress, since,
-                             self.options.jobs.group_size):
-            self._apply(source.uri, change, report)
+        group = self.options.jobs.group_size
+        with self.ledger.grouped() as commit:  # a commit per group of chunks, not per file
+            written = 0
+            for change in survey(source, self.ledger, self.progress, since, group):
+                written += 1 + self._apply(source.uri, change, report)
+                if written >= group:
+                    commit()
+                    written = 0
         if cursor is not None:  # every change up to it is staged: start there next time
             self.ledger.set_meta({key: cursor})
 
@@ -152,7 +157,8 @@ class Pipeline:
         """Ask the backend to cancel every batch in flight."""
         return self.jobs.cancel()
 
-    def _apply(self, root: str, change: Change, report: SyncReport) -> None:
+    def _apply(self, root: str, change: Change, report: SyncReport) -> int:
+        """Record one change; returns how many chunks it staged."""
         if change.kind == "unchanged":
             report.unchanged += 1
         elif change.kind == "deleted":
@@ -176,12 +182,14 @@ class Pipeline:
         else:
             assert change.item is not None and change.document is not None
             keyed = self.keyed_chunks(change.document)
-            self.ledger.stage(change.uri, root, change.item.fingerprint,
-                              change.document.content_hash, change.document.title, keyed)
+            report.reused += self.ledger.stage(
+                change.uri, root, change.item.fingerprint, change.document.content_hash,
+                change.document.title, keyed)
             report.chunks += len(keyed)
-            report.reused += len(self.ledger.embedded([key for _, key in keyed]))
             report.new += change.kind == "new"
             report.changed += change.kind == "changed"
+            return len(keyed)
+        return 0
 
     def keyed_chunks(self, document: Document) -> list[tuple[Chunk, str]]:
         """A document's chunks with their content keys under the index's model."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,18 @@ class LedgerBase:
 
     @contextmanager
     def _tx(self) -> Iterator[_Guarded]:
+        """One write, all or nothing: a transaction of its own, or inside :meth:`grouped`
+        a savepoint (undone alone if it fails; committed with the group)."""
+        if self._db.in_transaction:
+            self._db.execute("SAVEPOINT step")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK TO step")
+                self._db.execute("RELEASE step")
+                raise
+            self._db.execute("RELEASE step")
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -31,6 +43,32 @@ class LedgerBase:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    @contextmanager
+    def grouped(self) -> Iterator[Callable[[], None]]:
+        """Commit the writes made inside together, not one by one: each commit writes every
+        page it changed, so many small ones (a document staged at a time) cost far more
+        than a few large ones. Hands over a function that commits what is written so far
+        (call it every so many writes: others wait for the ledger while a group is open).
+        Every write that completed is committed on the way out, even on an error; one that
+        failed was undone alone. A run killed meanwhile loses only the open group's
+        writes, which are all redone from the sources."""
+        def commit() -> None:
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+
+        if self._db.in_transaction:  # already in a group: it commits
+            yield lambda: None
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield commit
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+            raise
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
 
 
 def reader(path: Path) -> sqlite3.Connection:
