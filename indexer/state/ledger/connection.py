@@ -49,10 +49,9 @@ class LedgerBase:
         """Commit the writes made inside together, not one by one: each commit writes every
         page it changed, so many small ones (a document staged at a time) cost far more
         than a few large ones. Hands over a function that commits what is written so far
-        (call it every so many writes: others wait for the ledger while a group is open).
-        Every write that completed is committed on the way out, even on an error; one that
-        failed was undone alone. A run killed meanwhile loses only the open group's
-        writes, which are all redone from the sources."""
+        (other writers wait for the ledger while a group is open: keep it short). Every
+        write that completed is committed on the way out, even on an error; one that
+        failed was undone alone. A run killed meanwhile loses the open group's writes."""
         def commit() -> None:
             self._db.execute("COMMIT")
             self._db.execute("BEGIN IMMEDIATE")
