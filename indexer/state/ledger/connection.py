@@ -15,6 +15,9 @@ from indexer.errors import DamageError, StateError
 from indexer.records import Place
 from indexer.state.ledger.records import KeyRow
 
+_GROUP_CACHE_KIB = 16_384
+"""The ledger connection's page cache while a group is open, in KiB (its memory bound)."""
+
 
 class LedgerBase:
     """What the ledger's parts share: the guarded connection and its transactions."""
@@ -59,15 +62,19 @@ class LedgerBase:
         if self._db.in_transaction:  # already in a group: it commits
             yield lambda: None
             return
+        # SQLite's default 2 MB page cache would spill a group's dirty pages to the WAL
+        # before it commits (then write them again): the custom_id indices outgrow it
+        cache = int(self._db.execute("PRAGMA cache_size").fetchone()[0])
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            self._db.execute(f"PRAGMA cache_size=-{_GROUP_CACHE_KIB}")
             yield commit
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("COMMIT")
-            raise
-        if self._db.in_transaction:
-            self._db.execute("COMMIT")
+        finally:  # what completed is kept, even on an error
+            try:
+                if self._db.in_transaction:
+                    self._db.execute("COMMIT")
+            finally:
+                self._db.execute(f"PRAGMA cache_size={cache}")  # its memory back
 
 
 def reader(path: Path) -> sqlite3.Connection:

@@ -63,10 +63,6 @@ CREATE TABLE IF NOT EXISTS lock(
 """
 
 
-_CACHE_KIB = 16_384
-"""The page cache of the ledger's connection, in KiB (a bound on its memory)."""
-
-
 class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
     """The SQLite ledger of one index. Every write method commits its own transaction.
 
@@ -96,9 +92,6 @@ class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
                 return
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            # SQLite's default 2 MB cache spills a group's dirty pages to the WAL before it
-            # commits (then writes them again): the custom_id indices alone outgrow it
-            self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             self._check()
             self._db.executescript(_SCHEMA)
             self._migrate()
