@@ -109,7 +109,7 @@ def read_groups(path: Path, dimensions: int, size: int) -> Iterator[ResultGroup]
     failures: list[EmbeddingResult] = []
     row = 4 * dimensions
     vectors = np.empty((size, dimensions), dtype="<f4")
-    rows = memoryview(vectors).cast("B")
+    rows = vectors.data.cast("B")
     for custom_id, outcome in _lines(path, dimensions):
         if isinstance(outcome, EmbeddingResult):
             failures.append(outcome)
@@ -121,7 +121,7 @@ def read_groups(path: Path, dimensions: int, size: int) -> Iterator[ResultGroup]
             yield _group(keys, vectors, failures)
             keys, failures = [], []
             vectors = np.empty((size, dimensions), dtype="<f4")
-            rows = memoryview(vectors).cast("B")
+            rows = vectors.data.cast("B")
     if keys or failures:
         yield _group(keys, vectors, failures)
 
