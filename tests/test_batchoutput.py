@@ -88,7 +88,7 @@ def test_lines_across_the_reads_of_a_large_file_are_read_whole(tmp_path: Path) -
     vectors = np.random.default_rng(7).standard_normal((600, 1536)).astype(np.float32)
     path = compact(tmp_path / "out.jsonl",
                    [ok(f"k{n}", encode_vector(v)) for n, v in enumerate(vectors)])
-    assert path.stat().st_size > 4 << 20  # more than one block is read
+    assert path.stat().st_size > 4 << 20  # several blocks are read
     groups = list(read_groups(path, 1536, 250))
     assert [key for group in groups for key in group.keys] == [f"k{n}" for n in range(600)]
     assert np.array_equal(np.concatenate([group.vectors for group in groups]), vectors)

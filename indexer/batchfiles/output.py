@@ -141,7 +141,7 @@ def _not_finite(custom_id: str) -> EmbeddingResult:
     return EmbeddingResult(custom_id, error="vector contains NaN or infinity", retryable=True)
 
 
-_BLOCK = 1 << 22
+_BLOCK = 1 << 20
 """Bytes read from a file at a time (lines are split out of these blocks)."""
 _EMBEDDING = b'"embedding":"'
 
