@@ -8,7 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.batchfiles.output import encode_vector, read_results, write_failure, write_success
+from indexer.batchfiles.output import (
+    encode_vector,
+    read_groups,
+    read_results,
+    write_failure,
+    write_success,
+)
 
 
 def write_lines(path: Path, lines: list[object]) -> Path:
@@ -69,3 +75,39 @@ def test_written_lines_round_trip(tmp_path: Path) -> None:
     results = list(read_results(path, 4))
     assert results[0].vector is not None and results[0].vector.tolist() == [1.0] * 4
     assert results[1].error == "invalid_input: empty" and not results[1].retryable
+
+
+def compact(path: Path, lines: list[dict[str, object]]) -> Path:
+    """Lines as the Batch API writes them: no spaces."""
+    path.write_bytes(b"".join(json.dumps(line, separators=(",", ":")).encode() + b"\n"
+                              for line in lines))
+    return path
+
+
+def test_lines_across_the_reads_of_a_large_file_are_read_whole(tmp_path: Path) -> None:
+    vectors = np.random.default_rng(7).standard_normal((600, 1536)).astype(np.float32)
+    path = compact(tmp_path / "out.jsonl",
+                   [ok(f"k{n}", encode_vector(v)) for n, v in enumerate(vectors)])
+    assert path.stat().st_size > 4 << 20  # several blocks are read
+    groups = list(read_groups(path, 1536, 250))
+    assert [key for group in groups for key in group.keys] == [f"k{n}" for n in range(600)]
+    assert np.array_equal(np.concatenate([group.vectors for group in groups]), vectors)
+
+
+def test_a_vector_is_taken_only_from_where_the_format_puts_it(tmp_path: Path) -> None:
+    real = np.array([0.5, -0.25, 1.0], dtype=np.float32)
+    text = encode_vector(real)
+    decoy = {"embedding": encode_vector(np.zeros(3, np.float32)), **ok("decoy", text)}
+    failed = {**ok("failed", text), "error": {"code": "server_error", "message": "down"}}
+    refused = ok("refused", text)
+    refused["response"]["status_code"] = 500  # type: ignore[index]
+    escaped = ok("escaped", "\\u00" + f"{ord(text[0]):02x}" + text[1:])
+    path = compact(tmp_path / "out.jsonl", [
+        decoy, failed, refused, ok("long", encode_vector(np.ones(4, np.float32))), escaped])
+    path.write_bytes(path.read_bytes().replace(b"\\\\u00", b"\\u00"))  # a JSON escape
+    results = {r.custom_id: r for r in read_results(path, 3)}
+    assert np.array_equal(results["decoy"].vector, real)
+    assert results["failed"].vector is None and results["failed"].retryable
+    assert results["refused"].vector is None and "HTTP 500" in (results["refused"].error or "")
+    assert "expected 3" in (results["long"].error or "")
+    assert np.array_equal(results["escaped"].vector, real)

@@ -35,10 +35,10 @@ ORDER: list[str] = []
 class CountingLedger(Ledger):
     """The real ledger, noting the size of each group the sync hands it or reads from it."""
 
-    def stage(self, *args: Any, **kwargs: Any) -> None:
+    def stage(self, *args: Any, **kwargs: Any) -> int:
         if "learned_max_requests" not in self.meta():  # as if the service had taught it
             self.set_meta({"learned_max_requests": str(SHARD)})
-        super().stage(*args, **kwargs)
+        return super().stage(*args, **kwargs)
 
     def _pending_pages(self, group: int, columns: str) -> Iterator[list[Any]]:
         for rows in super()._pending_pages(group, columns):

@@ -119,3 +119,20 @@ def test_a_rejected_job_fails_only_the_named_keys_and_failures_last_until_remove
     assert ledger.count_failed() == 2
     ledger.remove(["/d/b.md"])
     assert ledger.count_failed() == 1
+
+
+def test_a_group_keeps_every_completed_write_and_undoes_a_failed_one_alone(
+        ledger: Ledger, tmp_path: Path) -> None:
+    twice = [(chunk(0, "x"), "k1"), (chunk(0, "y"), "k2")]  # one ordinal twice: refused
+    with pytest.raises(KeyboardInterrupt), ledger.grouped() as commit:
+        ledger.stage("/d/a.md", "/d", "1:1", "h1", "A", [(chunk(0, "a"), "ka")])
+        commit()
+        ledger.stage("/d/b.md", "/d", "1:1", "h2", "B", [(chunk(0, "b"), "kb")])
+        with pytest.raises(sqlite3.IntegrityError):
+            ledger.stage("/d/c.md", "/d", "1:1", "h3", "C", twice)
+        raise KeyboardInterrupt  # a stop after both: what completed is kept
+    other = Ledger(tmp_path / "state.db")  # another connection sees only what was committed
+    assert set(other.documents("/d")) == {"/d/a.md", "/d/b.md"}
+    assert sorted(r.custom_id for r in other.pending_requests()) == ["ka", "kb"]
+    assert ledger.stage("/d/d.md", "/d", "1:1", "h4", "D", [(chunk(0, "a"), "ka")]) == 0
+    other.close()

@@ -213,7 +213,7 @@ class OpenAIBackend:
             try:
                 with self._client.files.with_streaming_response.content(file_id) as response, \
                         part.open("wb") as out:
-                    for block in response.iter_bytes(1 << 20):
+                    for block in response.iter_bytes():  # as received: no copy to regroup
                         out.write(block)
             except Exception:  # a cut stream surfaces as the transport's own error type
                 pass  # what arrived is checked below

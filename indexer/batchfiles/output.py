@@ -107,17 +107,21 @@ def read_groups(path: Path, dimensions: int, size: int) -> Iterator[ResultGroup]
     vectors and failures together)."""
     keys: list[str] = []
     failures: list[EmbeddingResult] = []
+    row = 4 * dimensions
     vectors = np.empty((size, dimensions), dtype="<f4")
+    rows = vectors.data.cast("B")
     for custom_id, outcome in _lines(path, dimensions):
         if isinstance(outcome, EmbeddingResult):
             failures.append(outcome)
         else:
-            vectors[len(keys)] = np.frombuffer(outcome, dtype="<f4")
+            at = len(keys) * row
+            rows[at:at + row] = outcome
             keys.append(custom_id)
         if len(keys) + len(failures) >= size:
             yield _group(keys, vectors, failures)
             keys, failures = [], []
             vectors = np.empty((size, dimensions), dtype="<f4")
+            rows = vectors.data.cast("B")
     if keys or failures:
         yield _group(keys, vectors, failures)
 
@@ -137,23 +141,89 @@ def _not_finite(custom_id: str) -> EmbeddingResult:
     return EmbeddingResult(custom_id, error="vector contains NaN or infinity", retryable=True)
 
 
+_BLOCK = 1 << 20
+"""Bytes read from a file at a time (lines are split out of these blocks)."""
+_EMBEDDING = b'"embedding":"'
+
+
 def _lines(path: Path, dimensions: int) -> Iterator[tuple[str, bytes | EmbeddingResult]]:
     """Each attributable line's ``custom_id`` and either its vector's ``dimensions * 4``
     little-endian bytes (not yet checked for NaN) or the error it stands for."""
-    with path.open("rb") as lines:
-        for raw in lines:
-            try:
-                line = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                try:  # the standard parser also reads NaN and Infinity (then refused)
-                    line = json.loads(raw)
-                except ValueError:
-                    continue  # a blank or truncated line: reconciled as missing
-            if isinstance(line, dict) and isinstance(line.get("custom_id"), str):
-                yield line["custom_id"], _outcome(line, dimensions)
+    for block, start, end in _spans(path):
+        found = _quick(block, start, end, dimensions)
+        if found is not None:
+            yield found
+            continue
+        raw = block[start:end]
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            try:  # the standard parser also reads NaN and Infinity (then refused)
+                line = json.loads(raw)
+            except ValueError:
+                continue  # a blank or truncated line: reconciled as missing
+        if isinstance(line, dict) and isinstance(line.get("custom_id"), str):
+            yield line["custom_id"], _outcome(line, dimensions)
 
 
-def _outcome(line: dict[str, Any], dimensions: int) -> bytes | EmbeddingResult:
+def _spans(path: Path) -> Iterator[tuple[bytes, int, int]]:
+    """Where each line of the file is (without its newline): ``(block, start, end)``.
+    The file is read in large blocks and its lines are not copied out of them; only a
+    line that straddles two blocks is put together."""
+    with path.open("rb", buffering=0) as handle:
+        carry: list[bytes] = []
+        while block := handle.read(_BLOCK):
+            start = 0
+            if carry:
+                start = block.find(b"\n") + 1
+                if not start:
+                    carry.append(block)
+                    continue
+                line = b"".join((*carry, block[:start - 1]))
+                carry = []
+                yield line, 0, len(line)
+            while (end := block.find(b"\n", start)) >= 0:
+                yield block, start, end
+                start = end + 1
+            if start < len(block):
+                carry.append(block[start:])
+        if carry:
+            line = b"".join(carry)
+            yield line, 0, len(line)
+
+
+def _quick(block: bytes, start: int, end: int, dimensions: int) -> tuple[str, bytes] | None:
+    """A successful base64 line read without turning its vector into a string: the
+    vector's text is decoded where it lies, and the rest of the line (that string left
+    empty) parsed and checked as any line is. None when the line is anything else (it
+    is then read the ordinary way)."""
+    at = block.find(_EMBEDDING, start, end)
+    if at < 0:
+        return None
+    opened = at + len(_EMBEDDING)
+    closed = block.find(b'"', opened, end)
+    if closed < 0:
+        return None
+    view = memoryview(block)
+    try:  # the alphabet excludes quotes, backslashes and control characters
+        data = pybase64.b64decode(view[opened:closed], validate=True)
+        line = orjson.loads(b"".join((view[start:opened], view[closed:end])))
+    except (ValueError, binascii.Error):  # orjson.JSONDecodeError is a ValueError
+        return None
+    if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
+        return None
+    try:
+        if line["response"]["body"]["data"][0]["embedding"] != "":
+            return None  # the text cut out was not this vector's
+    except (KeyError, IndexError, TypeError):
+        return None
+    outcome = _outcome(line, dimensions, data)
+    return (line["custom_id"], outcome) if isinstance(outcome, bytes) else None
+
+
+def _outcome(line: dict[str, Any], dimensions: int, vector: bytes | None = None
+             ) -> bytes | EmbeddingResult:
+    """What a parsed line stands for; ``vector``: its embedding, already decoded."""
     custom_id = line["custom_id"]
     response = line.get("response")
     error = line.get("error")
@@ -175,7 +245,7 @@ def _outcome(line: dict[str, Any], dimensions: int) -> bytes | EmbeddingResult:
         return EmbeddingResult(custom_id, error=f"HTTP {status}: {message}".strip(),
                                retryable=retryable)
     try:
-        data = _decode(body["data"][0]["embedding"])
+        data = _decode(body["data"][0]["embedding"]) if vector is None else vector
     except (KeyError, IndexError, TypeError, ValueError, binascii.Error) as exc:
         return EmbeddingResult(custom_id, error=f"unreadable embedding ({exc})", retryable=True)
     if len(data) != 4 * dimensions:

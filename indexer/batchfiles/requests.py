@@ -76,7 +76,8 @@ def content_key(model: str, dimensions: int | None, text: str) -> str:
 
 def estimate_tokens(text: str, tokens: int) -> int:
     """Tokens the server will count for ``text``: the larger of tiktoken's count and bytes/4."""
-    return max(tokens, -(-len(text.encode()) // 4))
+    size = len(text) if text.isascii() else len(text.encode())  # isascii() reads a flag
+    return max(tokens, -(-size // 4))
 
 
 def request_line(request: Request, body: dict[str, object]) -> bytes:
@@ -146,7 +147,7 @@ class _ShardWriter:
         """Take one request; True when the shard in progress is full and must be flushed
         before it (the request then opens the next one)."""
         limits = self.limits
-        if not request.text.strip():
+        if not request.text or request.text.isspace():  # strip() would copy the text
             raise BackendError(f"refusing to embed an empty input ({request.custom_id})")
         estimate = estimate_tokens(request.text, request.tokens)
         if request.tokens > limits.max_input_tokens or estimate > limits.max_request_tokens:

@@ -82,7 +82,8 @@ class RunnerBase:
         self._deferred: dict[int, float] = {}
         self._looked_for_lost = float("-inf")
         self._emptied: set[int] = set()
-        self._written: set[int] = set()  # jobs whose shard this run wrote
+        self._written: dict[int, tuple[int, int, int] | None] = {}
+        """Jobs whose shard this run wrote, and the shard's stamp once written."""
 
     @cached_property
     def backend(self) -> Backend:

@@ -9,6 +9,7 @@ failed for good. Every step is written to the ledger before the next remote call
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from indexer.batchfiles.requests import check_shard, estimate_tokens, iter_shards
 from indexer.errors import BackendError, BackendUnavailable
@@ -19,6 +20,15 @@ from indexer.sync.settling import Settling
 
 _HELD_KEYS = 50_000
 """Pending keys gathered before asking the store which it holds (its largest query)."""
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file apart from any rewrite of it: inode, size and change time."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_ctime_ns
 
 
 def _ignore(n: int) -> None:
@@ -184,7 +194,7 @@ class JobRunner(Settling, LostBatches):
         # each shard's keys are queued as soon as it is written: one shard's keys held
         for shard in iter_shards(self.ledger.pending_requests(self.options.group_size),
                                  self.backend.body(), self.batches, label, limits):
-            self._written.add(self.ledger.create_job(self.backend.name, shard))
+            self._written[self.ledger.create_job(self.backend.name, shard)] = _stamp(shard.path)
             planned = True
         return planned
 
@@ -246,6 +256,9 @@ class JobRunner(Settling, LostBatches):
             return True
         if job.input_file is not None:
             return False
+        written = self._written.get(job.id)
+        if written is not None and written == _stamp(job.shard):
+            return False  # written by this run and untouched since: it holds what was planned
         problem = check_shard(job.shard, self.backend.body(), self.ledger.job_keys(job.id),
                               self.backend.model, self.backend.dimensions)
         if problem is None:

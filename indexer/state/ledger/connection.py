@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,9 @@ from typing import Any
 from indexer.errors import DamageError, StateError
 from indexer.records import Place
 from indexer.state.ledger.records import KeyRow
+
+_GROUP_CACHE_KIB = 16_384
+"""The ledger connection's page cache while a group is open, in KiB (its memory bound)."""
 
 
 class LedgerBase:
@@ -24,6 +27,18 @@ class LedgerBase:
 
     @contextmanager
     def _tx(self) -> Iterator[_Guarded]:
+        """One write, all or nothing: a transaction of its own, or inside :meth:`grouped`
+        a savepoint (undone alone if it fails; committed with the group)."""
+        if self._db.in_transaction:
+            self._db.execute("SAVEPOINT step")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK TO step")
+                self._db.execute("RELEASE step")
+                raise
+            self._db.execute("RELEASE step")
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -31,6 +46,35 @@ class LedgerBase:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    @contextmanager
+    def grouped(self) -> Iterator[Callable[[], None]]:
+        """Commit the writes made inside together, not one by one: each commit writes every
+        page it changed, so many small ones (a document staged at a time) cost far more
+        than a few large ones. Hands over a function that commits what is written so far
+        (other writers wait for the ledger while a group is open: keep it short). Every
+        write that completed is committed on the way out, even on an error; one that
+        failed was undone alone. A run killed meanwhile loses the open group's writes."""
+        def commit() -> None:
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+
+        if self._db.in_transaction:  # already in a group: it commits
+            yield lambda: None
+            return
+        # SQLite's default 2 MB page cache would spill a group's dirty pages to the WAL
+        # before it commits (then write them again): the custom_id indices outgrow it
+        cache = int(self._db.execute("PRAGMA cache_size").fetchone()[0])
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(f"PRAGMA cache_size=-{_GROUP_CACHE_KIB}")
+            yield commit
+        finally:  # what completed is kept, even on an error
+            try:
+                if self._db.in_transaction:
+                    self._db.execute("COMMIT")
+            finally:
+                self._db.execute(f"PRAGMA cache_size={cache}")  # its memory back
 
 
 def reader(path: Path) -> sqlite3.Connection:

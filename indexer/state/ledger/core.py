@@ -95,6 +95,7 @@ class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
             self._check()
             self._db.executescript(_SCHEMA)
             self._migrate()
+            self._free_pending()
         except StateError:
             connection.close()
             raise
@@ -125,6 +126,15 @@ class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
                 db.execute(sql.replace("usage_tokens INTEGER NOT NULL", "usage_tokens INTEGER"))
                 db.execute("INSERT INTO jobs SELECT * FROM jobs_before_migration")
                 db.execute("DROP TABLE jobs_before_migration")
+
+    def _free_pending(self) -> None:
+        """A pending key belongs to no job (every writer clears ``job_id`` when a key goes
+        back to pending); a ledger an earlier version left otherwise is put right, since
+        pending keys are read through that index range."""
+        stray = "FROM keys WHERE state = 'pending' AND job_id IS NOT NULL"
+        if self._db.execute(f"SELECT 1 {stray} LIMIT 1").fetchone() is not None:
+            with self._tx() as db:
+                db.execute(f"UPDATE keys SET job_id = NULL WHERE rowid IN (SELECT rowid {stray})")
 
     def _outdated(self) -> bool:
         columns = {row[1]: bool(row[3]) for row in self._db.execute("PRAGMA table_info(jobs)")}

@@ -3,6 +3,7 @@ the store rows each key's places make."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,10 +44,17 @@ class DocumentRecords(LedgerBase):
             after = uris[-1]
 
     def stage(self, uri: str, source: str, fingerprint: str, content_hash: str, title: str,
-              chunks: Sequence[tuple[Chunk, str]]) -> None:
-        """Record a new version of a document as pending, with its chunks and their keys."""
+              chunks: Sequence[tuple[Chunk, str]]) -> int:
+        """Record a new version of a document as pending, with its chunks and their keys;
+        returns how many of its keys already have a vector (they cost nothing)."""
         now = time.time()
+        listed = json.dumps([key for _, key in chunks], separators=(",", ":"))
         with self._tx() as db:
+            # before the keys are written: their pages are then read once for both; the
+            # `+` keeps SQLite from walking every embedded key through keys_state instead
+            reused = db.execute("SELECT count(*) FROM keys WHERE +state = 'embedded' AND "
+                                "custom_id IN (SELECT value FROM json_each(?))",
+                                (listed,)).fetchone()[0]
             old = [r[0] for r in db.execute(
                 "SELECT custom_id FROM chunks WHERE uri = ? AND version = 'pending'", (uri,))]
             db.execute("DELETE FROM chunks WHERE uri = ? AND version = 'pending'", (uri,))
@@ -67,6 +75,7 @@ class DocumentRecords(LedgerBase):
                 "WHERE keys.text != excluded.text OR keys.context != excluded.context",
                 [(key, c.text, c.context, c.tokens) for c, key in chunks])
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in old])
+        return int(reused)
 
     def touch(self, uri: str, fingerprint: str) -> None:
         """Record a new fingerprint for a document whose content did not change."""

@@ -3,6 +3,7 @@ and every job's record of intent from planned to ingested."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -59,11 +60,15 @@ class KeyRecords(LedgerBase):
                 yield Request(key, f"{ctx}\n\n{text}" if ctx else text, tokens)
 
     def _pending_pages(self, group: int, columns: str) -> Iterator[list[Any]]:
-        """Pending keys' ``columns``, ``group`` rows at a time by rowid (the rowid dropped)."""
+        """Pending keys' ``columns``, ``group`` rows at a time by rowid (the rowid dropped).
+
+        A pending key has no job (a ledger opened for writing sees to it), so each page is
+        a range of the ``keys_state`` index, in rowid order: no page sorts every pending key.
+        """
         after = 0
         while rows := self._db.execute(
-                f"SELECT rowid, {columns} FROM keys WHERE state = 'pending' AND rowid > ? "
-                "ORDER BY rowid LIMIT ?", (after, group)).fetchall():
+                f"SELECT rowid, {columns} FROM keys WHERE state = 'pending' AND job_id IS NULL "
+                "AND rowid > ? ORDER BY rowid LIMIT ?", (after, group)).fetchall():
             after = rows[-1][0]
             yield [r[1:] for r in rows]
 
@@ -76,8 +81,9 @@ class KeyRecords(LedgerBase):
                 "updated_at) VALUES (?, ?, 'planned', ?, ?, ?, ?)",
                 (backend, str(shard.path), shard.requests, shard.tokens, now, now))
             job_id = int(cursor.lastrowid or 0)
+            # in the shard's order, which is the table's: each of its pages is visited once
             db.executemany("UPDATE keys SET state = 'queued', job_id = ? WHERE custom_id = ?",
-                           [(job_id, key) for key in sorted(shard.custom_ids)])
+                           [(job_id, key) for key in shard.custom_ids])
         return job_id
 
     def set_job(self, job_id: int, **fields: object) -> None:
@@ -119,11 +125,14 @@ class KeyRecords(LedgerBase):
                    failed: Sequence[tuple[str, str, bool]], max_attempts: int) -> Settled:
         """Settle every key of a job: embedded; failed (a retryable failure goes back to
         pending while attempts remain); or missing from both files (likewise)."""
-        embedded = sorted(embedded)  # in key order, each index page is visited once
+        # one statement walks the job's keys in table order (through keys_state) and looks
+        # each up in the list; the list in key order fills the dirty index in order
+        listed = json.dumps(sorted(embedded), separators=(",", ":"))
         with self._tx() as db:
-            took = db.executemany(  # the job is let go of at once: one change per key
+            took = db.execute(  # the job is let go of at once: one change per key
                 "UPDATE keys SET state = 'embedded', error = NULL, job_id = NULL "
-                "WHERE custom_id = ? AND job_id = ?", [(k, job_id) for k in embedded])
+                "WHERE state = 'queued' AND job_id = ? "
+                "AND custom_id IN (SELECT value FROM json_each(?))", (job_id, listed))
             done = max(took.rowcount, 0)
             db.executemany(
                 "UPDATE keys SET attempts = attempts + 1, error = ?, "
@@ -140,7 +149,7 @@ class KeyRecords(LedgerBase):
             db.execute("UPDATE keys SET job_id = NULL WHERE job_id = ?", (job_id,))
             db.execute("UPDATE jobs SET state = 'ingested', updated_at = ? WHERE id = ?",
                        (time.time(), job_id))
-            db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in embedded])
+            db.execute("INSERT OR IGNORE INTO dirty SELECT value FROM json_each(?)", (listed,))
         return Settled(done + outcome.get("embedded", 0), outcome.get("pending", 0),
                        outcome.get("failed", 0))
 
