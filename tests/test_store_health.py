@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from pathlib import Path
+
+import pytest
 
 from indexer import Index
 from indexer.state.layout import Layout
@@ -60,3 +64,37 @@ def test_vector_index_is_built_past_the_threshold_and_search_still_finds(tmp_pat
         assert time.perf_counter() - started < 30
     assert "vector_idx" in open_store(tmp_path / "idx").stats().indices
     assert all("penguins" in hit.text for hit in hits)
+
+
+def test_upkeep_bounds_its_reads_and_leaves_the_environment_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``optimize`` builds the vector index with Lance's reads bounded (its scan held every
+    vector otherwise), then gives the process its environment back: searches after a sync
+    run unbounded (faster), and a Lance setting the user chose is never overridden."""
+    import numpy as np
+
+    from indexer.records import Place, StoreRow
+    from indexer.state.store.heap import BOUNDED_READS
+
+    for name in BOUNDED_READS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANCE_DEFAULT_BATCH_SIZE", "4096")  # the user's own
+    seen: list[dict[str, str | None]] = []
+    rng = np.random.default_rng(3)
+    store = Store(tmp_path / "lancedb", "m", 16)
+    store.put([StoreRow(f"k{i}", f"passage {i}", "", (Place(f"/d/{i}.md"),),
+                        rng.standard_normal(16)) for i in range(300)])
+    store.health = dataclasses.replace(store.health, vector_index_rows=100)
+    build = store._table.create_index
+
+    def watched(column: str, **kwargs: object) -> object:
+        seen.append({name: os.environ.get(name) for name in BOUNDED_READS})
+        return build(column, **kwargs)
+
+    monkeypatch.setattr(store._table, "create_index", watched)
+    store.optimize()
+    assert "vector_idx" in store.stats().indices
+    assert seen and all(s == {**BOUNDED_READS, "LANCE_DEFAULT_BATCH_SIZE": "4096"}
+                        for s in seen)
+    assert {name: os.environ.get(name) for name in BOUNDED_READS} == {
+        **dict.fromkeys(BOUNDED_READS), "LANCE_DEFAULT_BATCH_SIZE": "4096"}

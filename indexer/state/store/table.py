@@ -25,7 +25,7 @@ from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
 from indexer.records import Passage, Place, SearchHit, StoreRow
 from indexer.state.damage import Damage
-from indexer.state.store.heap import return_freed_buffers
+from indexer.state.store.heap import bounded_reads, return_freed_buffers
 from indexer.state.store.location import Location, connect, scrub
 from indexer.state.store.reader import TABLE, Reader
 
@@ -420,7 +420,13 @@ class Store:
         """Keep the table fast after writes: compact small fragments, fold new rows into the
         indices, prune versions older than the retention, and add the full-text index, the
         bitmap index on ``n_places`` and (past the size threshold) the vector index when
-        missing."""
+        missing. Its scans are bounded (:func:`bounded_reads`): building the vector index
+        reads every vector, and held them all at once otherwise."""
+        with bounded_reads():
+            self._optimize()
+        self._table.checkout_latest()
+
+    def _optimize(self) -> None:
         names = {i.name for i in self._table.list_indices()}
         rows = self._table.count_rows() if set(_INDICES) - names else 0
         if "custom_id_idx" not in names:  # a first publication rewrote the table
@@ -441,7 +447,6 @@ class Store:
             warnings.simplefilter("ignore", UserWarning)
             # delete_unverified is safe: the index's writer lock excludes other writers
             dataset.cleanup_old_versions(older_than=self._retention(), delete_unverified=True)
-        self._table.checkout_latest()
 
     def _retention(self) -> timedelta:
         """Keep versions younger than the retention, but never more than ``max_versions``."""
