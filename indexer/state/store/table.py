@@ -429,7 +429,7 @@ class Store:
     def _optimize(self) -> None:
         names = {i.name for i in self._table.list_indices()}
         rows = self._table.count_rows() if set(_INDICES) - names else 0
-        if "custom_id_idx" not in names:  # a first publication rewrote the table
+        if "custom_id_idx" not in names:
             self._table.create_index("custom_id", config=BTree(), name="custom_id_idx")
         for name in ("text_idx", "n_places_idx"):
             if name not in names and rows > 0:
