@@ -103,7 +103,7 @@ def backend_name() -> str:
 @functools.cache
 def _tally() -> Callable[[str], int]:
     for name in _wanted or BACKENDS:
-        counter = _rs_bpe() if name == "rs-bpe" else _python_tally()
+        counter = _LOADERS[name]()
         if counter is not None:
             _chosen[:] = [name]
             return counter
@@ -137,6 +137,11 @@ def _python_tally() -> Callable[[str], int]:
     if not supported(enc._pat_str):
         return count
     return Tally(count, lambda piece: len(enc._encode_single_piece(piece)))
+
+
+_LOADERS: dict[str, Callable[[], Callable[[str], int] | None]] = {
+    "rs-bpe": _rs_bpe, "tally": _python_tally}
+"""Each of :data:`BACKENDS` by name: its counter, or None where it cannot be used."""
 
 
 _CANARY = (
