@@ -18,6 +18,7 @@ from typing import Any
 
 import lance
 import numpy as np
+import pyarrow as pa
 
 from indexer.errors import IndexMismatch, StateError
 from indexer.records import Place, SearchHit
@@ -39,7 +40,7 @@ OVERFETCH = 4
 share, plus 2 (``k`` 10, 2% hidden: 12 rows; the prefiltered query runs again when more
 than 2 of them are hidden)."""
 _LANCE_ERRORS = (OSError, ValueError, RuntimeError)
-_HIT_COLUMNS = ["custom_id", "text", "places"]
+_HIT_COLUMNS = ["text", "places"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class Reader:
         self.directory = directory
         self.refine_factor = refine_factor
         self._indexed: tuple[int, frozenset[str], int] = (-1, frozenset(), 0)
-        self._hiding: tuple[int, float] = (-1, 1.0)
+        self._rows: RowKeys | None = None
         location = f"{str(directory).rstrip('/')}/{TABLE}.lance"
         if isinstance(directory, Path) and not Path(location).is_dir():
             raise Damage(missing_table=True).error(directory)
@@ -117,42 +118,30 @@ class Reader:
         ranking, so a narrow filter still yields ``limit`` rows when there are) nearest
         ``vector``, best first (score: cosine similarity). ``where`` is the user's part,
         named when the filter fails."""
-        rows = self._ranked(where, condition, limit, [*_HIT_COLUMNS, "_distance"],
-                            lambda n: {"nearest": self._nearest(vector, n)})
-        return [SearchHit(r["custom_id"], 1.0 - float(r["_distance"]), r["text"],
-                          tuple(Place(**p) for p in r["places"]), "vector")
-                for r in rows if r["places"]]  # never a hidden row, whatever the filter
+        return self._hits(self.nearest_keys(vector, limit, condition, where), "vector")
 
     def matching(self, text: str, limit: int, condition: str,
                  where: str | None = None) -> list[SearchHit]:
         """The ``limit`` rows under ``condition`` that best match ``text`` in the full-text
         index, best first (score: BM25); none before the index exists."""
-        if not self.has_text_index():
-            return []
-        rows = self._ranked(where, condition, limit, [*_HIT_COLUMNS, "_score"],
-                            lambda n: {"full_text_query": {"query": text, "columns": ["text"]}})
-        return [SearchHit(r["custom_id"], float(r["_score"]), r["text"],
-                          tuple(Place(**p) for p in r["places"]), "keyword")
-                for r in rows if r["places"]]
+        return self._hits(self.matching_keys(text, limit, condition, where), "keyword")
 
     def nearest_keys(self, vector: np.ndarray, limit: int, condition: str,
                      where: str | None = None) -> list[Ranked]:
         """:meth:`nearest` without reading text and places (:meth:`passages` reads them
         for the rows a fusion keeps)."""
-        rows = self._ranked(where, condition, limit, ["custom_id", "_distance"],
-                            lambda n: {"nearest": self._nearest(vector, n)}, with_row_id=True)
-        return [Ranked(r["custom_id"], 1.0 - float(r["_distance"]), r["_rowid"])
-                for r in rows]
+        return [Ranked(key, 1.0 - distance, row) for key, distance, row in self._ranked(
+            where, condition, limit, "_distance",
+            lambda n: {"nearest": self._nearest(vector, n)})]
 
     def matching_keys(self, text: str, limit: int, condition: str,
                       where: str | None = None) -> list[Ranked]:
         """:meth:`matching` without reading text and places."""
         if not self.has_text_index():
             return []
-        rows = self._ranked(where, condition, limit, ["custom_id", "_score"],
-                            lambda n: {"full_text_query": {"query": text, "columns": ["text"]}},
-                            with_row_id=True)
-        return [Ranked(r["custom_id"], float(r["_score"]), r["_rowid"]) for r in rows]
+        return [Ranked(key, score, row) for key, score, row in self._ranked(
+            where, condition, limit, "_score",
+            lambda n: {"full_text_query": {"query": text, "columns": ["text"]}})]
 
     def passages(self, rows: Sequence[int]) -> dict[str, tuple[str, tuple[Place, ...]]]:
         """The text and places of ``rows`` (ids from :meth:`nearest_keys` or
@@ -160,12 +149,19 @@ class Reader:
         (never a hidden row)."""
         if not rows:
             return {}
+        keys = self._keys().of(rows)
         try:  # by row id: one read of those rows (a filter on them plans a scan)
             found = self._dataset._take_rows(list(rows), columns=_HIT_COLUMNS).to_pylist()
         except _LANCE_ERRORS as exc:
             raise StateError(f"search failed: {exc}") from exc
-        return {r["custom_id"]: (r["text"], tuple(Place(**p) for p in r["places"]))
-                for r in found if r["places"]}
+        return {key: (r["text"], tuple(Place(**p) for p in r["places"]))
+                for key, r in zip(keys, found, strict=True) if r["places"]}
+
+    def _hits(self, ranked: list[Ranked], mode: str) -> list[SearchHit]:
+        """``ranked`` as hits of ``mode``, their text and places read in one go."""
+        found = self.passages([r.row for r in ranked])
+        return [SearchHit(r.custom_id, r.score, passage[0], passage[1], mode) for r in ranked
+                if (passage := found.get(r.custom_id)) is not None]
 
     def _nearest(self, vector: np.ndarray, limit: int) -> dict[str, Any]:
         """The ``nearest`` argument of a vector query: the index's refine factor (codes of
@@ -206,44 +202,45 @@ class Reader:
             self._indexed = (version, frozenset(i.name for i in described), bits)
         return self._indexed[1]
 
-    def _hidden_share(self) -> float:
-        """The share of this table version's rows that have no places (counted once per
-        version through the bitmap index on ``n_places``)."""
+    def _keys(self) -> RowKeys:
+        """This table version's row ids, keys and published rows (read once per version:
+        a search then ranks row ids only, and reads text and places for its winners)."""
         version = self._dataset.version
-        if self._hiding[0] != version:
+        if self._rows is None or self._rows.version != version:
             try:
-                hidden = self._dataset.count_rows(f"NOT ({PUBLISHED})")
-                share = hidden / max(self._dataset.count_rows(), 1)
+                table = self._dataset.to_table(columns=["custom_id", "n_places"],
+                                               with_row_id=True)
             except _LANCE_ERRORS as exc:
                 raise StateError(f"search failed: {exc}") from exc
-            self._hiding = (version, share)
-        return self._hiding[1]
+            self._rows = RowKeys.of_table(version, table)
+        return self._rows
 
-    def _ranked(self, where: str | None, condition: str, limit: int, columns: list[str],
-                query: Callable[[int], dict[str, Any]], **scan: Any) -> list[dict[str, Any]]:
+    def _ranked(self, where: str | None, condition: str, limit: int, score: str,
+                query: Callable[[int], dict[str, Any]]) -> list[tuple[str, float, int]]:
         """The ``limit`` best rows under ``condition`` of the ranking ``query(n)`` asks for
-        (its ``n`` best rows). Under the bare published-rows filter no prefilter runs (it
-        costs 0.5 ms a query at 10k rows, 3 at 100k): a version hiding no row needs none,
-        and on one that does, a few rows more than ``limit`` are ranked unfiltered and the
-        hidden ones dropped; only when too many of them were hidden does the prefiltered
-        query run. Any other condition is applied before ranking."""
+        (its ``n`` best rows) as (key, ``score`` column, row id). Under the bare
+        published-rows filter no prefilter runs (it costs 0.5 ms a query at 10k rows, 3 at
+        100k): a version hiding no row needs none, and on one that does, a few rows more
+        than ``limit`` are ranked unfiltered and the hidden ones dropped; only when too
+        many of them were hidden does the prefiltered query run. Any other condition is
+        applied before ranking."""
+        keys = self._keys()
         if condition == PUBLISHED:
-            share = self._hidden_share()
-            if not share:
-                return self._run(where, columns=columns, limit=limit, **query(limit), **scan)
-            more = limit + math.ceil(limit * OVERFETCH * share) + 2
-            found = self._run(where, columns=[*columns, "n_places"], limit=more,
-                              **query(more), **scan)
-            shown = [row for row in found if row["n_places"]]
-            if len(shown) >= limit or len(found) < more:
+            more = limit + (math.ceil(limit * OVERFETCH * keys.hidden_share) + 2
+                            if keys.hidden_share else 0)
+            found = self._run(where, columns=[score], with_row_id=True, limit=more,
+                              **query(more))
+            shown = keys.shown(found, score)
+            if len(shown) >= limit or found.num_rows < more:
                 return shown[:limit]
-        return self._run(where, columns=columns, filter=condition, prefilter=True,
-                         limit=limit, **query(limit), **scan)
+        found = self._run(where, columns=[score], with_row_id=True, filter=condition,
+                          prefilter=True, limit=limit, **query(limit))
+        return keys.shown(found, score)[:limit]
 
-    def _run(self, where: str | None, **scan: Any) -> list[dict[str, Any]]:
+    def _run(self, where: str | None, **scan: Any) -> pa.Table:
         """Run a search; a failure is one line naming the filter when there was one."""
         try:
-            found = self._dataset.to_table(**scan).to_pylist()
+            found = self._dataset.to_table(**scan)
         except (ValueError, RuntimeError, OSError) as exc:
             if panicked(exc) and not where:
                 raise StateError(f"search failed: Lance stopped ({exc})") from None
@@ -257,3 +254,52 @@ class Reader:
                 raise StateError(f"search failed: Lance stopped ({exc})") from None
             raise StateError(_filter_failed(where, exc)) from None
         return found
+
+
+@dataclass(frozen=True)
+class RowKeys:
+    """The rows of one table version: their ids (ascending), each one's key and whether
+    it is published (has places)."""
+
+    version: int
+    ids: np.ndarray
+    keys: pa.Array
+    published: np.ndarray
+
+    @classmethod
+    def of_table(cls, version: int, table: pa.Table) -> RowKeys:
+        """From a scan of ``custom_id`` and ``n_places`` with row ids."""
+        ids = table["_rowid"].to_numpy()
+        order = np.argsort(ids, kind="stable")
+        places = table["n_places"].fill_null(0).to_numpy()
+        return cls(version, ids[order], table["custom_id"].combine_chunks().take(order),
+                   places[order] > 0)
+
+    @property
+    def hidden_share(self) -> float:
+        """The share of rows without places."""
+        return 1.0 - float(self.published.mean()) if len(self.ids) else 0.0
+
+    def of(self, rows: Sequence[int]) -> list[str]:
+        """The keys of ``rows``."""
+        return self.keys.take(self._positions(rows)).to_pylist()
+
+    def shown(self, found: pa.Table, score: str) -> list[tuple[str, float, int]]:
+        """The published rows of a ranking ``found`` (row ids and ``score``), in its order,
+        as (key, score, row id)."""
+        if not found.num_rows:
+            return []
+        rows = found["_rowid"].to_numpy()
+        positions = self._positions(rows)
+        kept = np.flatnonzero(self.published[positions])
+        keys = self.keys.take(positions[kept]).to_pylist()
+        scores = found[score].to_numpy()[kept].tolist()
+        return list(zip(keys, scores, rows[kept].tolist(), strict=True))
+
+    def _positions(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        wanted = np.asarray(rows, dtype=np.uint64)
+        positions = np.searchsorted(self.ids, wanted)
+        if len(wanted) and (positions.max() >= len(self.ids)
+                            or not np.array_equal(self.ids[positions], wanted)):
+            raise StateError("search failed: a ranked row is not in the table version read")
+        return positions
