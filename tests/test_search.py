@@ -302,3 +302,41 @@ def test_hidden_rows_are_never_shown_however_many_of_the_best_are_hidden(
     assert len(matched) == 10 and not {r.custom_id for r in matched} & {f"k{i}" for i in hidden}
     assert [hit.custom_id for hit in reader.matching("zebra", 10, condition)] == \
         [r.custom_id for r in matched]
+
+
+def test_a_kept_reader_names_the_right_passages_after_the_table_changes(
+        tmp_path: Path) -> None:
+    """A reader kept open (a server's) ranks row ids and reads the keys of a table version
+    once: after rows are deleted, added and compacted (their row ids move), a refreshed
+    reader still names each hit with its own key, text and places."""
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((60, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def row(i: int) -> StoreRow:
+        return StoreRow(f"k{i}", f"zebra passage {i}", "", (Place(f"/d/{i}.md"),), vectors[i])
+
+    store = Store(tmp_path / "lancedb", "m", 16)
+    for start in range(0, 40, 10):  # small fragments, merged by optimize below
+        store.put([row(i) for i in range(start, start + 10)])
+    store.optimize()
+    reader = store.reader()
+    condition = reader.condition()
+
+    def consistent(query: int, present: set[int]) -> None:
+        hits = reader.nearest(vectors[query], 5, condition)
+        assert hits[0].custom_id == f"k{query}"
+        assert all(h.text == f"zebra passage {h.custom_id[1:]}" and
+                   h.places == (Place(f"/d/{h.custom_id[1:]}.md"),) and
+                   int(h.custom_id[1:]) in present for h in hits)
+        ranked = reader.matching_keys("zebra", 50, condition)
+        assert {r.custom_id for r in ranked} == {f"k{i}" for i in present}
+        found = reader.passages([r.row for r in ranked])
+        assert all(found[r.custom_id][0] == f"zebra passage {r.custom_id[1:]}" for r in ranked)
+
+    consistent(3, set(range(40)))
+    store.delete([f"k{i}" for i in range(0, 20, 2)])
+    store.put([row(i) for i in range(40, 60)])
+    store.optimize()
+    reader.refresh()
+    consistent(45, {*range(1, 20, 2), *range(20, 60)})

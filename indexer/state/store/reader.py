@@ -118,30 +118,37 @@ class Reader:
         ranking, so a narrow filter still yields ``limit`` rows when there are) nearest
         ``vector``, best first (score: cosine similarity). ``where`` is the user's part,
         named when the filter fails."""
-        return self._hits(self.nearest_keys(vector, limit, condition, where), "vector")
+        found, keys = self._ranked(where, condition, limit, self._vector_query(vector),
+                                   ["_distance", *_HIT_COLUMNS])
+        return _hits(found, keys, [1.0 - d for d in found["_distance"].to_pylist()], "vector")
 
     def matching(self, text: str, limit: int, condition: str,
                  where: str | None = None) -> list[SearchHit]:
         """The ``limit`` rows under ``condition`` that best match ``text`` in the full-text
         index, best first (score: BM25); none before the index exists."""
-        return self._hits(self.matching_keys(text, limit, condition, where), "keyword")
+        if not self.has_text_index():
+            return []
+        found, keys = self._ranked(where, condition, limit, _text_query(text),
+                                   ["_score", *_HIT_COLUMNS])
+        return _hits(found, keys, found["_score"].to_pylist(), "keyword")
 
     def nearest_keys(self, vector: np.ndarray, limit: int, condition: str,
                      where: str | None = None) -> list[Ranked]:
         """:meth:`nearest` without reading text and places (:meth:`passages` reads them
         for the rows a fusion keeps)."""
-        return [Ranked(key, 1.0 - distance, row) for key, distance, row in self._ranked(
-            where, condition, limit, "_distance",
-            lambda n: {"nearest": self._nearest(vector, n)})]
+        found, keys = self._ranked(where, condition, limit, self._vector_query(vector),
+                                   ["_distance"])
+        return [Ranked(key, 1.0 - distance, row) for key, distance, row in zip(
+            keys, found["_distance"].to_pylist(), found["_rowid"].to_pylist(), strict=True)]
 
     def matching_keys(self, text: str, limit: int, condition: str,
                       where: str | None = None) -> list[Ranked]:
         """:meth:`matching` without reading text and places."""
         if not self.has_text_index():
             return []
-        return [Ranked(key, score, row) for key, score, row in self._ranked(
-            where, condition, limit, "_score",
-            lambda n: {"full_text_query": {"query": text, "columns": ["text"]}})]
+        found, keys = self._ranked(where, condition, limit, _text_query(text), ["_score"])
+        return [Ranked(key, score, row) for key, score, row in zip(
+            keys, found["_score"].to_pylist(), found["_rowid"].to_pylist(), strict=True)]
 
     def passages(self, rows: Sequence[int]) -> dict[str, tuple[str, tuple[Place, ...]]]:
         """The text and places of ``rows`` (ids from :meth:`nearest_keys` or
@@ -157,11 +164,8 @@ class Reader:
         return {key: (r["text"], tuple(Place(**p) for p in r["places"]))
                 for key, r in zip(keys, found, strict=True) if r["places"]}
 
-    def _hits(self, ranked: list[Ranked], mode: str) -> list[SearchHit]:
-        """``ranked`` as hits of ``mode``, their text and places read in one go."""
-        found = self.passages([r.row for r in ranked])
-        return [SearchHit(r.custom_id, r.score, passage[0], passage[1], mode) for r in ranked
-                if (passage := found.get(r.custom_id)) is not None]
+    def _vector_query(self, vector: np.ndarray) -> Callable[[int], dict[str, Any]]:
+        return lambda n: {"nearest": self._nearest(vector, n)}
 
     def _nearest(self, vector: np.ndarray, limit: int) -> dict[str, Any]:
         """The ``nearest`` argument of a vector query: the index's refine factor (codes of
@@ -215,27 +219,28 @@ class Reader:
             self._rows = RowKeys.of_table(version, table)
         return self._rows
 
-    def _ranked(self, where: str | None, condition: str, limit: int, score: str,
-                query: Callable[[int], dict[str, Any]]) -> list[tuple[str, float, int]]:
+    def _ranked(self, where: str | None, condition: str, limit: int,
+                query: Callable[[int], dict[str, Any]],
+                columns: list[str]) -> tuple[pa.Table, list[str]]:
         """The ``limit`` best rows under ``condition`` of the ranking ``query(n)`` asks for
-        (its ``n`` best rows) as (key, ``score`` column, row id). Under the bare
-        published-rows filter no prefilter runs (it costs 0.5 ms a query at 10k rows, 3 at
-        100k): a version hiding no row needs none, and on one that does, a few rows more
-        than ``limit`` are ranked unfiltered and the hidden ones dropped; only when too
-        many of them were hidden does the prefiltered query run. Any other condition is
-        applied before ranking."""
+        (its ``n`` best rows): their ``columns`` and row ids, and their keys. Under the
+        bare published-rows filter no prefilter runs (it costs 0.5 ms a query at 10k
+        rows, 3 at 100k): a version hiding no row needs none, and on one that does, a few
+        rows more than ``limit`` are ranked unfiltered and the hidden ones dropped; only
+        when too many of them were hidden does the prefiltered query run. Any other
+        condition is applied before ranking."""
         keys = self._keys()
         if condition == PUBLISHED:
-            more = limit + (math.ceil(limit * OVERFETCH * keys.hidden_share) + 2
-                            if keys.hidden_share else 0)
-            found = self._run(where, columns=[score], with_row_id=True, limit=more,
+            share = keys.hidden_share
+            more = limit + (math.ceil(limit * OVERFETCH * share) + 2 if share else 0)
+            found = self._run(where, columns=columns, with_row_id=True, limit=more,
                               **query(more))
-            shown = keys.shown(found, score)
-            if len(shown) >= limit or found.num_rows < more:
-                return shown[:limit]
-        found = self._run(where, columns=[score], with_row_id=True, filter=condition,
-                          prefilter=True, limit=limit, **query(limit))
-        return keys.shown(found, score)[:limit]
+            shown = keys.shown(found, limit)
+            if shown[0].num_rows >= limit or found.num_rows < more:
+                return shown
+        return keys.shown(self._run(where, columns=columns, with_row_id=True,
+                                    filter=condition, prefilter=True, limit=limit,
+                                    **query(limit)), limit)
 
     def _run(self, where: str | None, **scan: Any) -> pa.Table:
         """Run a search; a failure is one line naming the filter when there was one."""
@@ -284,17 +289,12 @@ class RowKeys:
         """The keys of ``rows``."""
         return self.keys.take(self._positions(rows)).to_pylist()
 
-    def shown(self, found: pa.Table, score: str) -> list[tuple[str, float, int]]:
-        """The published rows of a ranking ``found`` (row ids and ``score``), in its order,
-        as (key, score, row id)."""
-        if not found.num_rows:
-            return []
-        rows = found["_rowid"].to_numpy()
-        positions = self._positions(rows)
-        kept = np.flatnonzero(self.published[positions])
-        keys = self.keys.take(positions[kept]).to_pylist()
-        scores = found[score].to_numpy()[kept].tolist()
-        return list(zip(keys, scores, rows[kept].tolist(), strict=True))
+    def shown(self, found: pa.Table, limit: int) -> tuple[pa.Table, list[str]]:
+        """The first ``limit`` published rows of a ranking ``found`` (with row ids), in
+        its order, and their keys."""
+        positions = self._positions(found["_rowid"].to_numpy())
+        kept = np.flatnonzero(self.published[positions])[:limit]
+        return found.take(kept), self.keys.take(positions[kept]).to_pylist()
 
     def _positions(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         wanted = np.asarray(rows, dtype=np.uint64)
@@ -303,3 +303,15 @@ class RowKeys:
                             or not np.array_equal(self.ids[positions], wanted)):
             raise StateError("search failed: a ranked row is not in the table version read")
         return positions
+
+
+def _text_query(text: str) -> Callable[[int], dict[str, Any]]:
+    return lambda n: {"full_text_query": {"query": text, "columns": ["text"]}}
+
+
+def _hits(found: pa.Table, keys: list[str], scores: list[float], mode: str) -> list[SearchHit]:
+    """Ranked rows with their text and places as hits of ``mode`` (never a hidden row)."""
+    return [SearchHit(key, score, text, tuple(Place(**p) for p in places), mode)
+            for key, score, text, places in zip(keys, scores, found["text"].to_pylist(),
+                                                found["places"].to_pylist(), strict=True)
+            if places]
