@@ -294,6 +294,8 @@ class RowKeys:
         its order, and their keys."""
         positions = self._positions(found["_rowid"].to_numpy())
         kept = np.flatnonzero(self.published[positions])[:limit]
+        if len(kept) and kept[-1] == len(kept) - 1:  # no hidden row among them: a slice
+            return found.slice(0, len(kept)), self.keys.take(positions[:len(kept)]).to_pylist()
         return found.take(kept), self.keys.take(positions[kept]).to_pylist()
 
     def _positions(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
