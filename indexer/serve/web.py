@@ -52,15 +52,6 @@ def create_app(searcher: Searcher, token: str | None = None) -> FastAPI:
     required as a bearer token on every request but ``/healthz`` and the docs."""
     app = FastAPI(title="batch-indexer", summary="Semantic search over an indexer store.",
                   version=_version())
-    async def authorised(  # async: checked on the event loop, not on a pooled thread
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-    ) -> None:
-        if token is None:
-            return
-        given = credentials.credentials if credentials else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "a bearer token is required (Authorization: Bearer …)",
-                                headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(IndexerError)
     async def refused(request: Request, exc: IndexerError) -> JSONResponse:
@@ -70,16 +61,33 @@ def create_app(searcher: Searcher, token: str | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # no token: no dependency at all (resolving even an empty one costs ~0.2 ms a request)
+    guarded = [] if token is None else [Depends(_authorised(token))]
+
     @app.get("/status", summary="What the index holds (as `indexer status --json`)",
-             dependencies=[Depends(authorised)])
+             dependencies=guarded)
     def status() -> dict[str, Any]:
         return searcher.status()
 
     app.add_api_route("/search", _search_endpoint(searcher), methods=["GET"],
                       summary="Passages that answer q (as `indexer search --json`)",
-                      dependencies=[Depends(authorised)], response_class=JSONResponse,
+                      dependencies=guarded, response_class=JSONResponse,
                       response_model=list[dict[str, Any]])
     return app
+
+
+def _authorised(token: str) -> Callable[..., Awaitable[None]]:
+    """The dependency that refuses a request without ``token`` as its bearer token."""
+
+    async def authorised(  # async: checked on the event loop, not on a pooled thread
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> None:
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "a bearer token is required (Authorization: Bearer …)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    return authorised
 
 
 def _search_endpoint(searcher: Searcher) -> Callable[..., Awaitable[Response]]:
