@@ -26,6 +26,7 @@ from indexer.state.damage import Damage
 from indexer.state.store.filters import _PANICS, _filter_failed, check_filter, panicked
 from indexer.state.store.location import is_remote
 from indexer.state.store.location import storage_options as remote_options
+from indexer.state.store.rows import RowKeys
 
 TABLE = "chunks"
 NPROBES = 20
@@ -259,52 +260,6 @@ class Reader:
                 raise StateError(f"search failed: Lance stopped ({exc})") from None
             raise StateError(_filter_failed(where, exc)) from None
         return found
-
-
-@dataclass(frozen=True)
-class RowKeys:
-    """The rows of one table version: their ids (ascending), each one's key and whether
-    it is published (has places)."""
-
-    version: int
-    ids: np.ndarray
-    keys: pa.Array
-    published: np.ndarray
-
-    @classmethod
-    def of_table(cls, version: int, table: pa.Table) -> RowKeys:
-        """From a scan of ``custom_id`` and ``n_places`` with row ids."""
-        ids = table["_rowid"].to_numpy()
-        order = np.argsort(ids, kind="stable")
-        places = table["n_places"].fill_null(0).to_numpy()
-        return cls(version, ids[order], table["custom_id"].combine_chunks().take(order),
-                   places[order] > 0)
-
-    @property
-    def hidden_share(self) -> float:
-        """The share of rows without places."""
-        return 1.0 - float(self.published.mean()) if len(self.ids) else 0.0
-
-    def of(self, rows: Sequence[int]) -> list[str]:
-        """The keys of ``rows``."""
-        return self.keys.take(self._positions(rows)).to_pylist()
-
-    def shown(self, found: pa.Table, limit: int) -> tuple[pa.Table, list[str]]:
-        """The first ``limit`` published rows of a ranking ``found`` (with row ids), in
-        its order, and their keys."""
-        positions = self._positions(found["_rowid"].to_numpy())
-        kept = np.flatnonzero(self.published[positions])[:limit]
-        if len(kept) and kept[-1] == len(kept) - 1:  # no hidden row among them: a slice
-            return found.slice(0, len(kept)), self.keys.take(positions[:len(kept)]).to_pylist()
-        return found.take(kept), self.keys.take(positions[kept]).to_pylist()
-
-    def _positions(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
-        wanted = np.asarray(rows, dtype=np.uint64)
-        positions = np.searchsorted(self.ids, wanted)
-        if len(wanted) and (positions.max() >= len(self.ids)
-                            or not np.array_equal(self.ids[positions], wanted)):
-            raise StateError("search failed: a ranked row is not in the table version read")
-        return positions
 
 
 def _text_query(text: str) -> Callable[[int], dict[str, Any]]:
