@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from indexer.batchfiles.output import (
     encode_vector,
@@ -77,9 +78,11 @@ def test_written_lines_round_trip(tmp_path: Path) -> None:
     assert results[1].error == "invalid_input: empty" and not results[1].retryable
 
 
-def compact(path: Path, lines: list[dict[str, object]]) -> Path:
-    """Lines as the Batch API writes them: no spaces."""
-    path.write_bytes(b"".join(json.dumps(line, separators=(",", ":")).encode() + b"\n"
+def compact(path: Path, lines: list[dict[str, object]], spaced: bool = False) -> Path:
+    """Lines without spaces, or (``spaced``) as Python's ``json.dumps`` writes them, as
+    the emulator does: ``"embedding": "..."``."""
+    separators = (", ", ": ") if spaced else (",", ":")
+    path.write_bytes(b"".join(json.dumps(line, separators=separators).encode() + b"\n"
                               for line in lines))
     return path
 
@@ -94,7 +97,9 @@ def test_lines_across_the_reads_of_a_large_file_are_read_whole(tmp_path: Path) -
     assert np.array_equal(np.concatenate([group.vectors for group in groups]), vectors)
 
 
-def test_a_vector_is_taken_only_from_where_the_format_puts_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spaced", [False, True])
+def test_a_vector_is_taken_only_from_where_the_format_puts_it(tmp_path: Path,
+                                                              spaced: bool) -> None:
     real = np.array([0.5, -0.25, 1.0], dtype=np.float32)
     text = encode_vector(real)
     decoy = {"embedding": encode_vector(np.zeros(3, np.float32)), **ok("decoy", text)}
@@ -103,7 +108,8 @@ def test_a_vector_is_taken_only_from_where_the_format_puts_it(tmp_path: Path) ->
     refused["response"]["status_code"] = 500  # type: ignore[index]
     escaped = ok("escaped", "\\u00" + f"{ord(text[0]):02x}" + text[1:])
     path = compact(tmp_path / "out.jsonl", [
-        decoy, failed, refused, ok("long", encode_vector(np.ones(4, np.float32))), escaped])
+        decoy, failed, refused, ok("long", encode_vector(np.ones(4, np.float32))), escaped],
+        spaced)
     path.write_bytes(path.read_bytes().replace(b"\\\\u00", b"\\u00"))  # a JSON escape
     results = {r.custom_id: r for r in read_results(path, 3)}
     assert np.array_equal(results["decoy"].vector, real)

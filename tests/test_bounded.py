@@ -40,8 +40,9 @@ class CountingLedger(Ledger):
             self.set_meta({"learned_max_requests": str(SHARD)})
         return super().stage(*args, **kwargs)
 
-    def _pending_pages(self, group: int, columns: str) -> Iterator[list[Any]]:
-        for rows in super()._pending_pages(group, columns):
+    def _pending_pages(self, group: int, columns: str, rowid: bool = False
+                       ) -> Iterator[list[Any]]:
+        for rows in super()._pending_pages(group, columns, rowid):
             HELD["pending read"].append(len(rows))
             ORDER.append("read")
             yield rows

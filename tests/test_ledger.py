@@ -45,6 +45,17 @@ def test_new_document_publishes_only_when_all_keys_are_embedded(ledger: Ledger,
     assert rows["k1"].pending_refs == 0
 
 
+def test_keys_handed_out_are_queued_even_if_their_rows_moved(ledger: Ledger,
+                                                             tmp_path: Path) -> None:
+    ledger.stage("/d/a.md", "/d", "1:1", "h1", "A", [(chunk(0, "x"), "k1"), (chunk(1, "y"), "k2")])
+    handed = [r.custom_id for r in ledger.pending_requests(queuing=True)]
+    with sqlite3.connect(ledger.path) as other:  # as a VACUUM may renumber rows
+        other.execute("UPDATE keys SET rowid = rowid + 100")
+    job = ledger.create_job("local", Shard(tmp_path / "s.jsonl", 2, 6, 100, tuple(handed)))
+    assert list(ledger.pending_requests()) == []
+    assert sorted(ledger.job_keys(job)) == ["k1", "k2"]
+
+
 def test_same_text_in_two_documents_is_one_key_with_two_places(ledger: Ledger) -> None:
     ledger.stage("/d/a.md", "/d", "1:1", "ha", "A", [(chunk(0, "licence"), "k")])
     ledger.stage("/d/b.md", "/d", "1:1", "hb", "B", [(chunk(0, "licence"), "k")])

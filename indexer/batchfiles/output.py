@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,7 +144,9 @@ def _not_finite(custom_id: str) -> EmbeddingResult:
 
 _BLOCK = 1 << 20
 """Bytes read from a file at a time (lines are split out of these blocks)."""
-_EMBEDDING = b'"embedding":"'
+_EMBEDDING = re.compile(rb'"embedding"[ \t\r\n]*:[ \t\r\n]*"')
+"""Where a line's vector text opens: compact (``"embedding":"``) or with JSON's optional
+spaces (``"embedding": "``, as Python's ``json.dumps`` writes it)."""
 
 
 def _lines(path: Path, dimensions: int) -> Iterator[tuple[str, bytes | EmbeddingResult]]:
@@ -197,10 +200,10 @@ def _quick(block: bytes, start: int, end: int, dimensions: int) -> tuple[str, by
     vector's text is decoded where it lies, and the rest of the line (that string left
     empty) parsed and checked as any line is. None when the line is anything else (it
     is then read the ordinary way)."""
-    at = block.find(_EMBEDDING, start, end)
-    if at < 0:
+    found = _EMBEDDING.search(block, start, end)
+    if found is None:
         return None
-    opened = at + len(_EMBEDDING)
+    opened = found.end()
     closed = block.find(b'"', opened, end)
     if closed < 0:
         return None

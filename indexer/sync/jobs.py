@@ -192,8 +192,8 @@ class JobRunner(Settling, LostBatches):
         label = f"shard-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6:06d}"
         planned = False
         # each shard's keys are queued as soon as it is written: one shard's keys held
-        for shard in iter_shards(self.ledger.pending_requests(self.options.group_size),
-                                 self.backend.body(), self.batches, label, limits):
+        pending = self.ledger.pending_requests(self.options.group_size, queuing=True)
+        for shard in iter_shards(pending, self.backend.body(), self.batches, label, limits):
             self._written[self.ledger.create_job(self.backend.name, shard)] = _stamp(shard.path)
             planned = True
         return planned

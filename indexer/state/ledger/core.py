@@ -78,6 +78,7 @@ class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
                  ) -> None:
         self.path = path if path is not None else Path(":memory:")
         self.readonly = readonly
+        self._handed = {}
         self._checked = path is None or (not verify and closed_as_left(path, stamp(path)))
         try:
             database, uri = _address(path, readonly)

@@ -23,6 +23,9 @@ from indexer.state.ledger.records import (
 class KeyRecords(LedgerBase):
     """Content keys and the jobs that embed them."""
 
+    _handed: dict[str, int]
+    """The rows of the keys :meth:`pending_requests` handed out and no job has queued yet."""
+
     def has_pending(self) -> bool:
         """True when some key waits for a job."""
         return self._db.execute(
@@ -52,15 +55,26 @@ class KeyRecords(LedgerBase):
                            "WHERE custom_id = ? AND state = 'pending'", [(k,) for k in keys])
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in keys])
 
-    def pending_requests(self, group: int = 2_000) -> Iterator[Request]:
+    def pending_requests(self, group: int = 2_000, queuing: bool = False
+                         ) -> Iterator[Request]:
         """Keys waiting for a job, in a stable order, read ``group`` at a time (memory stays
-        flat, and no read is left open while the caller queues the keys handed on)."""
-        for rows in self._pending_pages(group, "custom_id, text, context, tokens"):
-            for key, text, ctx, tokens in rows:
+        flat, and no read is left open while the caller queues the keys handed on).
+
+        ``queuing``: the caller queues every key handed on with :meth:`create_job` (each
+        key's row is remembered until then, so that it is found by row, not through the
+        key's index; what is left is forgotten at the next call)."""
+        handed: dict[str, int] = {}
+        self._handed = handed
+        for rows in self._pending_pages(group, "custom_id, text, context, tokens", True):
+            for row, key, text, ctx, tokens in rows:
+                if queuing:
+                    handed[key] = row
                 yield Request(key, f"{ctx}\n\n{text}" if ctx else text, tokens)
 
-    def _pending_pages(self, group: int, columns: str) -> Iterator[list[Any]]:
-        """Pending keys' ``columns``, ``group`` rows at a time by rowid (the rowid dropped).
+    def _pending_pages(self, group: int, columns: str, rowid: bool = False
+                       ) -> Iterator[list[Any]]:
+        """Pending keys' ``columns``, ``group`` rows at a time by rowid (the rowid dropped
+        unless ``rowid``: then it comes first).
 
         A pending key has no job (a ledger opened for writing sees to it), so each page is
         a range of the ``keys_state`` index, in rowid order: no page sorts every pending key.
@@ -70,7 +84,7 @@ class KeyRecords(LedgerBase):
                 f"SELECT rowid, {columns} FROM keys WHERE state = 'pending' AND job_id IS NULL "
                 "AND rowid > ? ORDER BY rowid LIMIT ?", (after, group)).fetchall():
             after = rows[-1][0]
-            yield [r[1:] for r in rows]
+            yield rows if rowid else [r[1:] for r in rows]
 
     def create_job(self, backend: str, shard: Shard) -> int:
         """Record a shard as a planned job and queue its keys in it (before any remote call)."""
@@ -81,9 +95,16 @@ class KeyRecords(LedgerBase):
                 "updated_at) VALUES (?, ?, 'planned', ?, ?, ?, ?)",
                 (backend, str(shard.path), shard.requests, shard.tokens, now, now))
             job_id = int(cursor.lastrowid or 0)
-            # in the shard's order, which is the table's: each of its pages is visited once
-            db.executemany("UPDATE keys SET state = 'queued', job_id = ? WHERE custom_id = ?",
-                           [(job_id, key) for key in shard.custom_ids])
+            # in the shard's order, which is the table's: each of its pages is visited once;
+            # a key handed out by pending_requests is found by its row (checked to still be
+            # that key's), any other through the key's index
+            handed = self._handed
+            rows = [(job_id, handed.pop(key, 0), key) for key in shard.custom_ids]
+            took = db.executemany("UPDATE keys SET state = 'queued', job_id = ? "
+                                  "WHERE rowid = ? AND custom_id = ?", rows).rowcount
+            if took != len(rows):
+                db.executemany("UPDATE keys SET state = 'queued', job_id = ? "
+                               "WHERE custom_id = ?", [(job_id, key) for key in shard.custom_ids])
         return job_id
 
     def set_job(self, job_id: int, **fields: object) -> None:
