@@ -185,7 +185,7 @@ def run(corpus: Path, work: Path, max_tokens: int, share: float = 0.01,
         (index_dir / "config.toml").write_text(
             f'[index]\nbackend = "openai"\nchunk_tokens = {max_tokens}\npoll_seconds = 0.05\n')
     os.environ.setdefault("OPENAI_API_KEY", "emulator-key")
-    with run_emulator(work / "emu") as emu:
+    with run_emulator(work / "emu", snapshot=False) as emu:  # a snapshot per call: slow
         if not resync_only:
             meter(exact_peaks=True)
             synced("full sync", index_dir, corpus, emu.base_url)
