@@ -25,7 +25,7 @@ from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
 from indexer.records import Passage, Place, SearchHit, StoreRow
 from indexer.state.damage import Damage
-from indexer.state.store.heap import bounded_reads, return_freed_buffers
+from indexer.state.store.heap import bounded_reads, release_freed, return_freed_buffers
 from indexer.state.store.location import Location, connect, scrub
 from indexer.state.store.reader import TABLE, Reader
 
@@ -275,6 +275,15 @@ class Store:
         the key and the vector is written again, fragment by fragment, and the vectors
         are neither read nor written (see :meth:`_fill`).
         """
+        release_freed()  # what collecting the vectors freed
+        try:
+            self._set_places(groups, count, rows_for, group)
+        finally:
+            release_freed()
+
+    def _set_places(self, groups: Iterable[Sequence[Passage]], count: int | None,
+                    rows_for: Callable[[Sequence[str]], Sequence[Passage]] | None,
+                    group: int) -> None:
         total = self._table.count_rows()
         if (rows_for is not None and count is not None and count * 2 >= total
                 and not self._table.count_rows("n_places > 0")):
@@ -478,6 +487,7 @@ class Store:
         with bounded_reads():
             self._optimize()
         self._table.checkout_latest()
+        release_freed()
 
     def _optimize(self) -> None:
         names = {i.name for i in self._table.list_indices()}
@@ -488,13 +498,16 @@ class Store:
             if name not in names and rows > 0:
                 column, config = _INDICES[name]
                 self._table.create_index(column, config=config(self.dimensions), name=name)
+                release_freed()  # each build starts from the table, not the last one's peak
         if "vector_idx" not in names and rows >= self.health.vector_index_rows:
             column, config = _INDICES["vector_idx"]
             self._table.create_index(column, config=config(self.dimensions), name="vector_idx")
+            release_freed()
         dataset = self._table.to_lance()
         # Only fragments smaller than _FRAGMENT_ROWS are merged (one job's rows are not
         # rewritten with another's); a fragment a tenth deleted is rewritten without them.
         dataset.optimize.compact_files(target_rows_per_fragment=_FRAGMENT_ROWS)
+        release_freed()
         dataset.optimize.optimize_indices()
         with warnings.catch_warnings():  # a short retention is a deliberate setting
             warnings.simplefilter("ignore", UserWarning)
