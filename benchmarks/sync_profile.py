@@ -15,6 +15,11 @@ own as a user's next sync is.
 
     python benchmarks/sync_profile.py [--files 300] [--max-tokens 512] [--corpus DIR]
                                       [--keep DIR] [--edits 0.01]
+                                      [--snapshot DIR | --resync-from DIR]
+
+``--snapshot DIR`` copies the synced index and its corpus to ``DIR`` before the edit;
+``--resync-from DIR`` starts from such a copy and runs only the edit and the re-sync (a
+10,000-file full sync costs minutes; its re-sync can then be measured again and again).
 """
 
 from __future__ import annotations
@@ -178,15 +183,24 @@ def edit(corpus: Path, share: float) -> int:
     return count
 
 
-def run(corpus: Path, work: Path, max_tokens: int, share: float = 0.01) -> None:
+def run(corpus: Path, work: Path, max_tokens: int, share: float = 0.01,
+        snapshot: Path | None = None, resync_only: bool = False) -> None:
     index_dir = work / "index"
-    index_dir.mkdir()
-    (index_dir / "config.toml").write_text(
-        f'[index]\nbackend = "openai"\nchunk_tokens = {max_tokens}\npoll_seconds = 0.05\n')
+    if not resync_only:
+        index_dir.mkdir()
+        (index_dir / "config.toml").write_text(
+            f'[index]\nbackend = "openai"\nchunk_tokens = {max_tokens}\npoll_seconds = 0.05\n')
     os.environ.setdefault("OPENAI_API_KEY", "emulator-key")
-    with run_emulator(work / "emu") as emu:
-        meter(exact_peaks=True)
-        synced("full sync", index_dir, corpus, emu.base_url)
+    with run_emulator(work / "emu", snapshot=False) as emu:  # a snapshot per call: slow
+        if not resync_only:
+            meter(exact_peaks=True)
+            synced("full sync", index_dir, corpus, emu.base_url)
+        if snapshot is not None:
+            import shutil
+
+            shutil.copytree(index_dir, snapshot / "index")
+            shutil.copytree(corpus, snapshot / "corpus")
+            (snapshot / "corpus_path").write_text(str(corpus))  # documents' URIs hold it
         edited = edit(corpus, share)
         subprocess.run([sys.executable, __file__, "--resync", str(index_dir), str(corpus),
                         emu.base_url, f"{edited} file(s) edited"], check=True)
@@ -204,6 +218,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="work in this new folder and keep it")
     parser.add_argument("--edits", type=float, default=0.01,
                         help="share of the Markdown files edited before the re-sync")
+    parser.add_argument("--snapshot", type=Path,
+                        help="copy the synced index and corpus to this new folder")
+    parser.add_argument("--resync-from", type=Path,
+                        help="a --snapshot folder: run only the edit and the re-sync")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -211,6 +229,17 @@ def main() -> None:
             args.keep.mkdir(parents=True)
             work = args.keep
         corpus = work / "corpus"
+        if args.resync_from:  # the corpus goes back where it was synced from
+            import shutil
+
+            corpus = Path((args.resync_from / "corpus_path").read_text())
+            shutil.copytree(args.resync_from / "index", work / "index")
+            shutil.copytree(args.resync_from / "corpus", corpus)
+            try:
+                run(corpus, work, args.max_tokens, args.edits, resync_only=True)
+            finally:
+                shutil.rmtree(corpus)
+            return
         if args.corpus:
             import shutil
 
@@ -219,7 +248,7 @@ def main() -> None:
             build(corpus, args.files)
         files = sum(1 for p in corpus.rglob("*") if p.is_file())
         print(f"corpus: {files} files, {disk(corpus) / 1e6:.1f} MB; max_tokens {args.max_tokens}")
-        run(corpus, work, args.max_tokens, args.edits)
+        run(corpus, work, args.max_tokens, args.edits, args.snapshot)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,27 @@ def test_set_places_reraises_what_its_input_raised(tmp_path: Path) -> None:
     assert [p.uri for p in hit.places] == ["/x"]  # nothing was committed
 
 
+def test_rewriting_some_rows_twice_keeps_one_row_per_key_with_its_vector(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path, "m", 3)
+    vectors = {"a": unit(1, 0, 0), "b": unit(0, 1, 0), "c": unit(0, 0, 1), "d": unit(1, 1, 0)}
+    store.put([row(k, v, f"/{k}.md") for k, v in vectors.items()])
+    store.optimize()  # the key and text indices cover the first fragment
+    store.set_places(iter([[row("a", None, "/a.md", "/z.md")], [row("b", None)]]), count=2)
+    store.put_vectors([(["e"], unit(1, 0, 1)[None, :])], fresh=True)  # an unindexed fragment
+    version = store._table.version
+    store.set_places(iter([[row("a", None, "/y.md")], [row("c", None, "/c.md"),
+                                                       row("e", None, "/e.md")]]), count=3)
+    assert store._table.version == version + 1
+    assert sorted(key for key, _ in store.places()) == list("abcde")  # no key twice
+    assert store.count() == 4  # b has no place
+    for key, vector in {**vectors, "e": unit(1, 0, 1)}.items():
+        found = [h.custom_id for h in store.search(vector, k=5)]
+        assert "b" not in found and (key == "b" or found[0] == key)
+    assert [p.uri for p in store.search(vectors["a"], k=1)[0].places] == ["/y.md"]
+    assert [h.custom_id for h in store.matching("text d", 5, store.condition())][:1] == ["d"]
+
+
 def test_a_large_publication_writes_places_beside_the_vectors_in_one_commit(
         tmp_path: Path) -> None:
     store = Store(tmp_path, "m", 3)

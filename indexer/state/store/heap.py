@@ -18,12 +18,23 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 _M_MMAP_THRESHOLD = -3
 """glibc's ``mallopt`` parameter: the size from which ``malloc`` maps memory on its own."""
 _THRESHOLD = 1 << 20
+
+
+def _trim() -> Callable[[int], int] | None:
+    try:
+        return cast("Callable[[int], int]", ctypes.CDLL(None).malloc_trim)
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _trim()
 BOUNDED_READS = {
     "LANCE_DEFAULT_IO_BUFFER_SIZE": str(32 << 20),  # bytes read ahead (default 2 GiB)
     "LANCE_DEFAULT_BATCH_SIZE": "1024",  # rows a scan's batch holds
@@ -31,6 +42,15 @@ BOUNDED_READS = {
 }
 """The Lance settings (read from the environment at each operation) of :func:`bounded_reads`;
 one the user set already is left as it is."""
+
+
+def release_freed() -> None:
+    """Hand the free pages inside the C heap back to the system (glibc's ``malloc_trim``;
+    nothing elsewhere). Buffers under the mmap threshold that LanceDB freed stay in
+    their heaps otherwise, so each step of publishing started from the peak of the one
+    before it (at 570k rows, 42 MB back after rewriting 6,600 rows, for 3 ms)."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def return_freed_buffers() -> bool:

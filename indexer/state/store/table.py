@@ -25,7 +25,7 @@ from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
 from indexer.records import Passage, Place, SearchHit, StoreRow
 from indexer.state.damage import Damage
-from indexer.state.store.heap import bounded_reads, return_freed_buffers
+from indexer.state.store.heap import bounded_reads, release_freed, return_freed_buffers
 from indexer.state.store.location import Location, connect, scrub
 from indexer.state.store.reader import TABLE, Reader
 
@@ -269,38 +269,97 @@ class Store:
 
         Few rows (``count``, the rows to come, under half the table): whole rows are
         written, their vectors read back by key, so the cost follows the rows that
-        changed. A first publication (nothing published yet, ``count`` at least half the
-        table) with ``rows_for`` (the new rows of those of some keys that change, called
-        with ``group`` keys at a time): every column but the key and the vector is
-        written again, fragment by fragment, and the vectors are neither read nor
-        written (see :meth:`_fill`).
+        changed (see :meth:`_replace`). A first publication (nothing published yet,
+        ``count`` at least half the table) with ``rows_for`` (the new rows of those of
+        some keys that change, called with ``group`` keys at a time): every column but
+        the key and the vector is written again, fragment by fragment, and the vectors
+        are neither read nor written (see :meth:`_fill`).
         """
+        release_freed()  # what collecting the vectors freed
+        try:
+            self._set_places(groups, count, rows_for, group)
+        finally:
+            release_freed()
+
+    def _set_places(self, groups: Iterable[Sequence[Passage]], count: int | None,
+                    rows_for: Callable[[Sequence[str]], Sequence[Passage]] | None,
+                    group: int) -> None:
         total = self._table.count_rows()
         if (rows_for is not None and count is not None and count * 2 >= total
                 and not self._table.count_rows("n_places > 0")):
             self._fill(rows_for, group)
             return
+        if count is None or count * 2 < total:
+            self._replace(groups)
+            return
         failure: list[BaseException] = []
-        whole = count is None or count * 2 < total
-        target = self._schema if whole else _PLACES_SCHEMA
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 for rows in groups:
                     if rows:
-                        yield (self._whole(rows) if whole
-                               else pa.RecordBatch.from_pydict(self._columns(rows), target))
+                        yield pa.RecordBatch.from_pydict(self._columns(rows), _PLACES_SCHEMA)
             except BaseException as exc:
                 failure.append(exc)
                 raise
 
-        reader = pa.RecordBatchReader.from_batches(target, batches())
+        reader = pa.RecordBatchReader.from_batches(_PLACES_SCHEMA, batches())
         try:
             self._table.merge_insert("custom_id").when_matched_update_all().execute(reader)
         except Exception:
             if failure:
                 raise failure[0] from None
             raise
+
+    def _replace(self, groups: Iterable[Sequence[Passage]]) -> None:
+        """Write ``groups`` as whole rows (their vectors read back by key, through the key
+        index) into new fragments, delete the rows they replace by address, and commit
+        both as one update.
+
+        The table is never joined with the rows: LanceDB's merge scans every key of a
+        table whose key index does not cover every fragment (as after any sync that
+        wrote new vectors), so its memory grew with the table (a 1% re-sync of 570k rows
+        peaked at 742 MB). Memory holds one group and the replaced rows' addresses.
+        """
+        dataset = self._table.to_lance()
+        replaced: list[np.ndarray] = []
+        failure: list[BaseException] = []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                for rows in groups:
+                    if rows:
+                        batch, addresses = self._whole(rows, dataset)
+                        replaced.append(addresses)
+                        yield batch
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+
+        reader = pa.RecordBatchReader.from_batches(self._schema, batches())
+        try:
+            written = lance.fragment.write_fragments(
+                reader, dataset, schema=self._schema, max_rows_per_file=_FRAGMENT_ROWS)
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+        addresses = np.concatenate(replaced) if replaced else np.empty(0, np.uint64)
+        owners = addresses >> 32
+        updated, removed = [], []
+        for owner in np.unique(owners):
+            held = ", ".join(str(a) for a in addresses[owners == owner].tolist())
+            metadata = dataset.get_fragment(int(owner)).delete(f"_rowaddr IN ({held})")
+            if metadata is None:
+                removed.append(int(owner))
+            else:
+                updated.append(metadata)
+        if written or updated or removed:
+            operation = lance.LanceOperation.Update(
+                removed_fragment_ids=removed, updated_fragments=updated,
+                new_fragments=written)
+            lance.LanceDataset.commit(dataset, operation, read_version=dataset.version)
+            self._table.checkout_latest()
 
     def _fill(self, rows_for: Callable[[Sequence[str]], Sequence[Passage]],
               group: int) -> None:
@@ -338,16 +397,19 @@ class Store:
             lance.LanceDataset.commit(dataset, operation, read_version=dataset.version)
             self._table.checkout_latest()
 
-    def _whole(self, rows: Sequence[Passage]) -> pa.RecordBatch:
-        """``rows`` with the vectors the table holds for them; rows it lacks are left out."""
+    def _whole(self, rows: Sequence[Passage], dataset: Any
+               ) -> tuple[pa.RecordBatch, np.ndarray]:
+        """``rows`` with the vectors ``dataset`` holds for them (rows it lacks are left
+        out), and the addresses of the rows they replace (every row of their keys)."""
         keys = ", ".join(_quote(row.custom_id) for row in rows)
-        held = (self._table.search().where(f"custom_id IN ({keys})")
-                .select(["custom_id", "vector"]).limit(None).to_arrow())
+        held = dataset.to_table(columns=["custom_id", "vector"], filter=f"custom_id IN ({keys})",
+                                with_row_address=True)
         at = {key: n for n, key in enumerate(held.column("custom_id").to_pylist())}
         kept = [row for row in rows if row.custom_id in at]
         vectors = held.column("vector").take(pa.array([at[r.custom_id] for r in kept], pa.int64()))
         columns = {**self._columns(kept), "vector": vectors.combine_chunks()}
-        return pa.RecordBatch.from_pydict(columns, self._schema)
+        addresses = held.column("_rowaddr").to_numpy().astype(np.uint64)
+        return pa.RecordBatch.from_pydict(columns, self._schema), addresses
 
     def purge(self, keys: Sequence[str]) -> None:
         """Delete the rows of ``keys`` that search cannot see (no places): this changes
@@ -425,6 +487,7 @@ class Store:
         with bounded_reads():
             self._optimize()
         self._table.checkout_latest()
+        release_freed()
 
     def _optimize(self) -> None:
         names = {i.name for i in self._table.list_indices()}
@@ -435,13 +498,16 @@ class Store:
             if name not in names and rows > 0:
                 column, config = _INDICES[name]
                 self._table.create_index(column, config=config(self.dimensions), name=name)
+                release_freed()  # each build starts from the table, not the last one's peak
         if "vector_idx" not in names and rows >= self.health.vector_index_rows:
             column, config = _INDICES["vector_idx"]
             self._table.create_index(column, config=config(self.dimensions), name="vector_idx")
+            release_freed()
         dataset = self._table.to_lance()
         # Only fragments smaller than _FRAGMENT_ROWS are merged (one job's rows are not
         # rewritten with another's); a fragment a tenth deleted is rewritten without them.
         dataset.optimize.compact_files(target_rows_per_fragment=_FRAGMENT_ROWS)
+        release_freed()
         dataset.optimize.optimize_indices()
         with warnings.catch_warnings():  # a short retention is a deliberate setting
             warnings.simplefilter("ignore", UserWarning)
