@@ -12,8 +12,9 @@ import re
 import unicodedata
 
 from indexer.chunking import tokens
+from indexer.chunking.pieces import pieces
 from indexer.chunking.settings import ChunkerSettings
-from indexer.chunking.structure import LINES, Section, pieces
+from indexer.chunking.structure import LINES, Section
 
 _INDENTED_RARITY = 4  # how much rarer an anchor is before an indented block of code
 _SURELY_LARGE = 3  # characters per token above which a block is counted in parts first
