@@ -36,8 +36,10 @@ SEPARATOR = " › "
 """What joins the parts of a heading breadcrumb."""
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def context_tokens(context: str) -> int:
-    """Tokens of ``context + "\\n\\n"`` (a breadcrumb and the blank line after it), or 0."""
+    """Tokens of ``context + "\\n\\n"`` (a breadcrumb and the blank line after it), or 0;
+    memoised, as every section under one heading path has the same."""
     return tokens.tally(context + "\n\n") if context else 0
 
 

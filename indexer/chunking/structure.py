@@ -125,16 +125,14 @@ class _Reader:
         self.done: list[Section] = []
         self.path = outline.path
         self.blocks: list[Block] = []
+        self.lines: list[str] = []  # filled by the readers that walk every line
+        self.starts: list[int] = []  # the offset of each line, and one past the end
 
-    @functools.cached_property
-    def lines(self) -> list[str]:
-        """The lines of the text (the reStructuredText and plain readers walk them)."""
-        return self.text.split("\n")
-
-    @functools.cached_property
-    def starts(self) -> list[int]:
-        """The offset of each line, and one past the end."""
-        return list(itertools.accumulate(map((1).__add__, map(len, self.lines)), initial=0))
+    def split_lines(self) -> None:
+        """Fill :attr:`lines` and :attr:`starts` (the reStructuredText and plain readers)."""
+        self.lines = self.text.split("\n")
+        self.starts = list(itertools.accumulate(map((1).__add__, map(len, self.lines)),
+                                                initial=0))
 
     def end_of(self, index: int) -> int:
         """Offset just past the last non-blank character of line ``index``."""
@@ -162,6 +160,7 @@ class _Reader:
 
     def paragraphs(self, code: bool) -> None:
         """Blocks separated by blank lines; code blocks prefer to start unindented."""
+        self.split_lines()
         first = -1
         for index, line in enumerate(self.lines):
             if _is_blank(line):
@@ -245,6 +244,7 @@ class _Reader:
 
     def rst(self) -> None:
         """Section titles (underline, optional overline), directives, literal blocks."""
+        self.split_lines()
         lines = self.lines
         index = 0
         first = -1
