@@ -43,21 +43,21 @@ def context_tokens(context: str) -> int:
     return tokens.tally(context + "\n\n") if context else 0
 
 
-def pack(text: str, section: Section, context: str, settings: ChunkerSettings) -> list[_Cut]:
-    """``(start, end, tokens of embed_text)`` of each chunk of ``section``, in order.
+def pack(text: str, section: Section, head: int, settings: ChunkerSettings) -> list[_Cut]:
+    """``(start, end, tokens of embed_text)`` of each chunk of ``section``, in order;
+    ``head`` is :func:`context_tokens` of the chunks' context.
 
     Most sections are one block that fits the budget: that block is one chunk, counted
     once, without building the units a :class:`Packer` needs to place cuts.
     """
     if len(section.blocks) == 1:
         block = section.blocks[0]
-        head = context_tokens(context)
         budget = settings.limit - head
         if block.end - block.start <= budget * _SURELY_LARGE:
             size = tokens.tally(text[block.start : block.end])
             if size <= budget:
                 return [(block.start, block.end, head + size)]
-    return Packer(text, section, context, settings).cuts()
+    return Packer(text, section, head, settings).cuts()
 
 
 class Packer:
@@ -71,11 +71,11 @@ class Packer:
     """
 
     def __init__(
-        self, text: str, section: Section, context: str, settings: ChunkerSettings
+        self, text: str, section: Section, head: int, settings: ChunkerSettings
     ) -> None:
         self.text = text
         self.limit = settings.limit
-        self.head = context_tokens(context)
+        self.head = head
         self.budget = self.limit - self.head
         target = min(settings.target, self.budget)
         self.min_run = target // 4
@@ -88,7 +88,7 @@ class Packer:
         for block in section.blocks:
             levels = _CODE_LEVELS if block.kind == LINES else _PROSE_LEVELS
             self._add(block.start, block.end, levels, block.boundary)
-        self.final = [body + _count(tail) if tail else body
+        self.final = [body + count_short(tail) if tail else body
                       for body, tail in zip(self.bodies, self.tails, strict=True)]
         self.prefix = [0]  # prefix sums of inner
         self.unsafe = [0]  # prefix counts of joins whose sum is not exact
@@ -118,7 +118,7 @@ class Packer:
         cut = tokens.symbol_tail(unit)
         body = tokens.tally(unit if cut is None else unit[:cut])
         tail = None if cut is None else unit[cut:]
-        if body + (_count(tail) if tail else 0) <= self.budget:
+        if body + (count_short(tail) if tail else 0) <= self.budget:
             self._append(start, end, body, tail, boundary)
         elif not self._split(start, end, levels, boundary):
             self._add(start, end, (), boundary)
@@ -160,7 +160,7 @@ class Packer:
         unit = self.text[start:end]
         cut = tokens.symbol_tail(unit)
         tail = None if cut is None else unit[cut:]
-        self._append(start, end, size - (_count(tail) if tail else 0), tail, boundary)
+        self._append(start, end, size - (count_short(tail) if tail else 0), tail, boundary)
 
     def _append(self, start: int, end: int, body: int, tail: str | None, boundary: bool) -> None:
         self.starts.append(start)
@@ -172,7 +172,7 @@ class Packer:
     def _final(self, i: int) -> int:
         """Tokens of unit ``i`` alone (exact)."""
         tail = self.tails[i]
-        return self.bodies[i] + (_count(tail) if tail else 0)
+        return self.bodies[i] + (count_short(tail) if tail else 0)
 
     def _join(self, i: int) -> tuple[int, bool]:
         """Tokens of unit ``i`` and the gap after it, when unit ``i + 1`` follows; exact?
@@ -181,7 +181,7 @@ class Packer:
         newline, then the next unit's indentation or leading space, which the tokenizer
         reads with that unit's first word.
         """
-        text, count = self.text, _count
+        text, count = self.text, count_short
         tail = self.tails[i]
         gap = text[self.ends[i] : self.starts[i + 1]]
         if tail is None or not gap:
@@ -196,7 +196,7 @@ class Packer:
         word = _head(text, start, self.ends[i + 1], self.tails[i + 1])
         if word is None:
             return inner + count(lead), False
-        return inner + _count(lead + word) - _count(word), True
+        return inner + count_short(lead + word) - count_short(word), True
 
     def estimate(self, first: int, last: int) -> int:
         """Tokens of units ``first..last`` joined as in the text (exact if the joins are safe)."""
@@ -293,7 +293,7 @@ def _head(text: str, start: int, end: int, tail: str | None) -> str | None:
     return text[start:cut] if cut > start else None
 
 
-def _count(text: str) -> int:
+def count_short(text: str) -> int:
     """Tokens of ``text``, memoised when it is short enough to recur (gaps, tails)."""
     return _count_short(text) if len(text) <= 64 else tokens.tally(text)
 
