@@ -85,6 +85,7 @@ class Packer:
         self.bodies: list[int] = []
         self.tails: list[str | None] = []
         self.boundary: list[bool] = []
+        self.strengths: list[float] = []  # see _strength; -1.0 until computed
         for block in section.blocks:
             levels = _CODE_LEVELS if block.kind == LINES else _PROSE_LEVELS
             self._add(block.start, block.end, levels, block.boundary)
@@ -205,34 +206,34 @@ class Packer:
     def cuts(self) -> list[_Cut]:
         """``(start, end, tokens of embed_text)`` of each chunk, in order."""
         out: list[_Cut] = []
-        strength = self._strengths()
+        self.strengths = [-1.0] * len(self.starts)
         first = 0
         for i in range(len(self.starts)):
             last_unit = i == len(self.starts) - 1
             run = self.estimate(first, i)
-            anchor = strength[i] < 1.0 and run >= self.min_run
+            anchor = run >= self.min_run and self._strength(i) < 1.0
             if last_unit or anchor or run > self.budget * _LONG_RUN:
-                self._fit(first, i, strength, out)
+                self._fit(first, i, out)
                 first = i + 1
         return out
 
-    def _strengths(self) -> list[float]:
-        """Per unit ``i``: below 1.0 when a chunk may end after it; smaller means a
-        stronger anchor.
+    def _strength(self, i: int) -> float:
+        """Below 1.0 when a chunk may end after unit ``i``; smaller means a stronger
+        anchor. Computed when first asked for (most units are never asked).
 
         A hash of the unit's own text, scaled so that a unit is an anchor with a
         probability proportional to its tokens (rarer before an indented code block).
         """
-        text, rate, blake2b = self.text, self.rate, hashlib.blake2b
-        rarer = [_INDENTED_RARITY if not b else 1 for b in self.boundary[1:]] + [1]
-        return [
-            int.from_bytes(blake2b(text[start:end].encode("utf-8"), digest_size=8).digest(),
-                           "big") / 2**64 * rate / final * scale
-            for start, end, final, scale in zip(self.starts, self.ends, self.final, rarer,
-                                                strict=True)
-        ]
+        value = self.strengths[i]
+        if value < 0:
+            unit = self.text[self.starts[i] : self.ends[i]].encode("utf-8")
+            mark = int.from_bytes(hashlib.blake2b(unit, digest_size=8).digest(), "big")
+            rarer = i + 1 < len(self.starts) and not self.boundary[i + 1]
+            value = mark / 2**64 * self.rate / self.final[i] * (_INDENTED_RARITY if rarer else 1)
+            self.strengths[i] = value
+        return value
 
-    def _fit(self, first: int, last: int, strength: list[float], out: list[_Cut]) -> None:
+    def _fit(self, first: int, last: int, out: list[_Cut]) -> None:
         """Emit units ``first..last`` as one chunk, or split them where they are strongest."""
         estimate = self.estimate(first, last)
         if estimate <= self.budget or first == last:
@@ -245,11 +246,9 @@ class Packer:
             if first == last:
                 self._hard(start, end, out)
                 return
-        best = min(
-            range(first, last), key=lambda i: self._cut_key(first, i, last, estimate, strength)
-        )
-        self._fit(first, best, strength, out)
-        self._fit(best + 1, last, strength, out)
+        best = min(range(first, last), key=lambda i: self._cut_key(first, i, last, estimate))
+        self._fit(first, best, out)
+        self._fit(best + 1, last, out)
 
     def _hard(self, start: int, end: int, out: list[_Cut]) -> None:
         """Emit ``text[start:end]`` in token-sized pieces (a unit the sums misjudged)."""
@@ -260,14 +259,13 @@ class Packer:
                 out.append((offset, stop, self.head + tokens.tally(self.text[offset:stop])))
             start += len(piece)
 
-    def _cut_key(
-        self, first: int, i: int, last: int, total: int, strength: list[float]
-    ) -> tuple[bool, bool, float, int]:
+    def _cut_key(self, first: int, i: int, last: int, total: int
+                 ) -> tuple[bool, bool, float, int]:
         """Sort key of a cut after unit ``i``: boundaries, then balance, then anchor strength."""
         left = self.estimate(first, i)
         right = self.estimate(i + 1, last)
         lopsided = min(left, right) * 4 < total
-        return (not self.boundary[i + 1], lopsided, strength[i], abs(left - right))
+        return (not self.boundary[i + 1], lopsided, self._strength(i), abs(left - right))
 
 
 def _head(text: str, start: int, end: int, tail: str | None) -> str | None:
