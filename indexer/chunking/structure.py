@@ -22,7 +22,6 @@ LINES = "lines"
 """Block kind split by lines when it is too large: code, lists, tables, directives."""
 
 _RULE = re.compile(r" {0,3}([-*_])[ \t]*(?:\1[ \t]*){2,}")
-_LIST = re.compile(r"[ \t]*(?:[-*+]|\d{1,9}[.)]|#\.)[ \t]")
 _ADORNMENT = re.compile(r"([!-/:-@\[-`{-~])\1*[ \t]*")
 _LINES_LEAD = re.compile(r"[ \t]{4}|[ \t]*(?:\||(?:[-*+]|\d{1,9}[.)]|#\.)[ \t])")
 """Matches at the start of a block of kind LINES (see :func:`_kind`)."""
