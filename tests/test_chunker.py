@@ -474,3 +474,26 @@ def test_a_section_of_one_block_is_cut_as_the_packer_cuts_it(
     for section in sections(text, fmt, Outline()):
         head = context_tokens(breadcrumb("A title", section.heading_path, options.limit // 4))
         assert pack(text, section, head, options) == Packer(text, section, head, options).cuts()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Title\n=====\n\nBody.\n", [(("Title",), [("Body.", "prose")])]),
+    ("- item\n---\n\nafter\n", [((), [("- item", "lines"), ("after", "prose")])]),
+    ("```a`b\ncode\n```\nmore\n", [((), [("```a`b\ncode", "prose"), ("```\nmore\n", "lines")])]),
+    ("~~~ `x`\ncode\n\n# Not a heading\n",
+     [((), [("~~~ `x`\ncode\n\n# Not a heading\n", "lines")])]),
+    ("  # Head #\ntext\n\n\n \t\ntail", [(("Head",), [("text", "prose"), ("tail", "prose")])]),
+    ("---\ntitle: x\n---\n# H\nbody", [((), [("---\ntitle: x\n---", "lines")]),
+                                       (("H",), [("body", "prose")])]),
+    ("para\n    ```\nnot a fence\n", [((), [("para\n    ```\nnot a fence", "prose")])]),
+    ("#tag\n####### seven\n***\nx", [((), [("#tag\n####### seven", "prose"), ("x", "prose")])]),
+])
+def test_markdown_reader_finds_headings_fences_and_rules(
+    text: str, expected: list[tuple[tuple[str, ...], list[tuple[str, str]]]]
+) -> None:
+    """Only blank lines, fences, ATX and setext headings, and rules end a paragraph (the
+    reader skips every other line without looking at it); a fence left open runs to the
+    end of the text."""
+    found = [(s.heading_path, [(text[b.start : b.end], b.kind) for b in s.blocks])
+             for s in sections(text, "markdown", Outline())]
+    assert found == expected
