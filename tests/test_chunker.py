@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from indexer.chunking import tokens
 from indexer.chunking.chunker import ChunkerSettings, breadcrumb, chunk_document, clean_text
-from indexer.chunking.packing import Packer, pack
+from indexer.chunking.packing import Packer, context_tokens, pack
 from indexer.chunking.structure import Outline, sections
 from indexer.errors import ConfigError
 from indexer.records import Chunk, Document, Segment
@@ -437,7 +437,8 @@ def test_refit_splits_only_what_the_model_counts_as_too_long() -> None:
 
 
 _AWKWARD = ["Guide", "Parser()", "3 steps", "'s", "__init__", "日本語", "a › b", "…", "x\u0301",
-            "<|endoftext|>", "C++", "?!", "٣", "ß-Straße", "e.g."]
+            "<|endoftext|>", "C++", "?!", "٣", "ß-Straße", "e.g.", "don'", "›", "1234", "Usage:",
+            "«Ça»", "😀", "ﬁ"]
 
 
 @given(st.lists(st.sampled_from(_AWKWARD), min_size=1, max_size=5))
@@ -471,6 +472,28 @@ def test_a_section_of_one_block_is_cut_as_the_packer_cuts_it(
     options = ChunkerSettings(max_tokens=limit)
     text = clean_text(text)
     for section in sections(text, fmt, Outline()):
-        context = breadcrumb("A title", section.heading_path, options.limit // 4)
-        assert pack(text, section, context, options) == Packer(
-            text, section, context, options).cuts()
+        head = context_tokens(breadcrumb("A title", section.heading_path, options.limit // 4))
+        assert pack(text, section, head, options) == Packer(text, section, head, options).cuts()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Title\n=====\n\nBody.\n", [(("Title",), [("Body.", "prose")])]),
+    ("- item\n---\n\nafter\n", [((), [("- item", "lines"), ("after", "prose")])]),
+    ("```a`b\ncode\n```\nmore\n", [((), [("```a`b\ncode", "prose"), ("```\nmore\n", "lines")])]),
+    ("~~~ `x`\ncode\n\n# Not a heading\n",
+     [((), [("~~~ `x`\ncode\n\n# Not a heading\n", "lines")])]),
+    ("  # Head #\ntext\n\n\n \t\ntail", [(("Head",), [("text", "prose"), ("tail", "prose")])]),
+    ("---\ntitle: x\n---\n# H\nbody", [((), [("---\ntitle: x\n---", "lines")]),
+                                       (("H",), [("body", "prose")])]),
+    ("para\n    ```\nnot a fence\n", [((), [("para\n    ```\nnot a fence", "prose")])]),
+    ("#tag\n####### seven\n***\nx", [((), [("#tag\n####### seven", "prose"), ("x", "prose")])]),
+])
+def test_markdown_reader_finds_headings_fences_and_rules(
+    text: str, expected: list[tuple[tuple[str, ...], list[tuple[str, str]]]]
+) -> None:
+    """Only blank lines, fences, ATX and setext headings, and rules end a paragraph (the
+    reader skips every other line without looking at it); a fence left open runs to the
+    end of the text."""
+    found = [(s.heading_path, [(text[b.start : b.end], b.kind) for b in s.blocks])
+             for s in sections(text, "markdown", Outline())]
+    assert found == expected

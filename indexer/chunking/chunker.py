@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable
 
 from indexer.chunking import tokens
-from indexer.chunking.packing import SEPARATOR, context_tokens, pack
+from indexer.chunking.packing import SEPARATOR, context_tokens, count_short, pack
 from indexer.chunking.settings import MIN_LIMIT, ChunkerSettings
 from indexer.chunking.structure import Outline, clean_heading, sections
 from indexer.records import Chunk, Document, Segment
@@ -35,14 +35,16 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
     """Cut ``doc`` into chunks in document order, each within ``settings.limit`` tokens."""
     chunks: list[Chunk] = []
     outline = Outline()
+    title = clean_heading(doc.title)
+    limit = settings.limit
     for segment in doc.segments:
         text = clean_text(segment.text)
         outline.start_segment(tuple(filter(None, map(clean_heading, segment.heading_path))))
         lines = _LineCounter(text, segment.line_start, segment.lines)
         for section in sections(text, segment.format, outline):
-            context = (breadcrumb(doc.title, section.heading_path, settings.limit // 4)
-                       if settings.context else "")
-            for start, end, count in pack(text, section, context, settings):
+            context, head = (_context(title, section.heading_path, limit // 4)
+                             if settings.context else ("", 0))
+            for start, end, count in pack(text, section, head, settings):
                 first, last = lines.span(start, end)
                 chunks.append(
                     Chunk(
@@ -117,14 +119,37 @@ def clean_text(text: str) -> str:
 
 def breadcrumb(title: str, heading_path: tuple[str, ...], max_tokens: int) -> str:
     """``"Title › H1 › H2"`` within ``max_tokens``, without a title equal to the first heading."""
-    parts = [part for part in (clean_heading(title), *heading_path) if part]
+    return _context(clean_heading(title), heading_path, max_tokens)[0]
+
+
+def _context(title: str, heading_path: tuple[str, ...], max_tokens: int) -> tuple[str, int]:
+    """:func:`breadcrumb` of a clean ``title``, and its :func:`context_tokens`.
+
+    The breadcrumb whole is counted part by part, each part memoised: it splits
+    additively before each separator, as a part neither starts nor ends with whitespace
+    (see :func:`tokens.symbol_tail`) and the separator's symbol is a pre-token of its own.
+    """
+    parts = [title, *heading_path] if title else list(heading_path)
     if len(parts) > 1 and parts[0].casefold() == parts[1].casefold():
         parts.pop(0)
+    if not parts:
+        return "", 0
     context = SEPARATOR.join(parts)
-    if len(context) * 4 <= max_tokens or len(context.encode("utf-8")) <= max_tokens:
-        return context  # a token holds at least one byte
-    if tokens.tally(context) <= max_tokens:
-        return context
+    if (len(context) * 4 <= max_tokens or len(context.encode("utf-8")) <= max_tokens
+            or tokens.tally(context) <= max_tokens):  # a token holds at least one byte
+        if len(parts) == 1:
+            return context, count_short(context + "\n\n")
+        head = count_short(parts[0]) + count_short(SEPARATOR + parts[-1] + "\n\n")
+        for part in parts[1:-1]:
+            head += count_short(SEPARATOR + part)
+        return context, head
+    context = _shortened(parts, max_tokens)
+    return context, context_tokens(context)
+
+
+def _shortened(parts: list[str], max_tokens: int) -> str:
+    """The breadcrumb of ``parts`` that is too long, shortened to ``max_tokens``."""
+    context = SEPARATOR.join(parts)
     if len(parts) > 2:
         context = SEPARATOR.join((parts[0], _ELLIPSIS, parts[-1]))
         if tokens.tally(context) <= max_tokens:

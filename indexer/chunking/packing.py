@@ -12,8 +12,9 @@ import re
 import unicodedata
 
 from indexer.chunking import tokens
+from indexer.chunking.pieces import pieces
 from indexer.chunking.settings import ChunkerSettings
-from indexer.chunking.structure import LINES, Section, pieces
+from indexer.chunking.structure import LINES, Section
 
 _INDENTED_RARITY = 4  # how much rarer an anchor is before an indented block of code
 _SURELY_LARGE = 3  # characters per token above which a block is counted in parts first
@@ -35,26 +36,28 @@ SEPARATOR = " › "
 """What joins the parts of a heading breadcrumb."""
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def context_tokens(context: str) -> int:
-    """Tokens of ``context + "\\n\\n"`` (a breadcrumb and the blank line after it), or 0."""
+    """Tokens of ``context + "\\n\\n"`` (a breadcrumb and the blank line after it), or 0;
+    memoised, as every section under one heading path has the same."""
     return tokens.tally(context + "\n\n") if context else 0
 
 
-def pack(text: str, section: Section, context: str, settings: ChunkerSettings) -> list[_Cut]:
-    """``(start, end, tokens of embed_text)`` of each chunk of ``section``, in order.
+def pack(text: str, section: Section, head: int, settings: ChunkerSettings) -> list[_Cut]:
+    """``(start, end, tokens of embed_text)`` of each chunk of ``section``, in order;
+    ``head`` is :func:`context_tokens` of the chunks' context.
 
     Most sections are one block that fits the budget: that block is one chunk, counted
     once, without building the units a :class:`Packer` needs to place cuts.
     """
     if len(section.blocks) == 1:
         block = section.blocks[0]
-        head = context_tokens(context)
         budget = settings.limit - head
         if block.end - block.start <= budget * _SURELY_LARGE:
             size = tokens.tally(text[block.start : block.end])
             if size <= budget:
                 return [(block.start, block.end, head + size)]
-    return Packer(text, section, context, settings).cuts()
+    return Packer(text, section, head, settings).cuts()
 
 
 class Packer:
@@ -68,11 +71,11 @@ class Packer:
     """
 
     def __init__(
-        self, text: str, section: Section, context: str, settings: ChunkerSettings
+        self, text: str, section: Section, head: int, settings: ChunkerSettings
     ) -> None:
         self.text = text
         self.limit = settings.limit
-        self.head = context_tokens(context)
+        self.head = head
         self.budget = self.limit - self.head
         target = min(settings.target, self.budget)
         self.min_run = target // 4
@@ -82,10 +85,11 @@ class Packer:
         self.bodies: list[int] = []
         self.tails: list[str | None] = []
         self.boundary: list[bool] = []
+        self.strengths: list[float] = []  # see _strength; -1.0 until computed
         for block in section.blocks:
             levels = _CODE_LEVELS if block.kind == LINES else _PROSE_LEVELS
             self._add(block.start, block.end, levels, block.boundary)
-        self.final = [body + _count(tail) if tail else body
+        self.final = [body + count_short(tail) if tail else body
                       for body, tail in zip(self.bodies, self.tails, strict=True)]
         self.prefix = [0]  # prefix sums of inner
         self.unsafe = [0]  # prefix counts of joins whose sum is not exact
@@ -115,7 +119,7 @@ class Packer:
         cut = tokens.symbol_tail(unit)
         body = tokens.tally(unit if cut is None else unit[:cut])
         tail = None if cut is None else unit[cut:]
-        if body + (_count(tail) if tail else 0) <= self.budget:
+        if body + (count_short(tail) if tail else 0) <= self.budget:
             self._append(start, end, body, tail, boundary)
         elif not self._split(start, end, levels, boundary):
             self._add(start, end, (), boundary)
@@ -157,7 +161,7 @@ class Packer:
         unit = self.text[start:end]
         cut = tokens.symbol_tail(unit)
         tail = None if cut is None else unit[cut:]
-        self._append(start, end, size - (_count(tail) if tail else 0), tail, boundary)
+        self._append(start, end, size - (count_short(tail) if tail else 0), tail, boundary)
 
     def _append(self, start: int, end: int, body: int, tail: str | None, boundary: bool) -> None:
         self.starts.append(start)
@@ -169,7 +173,7 @@ class Packer:
     def _final(self, i: int) -> int:
         """Tokens of unit ``i`` alone (exact)."""
         tail = self.tails[i]
-        return self.bodies[i] + (_count(tail) if tail else 0)
+        return self.bodies[i] + (count_short(tail) if tail else 0)
 
     def _join(self, i: int) -> tuple[int, bool]:
         """Tokens of unit ``i`` and the gap after it, when unit ``i + 1`` follows; exact?
@@ -178,7 +182,7 @@ class Packer:
         newline, then the next unit's indentation or leading space, which the tokenizer
         reads with that unit's first word.
         """
-        text, count = self.text, _count
+        text, count = self.text, count_short
         tail = self.tails[i]
         gap = text[self.ends[i] : self.starts[i + 1]]
         if tail is None or not gap:
@@ -193,7 +197,7 @@ class Packer:
         word = _head(text, start, self.ends[i + 1], self.tails[i + 1])
         if word is None:
             return inner + count(lead), False
-        return inner + _count(lead + word) - _count(word), True
+        return inner + count_short(lead + word) - count_short(word), True
 
     def estimate(self, first: int, last: int) -> int:
         """Tokens of units ``first..last`` joined as in the text (exact if the joins are safe)."""
@@ -202,34 +206,34 @@ class Packer:
     def cuts(self) -> list[_Cut]:
         """``(start, end, tokens of embed_text)`` of each chunk, in order."""
         out: list[_Cut] = []
-        strength = self._strengths()
+        self.strengths = [-1.0] * len(self.starts)
         first = 0
         for i in range(len(self.starts)):
             last_unit = i == len(self.starts) - 1
             run = self.estimate(first, i)
-            anchor = strength[i] < 1.0 and run >= self.min_run
+            anchor = run >= self.min_run and self._strength(i) < 1.0
             if last_unit or anchor or run > self.budget * _LONG_RUN:
-                self._fit(first, i, strength, out)
+                self._fit(first, i, out)
                 first = i + 1
         return out
 
-    def _strengths(self) -> list[float]:
-        """Per unit ``i``: below 1.0 when a chunk may end after it; smaller means a
-        stronger anchor.
+    def _strength(self, i: int) -> float:
+        """Below 1.0 when a chunk may end after unit ``i``; smaller means a stronger
+        anchor. Computed when first asked for (most units are never asked).
 
         A hash of the unit's own text, scaled so that a unit is an anchor with a
         probability proportional to its tokens (rarer before an indented code block).
         """
-        text, rate, blake2b = self.text, self.rate, hashlib.blake2b
-        rarer = [_INDENTED_RARITY if not b else 1 for b in self.boundary[1:]] + [1]
-        return [
-            int.from_bytes(blake2b(text[start:end].encode("utf-8"), digest_size=8).digest(),
-                           "big") / 2**64 * rate / final * scale
-            for start, end, final, scale in zip(self.starts, self.ends, self.final, rarer,
-                                                strict=True)
-        ]
+        value = self.strengths[i]
+        if value < 0:
+            unit = self.text[self.starts[i] : self.ends[i]].encode("utf-8")
+            mark = int.from_bytes(hashlib.blake2b(unit, digest_size=8).digest(), "big")
+            rarer = i + 1 < len(self.starts) and not self.boundary[i + 1]
+            value = mark / 2**64 * self.rate / self.final[i] * (_INDENTED_RARITY if rarer else 1)
+            self.strengths[i] = value
+        return value
 
-    def _fit(self, first: int, last: int, strength: list[float], out: list[_Cut]) -> None:
+    def _fit(self, first: int, last: int, out: list[_Cut]) -> None:
         """Emit units ``first..last`` as one chunk, or split them where they are strongest."""
         estimate = self.estimate(first, last)
         if estimate <= self.budget or first == last:
@@ -242,11 +246,9 @@ class Packer:
             if first == last:
                 self._hard(start, end, out)
                 return
-        best = min(
-            range(first, last), key=lambda i: self._cut_key(first, i, last, estimate, strength)
-        )
-        self._fit(first, best, strength, out)
-        self._fit(best + 1, last, strength, out)
+        best = min(range(first, last), key=lambda i: self._cut_key(first, i, last, estimate))
+        self._fit(first, best, out)
+        self._fit(best + 1, last, out)
 
     def _hard(self, start: int, end: int, out: list[_Cut]) -> None:
         """Emit ``text[start:end]`` in token-sized pieces (a unit the sums misjudged)."""
@@ -257,14 +259,13 @@ class Packer:
                 out.append((offset, stop, self.head + tokens.tally(self.text[offset:stop])))
             start += len(piece)
 
-    def _cut_key(
-        self, first: int, i: int, last: int, total: int, strength: list[float]
-    ) -> tuple[bool, bool, float, int]:
+    def _cut_key(self, first: int, i: int, last: int, total: int
+                 ) -> tuple[bool, bool, float, int]:
         """Sort key of a cut after unit ``i``: boundaries, then balance, then anchor strength."""
         left = self.estimate(first, i)
         right = self.estimate(i + 1, last)
         lopsided = min(left, right) * 4 < total
-        return (not self.boundary[i + 1], lopsided, strength[i], abs(left - right))
+        return (not self.boundary[i + 1], lopsided, self._strength(i), abs(left - right))
 
 
 def _head(text: str, start: int, end: int, tail: str | None) -> str | None:
@@ -290,7 +291,7 @@ def _head(text: str, start: int, end: int, tail: str | None) -> str | None:
     return text[start:cut] if cut > start else None
 
 
-def _count(text: str) -> int:
+def count_short(text: str) -> int:
     """Tokens of ``text``, memoised when it is short enough to recur (gaps, tails)."""
     return _count_short(text) if len(text) <= 64 else tokens.tally(text)
 

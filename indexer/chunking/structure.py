@@ -8,12 +8,11 @@ non-blank character, so chunks can be cut as slices and located by line.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import itertools
 import re
-import zlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from indexer.chunking.tokens import WHITESPACE
 
@@ -22,23 +21,23 @@ PROSE = "prose"
 LINES = "lines"
 """Block kind split by lines when it is too large: code, lists, tables, directives."""
 
-_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
-_ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")
-_SETEXT = re.compile(r" {0,3}(=+|-+)[ \t]*")
 _RULE = re.compile(r" {0,3}([-*_])[ \t]*(?:\1[ \t]*){2,}")
-_LIST = re.compile(r"[ \t]*(?:[-*+]|\d{1,9}[.)]|#\.)[ \t]")
-_SENTENCE_END = re.compile("[.!?\u2026]+[\"')\\]\u201d\u2019]*(?=[ \t\n])|[\u3002\uff01\uff1f]+")
-_WORD = re.compile(f"[^{WHITESPACE}]+")
 _ADORNMENT = re.compile(r"([!-/:-@\[-`{-~])\1*[ \t]*")
-_MARKDOWN_SPECIAL = frozenset("#`~=-*_")
-_BLANK_LEAD = frozenset(WHITESPACE)  # a line starting otherwise is not blank
-_LONGEST_GROUP = 2  # a group of pieces is closed at this many times the size asked for
+_LINES_LEAD = re.compile(r"[ \t]{4}|[ \t]*(?:\||(?:[-*+]|\d{1,9}[.)]|#\.)[ \t])")
+"""Matches at the start of a block of kind LINES (see :func:`_kind`)."""
+_SPACE = re.escape(WHITESPACE.replace("\n", ""))
+_EVENT = (  # a Markdown line that is not simply part of a paragraph; the rest are
+    rf"(?P<blank>[{_SPACE}]*$(?:\n[{_SPACE}]*$)*)"  # with the blank lines after it
+    r"|(?P<fence> {0,3}(?P<run>`{3,}+(?=[^`\n]*$)|~{3,}+)).*"
+    r"|(?P<atx> {0,3}(?P<hashes>#{1,6})(?:[ \t]+(?P<title>.*?))?(?:[ \t]+#+)?[ \t]*$)"
+    r"|(?P<setext> {0,3}(?:=+|-+)[ \t]*$)"  # also a rule if it is of "-"
+    r"|(?P<rule> {0,3}(?P<mark>[-*_])[ \t]*(?:(?P=mark)[ \t]*){2,}$)"
+)
+_FIRST_EVENT = re.compile(_EVENT, re.M).match  # at the start of the text
+_NEXT_EVENT = re.compile(rf"\n(?:{_EVENT})", re.M).search  # from the newline before a line
 
-Span = tuple[int, int]
 
-
-@dataclass(frozen=True)
-class Block:
+class Block(NamedTuple):
     """A span ``text[start:end]`` of one structural unit (paragraph, code block, list, ...).
 
     ``boundary`` is False when a chunk should not end just before this block if it can
@@ -51,8 +50,7 @@ class Block:
     boundary: bool = True
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(NamedTuple):
     """The blocks that stand under one heading path."""
 
     heading_path: tuple[str, ...]
@@ -69,7 +67,8 @@ class Outline:
     """
 
     base: tuple[str, ...] = ()
-    stack: list[tuple[int, str]] = field(default_factory=list)
+    stack: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
+    """The open headings: their level, and the heading path they end."""
     rst_styles: list[tuple[str, bool]] = field(default_factory=list)
 
     def start_segment(self, heading_path: tuple[str, ...]) -> None:
@@ -80,14 +79,15 @@ class Outline:
 
     def enter(self, level: int, title: str) -> None:
         """Record a heading of ``level`` (1 is the top)."""
-        while self.stack and self.stack[-1][0] >= level:
-            self.stack.pop()
-        self.stack.append((level, title))
+        stack = self.stack
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, (stack[-1][1] if stack else self.base) + (title,)))
 
     @property
     def path(self) -> tuple[str, ...]:
         """The current heading path."""
-        return self.base + tuple(title for _, title in self.stack)
+        return self.stack[-1][1] if self.stack else self.base
 
 
 def clean_heading(text: str) -> str:
@@ -120,13 +120,18 @@ class _Reader:
 
     def __init__(self, text: str, outline: Outline) -> None:
         self.text = text
-        self.lines = text.split("\n")
-        self.starts = list(itertools.accumulate(map((1).__add__, map(len, self.lines)),
-                                                initial=0))
         self.outline = outline
         self.done: list[Section] = []
         self.path = outline.path
         self.blocks: list[Block] = []
+        self.lines: list[str] = []  # filled by the readers that walk every line
+        self.starts: list[int] = []  # the offset of each line, and one past the end
+
+    def split_lines(self) -> None:
+        """Fill :attr:`lines` and :attr:`starts` (the reStructuredText and plain readers)."""
+        self.lines = self.text.split("\n")
+        self.starts = list(itertools.accumulate(map((1).__add__, map(len, self.lines)),
+                                                initial=0))
 
     def end_of(self, index: int) -> int:
         """Offset just past the last non-blank character of line ``index``."""
@@ -154,6 +159,7 @@ class _Reader:
 
     def paragraphs(self, code: bool) -> None:
         """Blocks separated by blank lines; code blocks prefer to start unindented."""
+        self.split_lines()
         first = -1
         for index, line in enumerate(self.lines):
             if _is_blank(line):
@@ -172,75 +178,72 @@ class _Reader:
             self.add(first, last, _kind(self.lines[first]))
 
     def markdown(self) -> None:
-        """ATX and setext headings, fenced code, front matter, rules, paragraphs."""
-        lines = self.lines
-        index = _front_matter(lines)
-        if index:
-            self.add(0, index - 1, LINES)
-        first = -1  # first line of the open paragraph
-        blank_lead = _BLANK_LEAD
-        while index < len(lines):
-            line = lines[index]
-            lead = line[:1]
-            if not lead or (lead in blank_lead and not line.strip(WHITESPACE)):
-                if first >= 0:
-                    self.add(first, index - 1, _kind(lines[first]))
-                    first = -1
-                index += 1
-                continue
-            indent = 0
-            if lead == " ":
-                stripped = line.lstrip(" ")
-                lead = stripped[:1]
-                indent = len(line) - len(stripped)
-            if lead in _MARKDOWN_SPECIAL and indent < 4:
-                # each pattern starts with its lead character after at most three spaces
-                fence = _FENCE.fullmatch(line) if lead in "`~" else None
-                if fence and not (fence[1][0] == "`" and "`" in fence[2]):
-                    if first >= 0:
-                        self.add(first, index - 1, _kind(lines[first]))
-                        first = -1
-                    index = self._fence(index, fence[1])
-                    continue
-                atx = _ATX.fullmatch(line) if lead == "#" else None
-                if atx:
-                    if first >= 0:
-                        self.add(first, index - 1, _kind(lines[first]))
-                        first = -1
-                    self.heading(len(atx[1]), atx[2] or "")
-                    index += 1
-                    continue
-                setext = _SETEXT.fullmatch(line) if lead in "=-" and first >= 0 else None
-                if setext and _kind(lines[first]) == PROSE:
-                    title = self.text[self.starts[first] : self.end_of(index - 1)]
-                    first = -1
-                    self.heading(1 if setext[1][0] == "=" else 2, title)
-                    index += 1
-                    continue
-                if lead in "-*_" and _RULE.fullmatch(line):
-                    if first >= 0:
-                        self.add(first, index - 1, _kind(lines[first]))
-                        first = -1
-                    index += 1
-                    continue
-            if first < 0:
-                first = index
-            index += 1
-        if first >= 0:
-            self.add(first, len(lines) - 1, _kind(lines[first]))
+        """ATX and setext headings, fenced code, front matter, rules, paragraphs.
 
-    def _fence(self, index: int, opener: str) -> int:
-        """Add the code block opened at line ``index``; return the line after it."""
-        last = len(self.lines) - 1
-        if index < last:
-            found = _closer(opener).search(self.text, self.starts[index + 1])
-            if found:
-                last = bisect.bisect_right(self.starts, found.start()) - 1
-        self.add(index, last, LINES)
-        return last + 1
+        Only the lines :data:`_EVENT` matches are looked at one by one; a regular
+        expression skips the lines of paragraphs.
+        """
+        text = self.text
+        size = len(text)
+        end, pos = _front_matter(text)
+        if end:
+            self.blocks.append(Block(0, end, LINES))
+        first = -1  # start of the open paragraph's first line
+        while pos <= size:  # pos: the start of a line not yet read
+            found = _FIRST_EVENT(text, 0) if pos == 0 else None
+            line = 0
+            if found is None:
+                found = _NEXT_EVENT(text, pos - 1 if pos else 0)
+                if found is None:  # the rest is paragraph lines
+                    first = pos if first < 0 else first
+                    break
+                line = found.start() + 1
+            if first < 0 and line > pos:
+                first = pos
+            pos = found.end() + 1  # the line after the event
+            kind = found.lastgroup
+            if kind == "setext":
+                if first >= 0 and _kind(text, first) == PROSE:
+                    title = text[first : _paragraph_end(text, first, line)]
+                    first = -1
+                    self.heading(1 if found["setext"].lstrip(" ")[0] == "=" else 2, title)
+                    continue
+                if not _RULE.fullmatch(found["setext"]):
+                    if first < 0:
+                        first = line
+                    continue
+            if first >= 0:
+                self.blocks.append(Block(first, _paragraph_end(text, first, line),
+                                         _kind(text, first)))
+                first = -1
+            if kind == "fence":
+                pos = self._fence(line, found.end(), found["run"])
+            elif kind == "atx":
+                self.heading(len(found["hashes"]), found["title"] or "")
+        if first >= 0:
+            self.blocks.append(Block(first, first + len(text[first:].rstrip(WHITESPACE)),
+                                     _kind(text, first)))
+
+    def _fence(self, start: int, end: int, opener: str) -> int:
+        """Add the code block opened by the line ``text[start:end]``; return the start of
+        the line after it."""
+        text = self.text
+        if end == len(text):  # the last line
+            self.blocks.append(Block(start, start + len(text[start:].rstrip(WHITESPACE)),
+                                     LINES))
+            return end + 1
+        found = _closer(opener).search(text, end)
+        if found:
+            self.blocks.append(Block(start, found.end(), LINES))
+            after = text.find("\n", found.end())
+            return len(text) + 1 if after < 0 else after + 1
+        last = text.rfind("\n") + 1
+        self.blocks.append(Block(start, last + len(text[last:].rstrip(WHITESPACE)), LINES))
+        return len(text) + 1
 
     def rst(self) -> None:
         """Section titles (underline, optional overline), directives, literal blocks."""
+        self.split_lines()
         lines = self.lines
         index = 0
         first = -1
@@ -323,76 +326,37 @@ class _Reader:
 
 @functools.lru_cache(maxsize=64)
 def _closer(opener: str) -> re.Pattern[str]:
-    """The line that closes a code fence opened with ``opener``."""
-    return re.compile(rf"^ {{0,3}}{re.escape(opener[0])}{{{len(opener)},}}[ \t]*$", re.M)
+    """The newline before the line that closes a code fence opened with ``opener``; the
+    match ends after the fence characters."""
+    return re.compile(rf"\n {{0,3}}{re.escape(opener[0])}{{{len(opener)},}}(?=[ \t]*$)", re.M)
 
 
-def _kind(first_line: str) -> str:
-    stripped = first_line.lstrip(" \t")
-    if stripped.startswith("|") or _LIST.match(first_line) or _indent(first_line) >= 4:
-        return LINES
-    return PROSE
+def _paragraph_end(text: str, first: int, line: int) -> int:
+    """End of the last non-blank character of a paragraph from ``first`` to the line
+    before the one starting at ``line``."""
+    return first + len(text[first : line - 1].rstrip(WHITESPACE))
 
 
-def _front_matter(lines: list[str]) -> int:
-    """Number of lines of a YAML front matter block at the top, or 0."""
-    if not lines or lines[0].rstrip() != "---":
-        return 0
-    for index in range(1, min(len(lines), 200)):
-        if lines[index].rstrip() in ("---", "..."):
-            return index + 1
-    return 0
+def _kind(text: str, start: int = 0) -> str:
+    """The kind of a block whose first line starts at ``text[start]``."""
+    return LINES if _LINES_LEAD.match(text, start) else PROSE
 
 
-def pieces(text: str, start: int, end: int, level: str, group: int = 0) -> list[Span]:
-    """Spans of the non-blank ``level`` pieces ("sentence", "line", "word") of a span.
-
-    Sentences and words are trimmed; a line keeps its indentation. With ``group``,
-    consecutive pieces come in groups of about ``group`` characters, closed where a
-    hash of a piece says so: a boundary that depends on that piece alone.
-    """
-    if level == "word":
-        spans = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
-    elif level == "line":
-        spans = []
-        for line in text[start:end].split("\n"):
-            kept = len(line.rstrip(WHITESPACE))
-            if kept:
-                spans.append((start, start + kept))
-            start += len(line) + 1
-    else:
-        pattern = _SENTENCE_END
-        spans = []
-        piece = start
-        for match in pattern.finditer(text, start, end):
-            _keep(text, piece, match.end(), level, spans)
-            piece = match.end()
-        _keep(text, piece, end, level, spans)
-    return _grouped(text, spans, group) if group and len(spans) > 1 else spans
-
-
-def _grouped(text: str, spans: list[Span], size: int) -> list[Span]:
-    groups: list[Span] = []
-    first = -1
-    length = 0
-    for start, end in spans:
-        if first < 0:
-            first = start
-        length += end - start
-        mark = zlib.crc32(text[start:end].encode("utf-8"))
-        if mark * size < (end - start) << 32 or length >= size * _LONGEST_GROUP:
-            groups.append((first, end))
-            first, length = -1, 0
-    if first >= 0:
-        groups.append((first, spans[-1][1]))
-    return groups
-
-
-def _keep(text: str, start: int, end: int, level: str, spans: list[Span]) -> None:
-    """Append ``text[start:end]`` trimmed (a line keeps its indentation) unless it is blank."""
-    piece = text[start:end]
-    stop = start + len(piece.rstrip(WHITESPACE))
-    if level != "line":
-        start += len(piece) - len(piece.lstrip(WHITESPACE))
-    if start < stop:
-        spans.append((start, stop))
+def _front_matter(text: str) -> tuple[int, int]:
+    """The end of a YAML front matter block at the top and the start of the line after
+    it, or ``(0, 0)``."""
+    if not text.startswith("---"):
+        return 0, 0
+    start = 0
+    for index in range(200):
+        newline = text.find("\n", start)
+        line = text[start:] if newline < 0 else text[start:newline]
+        if index == 0 and line.rstrip() != "---":
+            return 0, 0
+        if index and line.rstrip() in ("---", "..."):
+            after = len(text) + 1 if newline < 0 else newline + 1
+            return start + len(line.rstrip(WHITESPACE)), after
+        if newline < 0:
+            break
+        start = newline + 1
+    return 0, 0
