@@ -340,3 +340,25 @@ def test_a_kept_reader_names_the_right_passages_after_the_table_changes(
     store.optimize()
     reader.refresh()
     consistent(45, {*range(1, 20, 2), *range(20, 60)})
+
+
+
+def test_passages_withdrawn_whole_are_never_found_in_any_mode(tmp_path: Path) -> None:
+    """Documents withdrawn after they were indexed take their rows' whole fragment with
+    them; the full-text index may still name those rows. A search (any mode) neither
+    finds them nor fails on them."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "tea.md").write_text("# Tea\n\nGreen tea steeps for two minutes.\n")
+    with Index(tmp_path / "idx") as index:
+        index.sync([folder])
+        (folder / "okapi.md").write_text("# Okapi\n\nThe okapi lives in the forest.\n")
+        (folder / "soup.md").write_text("# Soup\n\nOkapi soup is not a recipe.\n")
+        index.sync([folder])
+        (folder / "okapi.md").unlink()
+        (folder / "soup.md").unlink()
+        assert index.sync([folder]).deleted == 2
+    with Index(tmp_path / "idx") as index:
+        for mode in ("hybrid", "keyword", "vector"):
+            hits = index.search("okapi soup tea", k=10, mode=mode)
+            assert {p.uri.rsplit("/", 1)[-1] for h in hits for p in h.places} == {"tea.md"}

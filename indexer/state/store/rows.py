@@ -43,9 +43,15 @@ class RowKeys:
 
     def shown(self, found: pa.Table, limit: int) -> tuple[pa.Table, list[str]]:
         """The first ``limit`` published rows of a ranking ``found`` (with row ids), in
-        its order, and their keys."""
-        positions = self._positions(found["_rowid"].to_numpy())
-        kept = np.flatnonzero(self.published[positions])[:limit]
+        its order, and their keys. A row this version no longer holds counts as hidden:
+        an index may still name the rows of a fragment deleted whole, and a ranking that
+        reads no column of its own is not checked against the deletions."""
+        if not len(self.ids):
+            return found.slice(0, 0), []
+        wanted = found["_rowid"].to_numpy().astype(np.uint64)
+        positions = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
+        kept = np.flatnonzero((self.ids[positions] == wanted) & self.published[positions])
+        kept = kept[:limit]
         if len(kept) and kept[-1] == len(kept) - 1:  # no hidden row among them: a slice
             return found.slice(0, len(kept)), self.keys.take(positions[:len(kept)]).to_pylist()
         return found.take(kept), self.keys.take(positions[kept]).to_pylist()
