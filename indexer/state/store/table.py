@@ -41,16 +41,16 @@ times over, see the reader); at or below it, 4-bit codes (re-ranked twice)."""
 
 
 def vector_index(dimensions: int) -> IvfRq:
-    """The vector index: IVF-RQ by cosine, its partitions trained on 32 vectors each for at
-    most 10 rounds (LanceDB's defaults, 256 and 50, cost a third more CPU and ~140 MB
-    more at 1,536 dimensions for the same recall@10; 64 held ~26 MB more at 10,000
-    files, docs/scaling.md). Codes of 4 bits a dimension up to
+    """The vector index: IVF-RQ by cosine, its partitions trained on 64 vectors each for at
+    most 10 rounds (LanceDB's defaults, 256 and 50, cost a third more CPU and ~115 MB
+    more at 1,536 dimensions for the same recall@10; 32 made a 10,000-file re-sync's
+    upkeep 17 times dearer, docs/scaling.md). Codes of 4 bits a dimension up to
     :data:`HIGH_DIMENSIONS` (384: recall@10 0.998 re-ranking 2 candidates a result, where
     1-bit codes needed 10 for 0.99), of 1 bit above (1,536 at 57k rows: 1-bit refined 10x
     0.992 in 10.8 ms built in 4.3 CPU-s; 4-bit refined 2x 0.982 in 8.0 ms built in 14.6;
     docs/architecture.md, "Search latency")."""
     bits = 4 if dimensions <= HIGH_DIMENSIONS else 1
-    return IvfRq(distance_type="cosine", num_bits=bits, sample_rate=32, max_iterations=10)
+    return IvfRq(distance_type="cosine", num_bits=bits, sample_rate=64, max_iterations=10)
 
 
 def text_index() -> FTS:
