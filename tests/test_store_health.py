@@ -85,14 +85,13 @@ def test_upkeep_bounds_its_reads_and_leaves_the_environment_as_it_was(
     store.put([StoreRow(f"k{i}", f"passage {i}", "", (Place(f"/d/{i}.md"),),
                         rng.standard_normal(16)) for i in range(300)])
     store.health = dataclasses.replace(store.health, vector_index_rows=100)
-    table = type(store._table)  # optimize opens the table again before its builds
-    build = table.create_index
+    build = store._table.create_index
 
-    def watched(self: object, column: str, **kwargs: object) -> object:
+    def watched(column: str, **kwargs: object) -> object:
         seen.append({name: os.environ.get(name) for name in BOUNDED_READS})
-        return build(self, column, **kwargs)
+        return build(column, **kwargs)
 
-    monkeypatch.setattr(table, "create_index", watched)
+    monkeypatch.setattr(store._table, "create_index", watched)
     store.optimize()
     assert "vector_idx" in store.stats().indices
     assert seen and all(s == {**BOUNDED_READS, "LANCE_DEFAULT_BATCH_SIZE": "4096"}

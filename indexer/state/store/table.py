@@ -43,8 +43,7 @@ times over, see the reader); at or below it, 4-bit codes (re-ranked twice)."""
 def vector_index(dimensions: int) -> IvfRq:
     """The vector index: IVF-RQ by cosine, its partitions trained on 64 vectors each for at
     most 10 rounds (LanceDB's defaults, 256 and 50, cost a third more CPU and ~115 MB
-    more at 1,536 dimensions for the same recall@10; 32 made a 10,000-file re-sync's
-    upkeep 17 times dearer, docs/scaling.md). Codes of 4 bits a dimension up to
+    more at 1,536 dimensions for the same recall@10). Codes of 4 bits a dimension up to
     :data:`HIGH_DIMENSIONS` (384: recall@10 0.998 re-ranking 2 candidates a result, where
     1-bit codes needed 10 for 0.99), of 1 bit above (1,536 at 57k rows: 1-bit refined 10x
     0.992 in 10.8 ms built in 4.3 CPU-s; 4-bit refined 2x 0.982 in 8.0 ms built in 14.6;
@@ -493,8 +492,6 @@ class Store:
     def _optimize(self) -> None:
         names = {i.name for i in self._table.list_indices()}
         rows = self._table.count_rows() if set(_INDICES) - names else 0
-        if rows:
-            self._reopen()
         if "custom_id_idx" not in names:
             self._table.create_index("custom_id", config=BTree(), name="custom_id_idx")
         for name in ("text_idx", "n_places_idx"):
@@ -516,15 +513,6 @@ class Store:
             warnings.simplefilter("ignore", UserWarning)
             # delete_unverified is safe: the index's writer lock excludes other writers
             dataset.cleanup_old_versions(older_than=self._retention(), delete_unverified=True)
-
-    def _reopen(self) -> None:
-        """Open the table again on a new connection, letting the old one's caches go (the
-        pages and index parts the sync's writes read: ~30 MB at 10,000 files) before
-        an index build holds its own."""
-        self._table = None
-        self._db = connect(self.directory)
-        self._table = self._db.open_table(TABLE)
-        release_freed()
 
     def _retention(self) -> timedelta:
         """Keep versions younger than the retention, but never more than ``max_versions``."""
