@@ -27,14 +27,16 @@ _M_MMAP_THRESHOLD = -3
 _THRESHOLD = 1 << 20
 
 
-def _trim() -> Callable[[int], int] | None:
+def _libc(name: str) -> Callable[..., int] | None:
+    """The C library's function ``name`` (of the library the interpreter runs on), or None
+    where it has none (not glibc)."""
     try:
-        return cast("Callable[[int], int]", ctypes.CDLL(None).malloc_trim)
+        return cast("Callable[..., int]", getattr(ctypes.CDLL(None), name))
     except (OSError, AttributeError):
         return None
 
 
-_TRIM = _trim()
+_TRIM = _libc("malloc_trim")
 BOUNDED_READS = {
     "LANCE_DEFAULT_IO_BUFFER_SIZE": str(32 << 20),  # bytes read ahead (default 2 GiB)
     "LANCE_DEFAULT_BATCH_SIZE": "1024",  # rows a scan's batch holds
@@ -56,11 +58,8 @@ def release_freed() -> None:
 def return_freed_buffers() -> bool:
     """Fix the C heap's mmap threshold at 1 MiB; False where the C library is not glibc
     (nothing is changed there)."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD))
+    mallopt = _libc("mallopt")
+    return mallopt is not None and bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD))
 
 
 @contextmanager

@@ -397,7 +397,7 @@ class Store:
             lance.LanceDataset.commit(dataset, operation, read_version=dataset.version)
             self._table.checkout_latest()
 
-    def _whole(self, rows: Sequence[Passage], dataset: Any
+    def _whole(self, rows: Sequence[Passage], dataset: lance.LanceDataset
                ) -> tuple[pa.RecordBatch, np.ndarray]:
         """``rows`` with the vectors ``dataset`` holds for them (rows it lacks are left
         out), and the addresses of the rows they replace (every row of their keys)."""
