@@ -68,7 +68,7 @@ class Reader:
                  storage_options: Mapping[str, str] | None = None) -> None:
         self.directory = directory
         self.refine_factor = refine_factor
-        self._indexed: tuple[int, frozenset[str], int] = (-1, frozenset(), 0)
+        self._indexed: tuple[int, frozenset[str], int, int] = (-1, frozenset(), 0, 0)
         self._rows: RowKeys | None = None
         self._held = HeldVectors()
         self._holding = False
@@ -208,9 +208,12 @@ class Reader:
         return Ranking(lambda n: nearest(n * factor), rerank, refined)
 
     def _holds(self) -> bool:
-        """True when this reader holds the table's vectors (see :meth:`refresh`) and
-        they fit in memory."""
-        return self._holding and self._held.follow(self._dataset)
+        """True when this reader holds the table's vectors (see :meth:`refresh`), they
+        fit in memory and the vector index covers every row (Lance ranks rows it does not
+        cover exactly, beside the index's candidates, before any re-ranking of ours)."""
+        if not self._holding or not self._vector_bits():
+            return False
+        return self._held.follow(self._dataset) and self._indexed[3] >= self._held.rows
 
     def has_text_index(self) -> bool:
         """True once the full-text index on ``text`` exists (made on the first write)."""
@@ -224,19 +227,20 @@ class Reader:
 
     def _index_names(self) -> frozenset[str]:
         """The table's index names, looked up once per table version (searches ask for
-        them on every query), and the vector index's code bits."""
+        them on every query), the vector index's code bits and the rows it indexed."""
         version = self._dataset.version
         if self._indexed[0] != version:
             try:
                 described = self._dataset.describe_indices()
             except _LANCE_ERRORS as exc:
                 raise StateError(f"search failed: {exc}") from exc
-            bits = 0
+            bits = rows = 0
             for index in described:
                 if index.name == "vector_idx":
                     compression = (index.details or {}).get("compression") or {}
                     bits = int(compression.get("num_bits") or 1)
-            self._indexed = (version, frozenset(i.name for i in described), bits)
+                    rows = int(index.num_rows_indexed or 0)
+            self._indexed = (version, frozenset(i.name for i in described), bits, rows)
         return self._indexed[1]
 
     def _keys(self) -> RowKeys:

@@ -36,6 +36,8 @@ class HeldVectors:
         self._held = False
         self._fragments: dict[tuple[int, tuple[str, ...]], _Fragment] = {}
         self._by_id: dict[int, _Fragment] = {}
+        self.rows = 0
+        """The rows the fragments of the version followed hold, deleted ones included."""
 
     def follow(self, dataset: Any) -> bool:
         """Hold the vectors of ``dataset``'s version (loading only the fragments not held
@@ -44,6 +46,7 @@ class HeldVectors:
         if dataset.version == self._version:
             return self._held
         fragments = dataset.get_fragments()
+        self.rows = sum(f.physical_rows for f in fragments)
         width = 4 * dataset.schema.field("vector").type.list_size
         held: dict[tuple[int, tuple[str, ...]], _Fragment] = {}
         if sum(f.count_rows() for f in fragments) * width <= self.budget:
