@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from indexer.state.store.heap import release_freed, return_freed_buffers
+
 HELD_BYTES = 256 * 2**20
 """The most memory held vectors take (100k rows of 384 dimensions take 154 MB; above
 this the table's own refinement runs, as in a one-off search)."""
@@ -47,16 +49,18 @@ class HeldVectors:
             return self._held
         fragments = dataset.get_fragments()
         self.rows = sum(f.physical_rows for f in fragments)
-        width = 4 * dataset.schema.field("vector").type.list_size
+        dimensions = dataset.schema.field("vector").type.list_size
         held: dict[tuple[int, tuple[str, ...]], _Fragment] = {}
-        if sum(f.count_rows() for f in fragments) * width <= self.budget:
+        if self.rows * dimensions * 4 <= self.budget:
+            return_freed_buffers()  # the reading's large buffers go back to the system
             for fragment in fragments:
                 key = (fragment.fragment_id, tuple(d.path for d in fragment.data_files()))
-                part = self._fragments.get(key) or _load(fragment)
+                part = self._fragments.get(key) or _load(fragment, dimensions)
                 if part is None:
                     held.clear()
                     break
                 held[key] = part
+            release_freed()
         self._fragments = held
         self._by_id = {key[0]: part for key, part in held.items()}
         self._version, self._held = dataset.version, bool(held)
@@ -82,17 +86,28 @@ class HeldVectors:
         return out
 
 
-def _load(fragment: Any) -> _Fragment | None:
-    """One fragment's vectors; None when its row ids are not its row addresses."""
-    table = fragment.to_table(columns=["vector"], with_row_id=True)
-    ids = table["_rowid"].to_numpy()
-    if len(ids) and not np.all(ids >> np.uint64(32) == fragment.fragment_id):
+def _load(fragment: Any, dimensions: int) -> _Fragment | None:
+    """One fragment's vectors, read in small batches into one array (so the reading holds
+    little beside it); None when its row ids are not its row addresses or a vector is
+    missing."""
+    size = fragment.physical_rows
+    matrix = np.empty((size, dimensions), dtype=np.float32)
+    ids = np.empty(size, dtype=np.uint64)
+    at = 0
+    for batch in fragment.to_batches(columns=["vector"], with_row_id=True, batch_size=1024,
+                                     batch_readahead=2, io_buffer_size=8 << 20):
+        column, n = batch["vector"], batch.num_rows
+        if column.null_count or at + n > size:
+            return None
+        matrix[at:at + n] = column.flatten().to_numpy().reshape(n, dimensions)
+        ids[at:at + n] = batch["_rowid"].to_numpy()
+        at += n
+    matrix, ids = matrix[:at], ids[:at]
+    if at and not np.all(ids >> np.uint64(32) == fragment.fragment_id):
         return None
-    column = table["vector"].combine_chunks()
-    matrix = column.flatten().to_numpy().reshape(len(ids), column.type.list_size)
     order = np.argsort(ids, kind="stable")
-    if not np.array_equal(order, np.arange(len(ids))):
+    if not np.array_equal(order, np.arange(at)):
         ids, matrix = ids[order], matrix[order]
     norms = np.linalg.norm(matrix, axis=1).astype(np.float32)
     norms[norms == 0] = 1.0
-    return _Fragment(ids, np.ascontiguousarray(matrix, dtype=np.float32), norms)
+    return _Fragment(ids, matrix, norms)
