@@ -196,16 +196,8 @@ class Reader:
         if not self._holds():
             return refined
 
-        def rerank(found: pa.Table, n: int) -> pa.Table | None:
-            rows = found["_rowid"].to_numpy()
-            distances = self._held.distances(rows, q)
-            if distances is None:
-                return None
-            best = np.lexsort((rows, distances))[:n]  # the table's order: distance, row id
-            return pa.table({"_distance": pa.array(distances[best], pa.float32()),
-                             "_rowid": pa.array(rows[best], pa.uint64())})
-
-        return Ranking(lambda n: nearest(n * factor), rerank, refined)
+        return Ranking(lambda n: nearest(n * factor),
+                       lambda found, n: self._held.best(found, n, q), refined)
 
     def _holds(self) -> bool:
         """True when this reader holds the table's vectors (see :meth:`refresh`), they
@@ -213,7 +205,11 @@ class Reader:
         cover exactly, beside the index's candidates, before any re-ranking of ours)."""
         if not self._holding or not self._vector_bits():
             return False
-        return self._held.follow(self._dataset) and self._indexed[3] >= self._held.rows
+        try:
+            held = self._held.follow(self._dataset)
+        except _LANCE_ERRORS:
+            return False  # the table's own refinement then, which reports what failed
+        return held and self._indexed[3] >= self._held.rows
 
     def has_text_index(self) -> bool:
         """True once the full-text index on ``text`` exists (made on the first write)."""

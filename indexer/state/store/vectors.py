@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from indexer.state.store.heap import release_freed, return_freed_buffers
 
@@ -85,6 +86,18 @@ class HeldVectors:
             out[chosen] = 1.0 - (part.matrix[positions] @ query) / (part.norms[positions] * scale)
         return out
 
+
+    def best(self, found: pa.Table, n: int, query: np.ndarray) -> pa.Table | None:
+        """The ``n`` rows of a ranking ``found`` (row ids) nearest ``query`` by exact
+        distance, as the table's refinement orders them (distance, then row id), with
+        ``_distance``; None when a row is not held."""
+        rows = found["_rowid"].to_numpy()
+        distances = self.distances(rows, query)
+        if distances is None:
+            return None
+        kept = np.lexsort((rows, distances))[:n]
+        return pa.table({"_distance": pa.array(distances[kept], pa.float32()),
+                         "_rowid": pa.array(rows[kept], pa.uint64())})
 
 def _load(fragment: Any, dimensions: int) -> _Fragment | None:
     """One fragment's vectors, read in small batches into one array (so the reading holds
