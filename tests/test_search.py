@@ -309,6 +309,9 @@ def test_a_reader_kept_between_searches_ranks_exactly_as_a_new_one(tmp_path: Pat
                 assert [r.custom_id for r in found] == [r.custom_id for r in expected]
                 assert [r.score for r in found] == pytest.approx(
                     [r.score for r in expected], abs=1e-5)
+            narrow = new.condition("uri LIKE '/d/1%'")  # ranked under a prefilter
+            assert [r.custom_id for r in kept.nearest_keys(query, 10, narrow, "uri")] == [
+                r.custom_id for r in new.nearest_keys(query, 10, narrow, "uri")]
             expected_hits = new.nearest(query, 10, condition)
             assert len(expected_hits) == 10 and all(hit.places for hit in expected_hits)
             assert [(h.custom_id, h.text, h.places) for h in kept.nearest(query, 10, condition)] \
