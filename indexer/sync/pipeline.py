@@ -240,7 +240,7 @@ class Pipeline:
             return
         through = self.ledger.dirty_mark()
 
-        with self.ledger.dirty_lookup(through) as lookup:  # the ledger's rows are passages
+        with self.ledger.passage_lookup() as lookup:
             self.store.set_places(self.ledger.dirty_rows(size, through),
                                   self.ledger.dirty_count(), lookup, size)
         self.ledger.settle_dirty(through)
