@@ -81,15 +81,16 @@ class Pipeline:
         started = time.monotonic()
         report = SyncReport()
         try:
-            for source in sources:
-                try:
-                    self._survey(source, report)
-                except SourceError as exc:  # nothing of it is deleted; the others go on
-                    self.progress.end()
-                    self.ledger.source_failed(source.uri, str(exc))
-                    report.unreachable.append(f"{source.uri}: {exc}")
-                else:
-                    self.ledger.source_reached(source.uri)
+            with self.ledger.first_staging():
+                for source in sources:
+                    try:
+                        self._survey(source, report)
+                    except SourceError as exc:  # nothing of it is deleted; the others go on
+                        self.progress.end()
+                        self.ledger.source_failed(source.uri, str(exc))
+                        report.unreachable.append(f"{source.uri}: {exc}")
+                    else:
+                        self.ledger.source_reached(source.uri)
             if configured is not None:
                 gone = self.ledger.withdraw_sources(self.ledger.roots() - set(configured))
                 report.orphaned.extend(f"{root}: {n} document(s)" for root, n in gone.items())
