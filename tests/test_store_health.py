@@ -87,9 +87,9 @@ def test_upkeep_bounds_its_reads_and_leaves_the_environment_as_it_was(
     store.health = dataclasses.replace(store.health, vector_index_rows=100)
     build = store._table.create_index
 
-    def watched(column: str, **kwargs: object) -> object:
+    def watched(*args: object, **kwargs: object) -> object:
         seen.append({name: os.environ.get(name) for name in BOUNDED_READS})
-        return build(column, **kwargs)
+        return build(*args, **kwargs)
 
     monkeypatch.setattr(store._table, "create_index", watched)
     store.optimize()
