@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, cast
 
 import lance
 import numpy as np
@@ -47,16 +47,16 @@ class IndexSpec:
     passed to Lance for the configuration the table was built with before (so indices
     built either way are the same)."""
 
-    kind: str
+    kind: Literal["BTREE", "BITMAP", "INVERTED", "IVF_RQ"]
     params: Mapping[str, Any]
 
     def build(self, dataset: lance.LanceDataset, column: str, name: str) -> None:
         """Build (or rebuild) the index ``name`` on ``column`` of ``dataset``: one commit."""
-        if self.kind.startswith("IVF"):
-            dataset.create_index(column, self.kind, name=name, replace=True, **self.params)
+        kind = self.kind
+        if kind == "IVF_RQ":
+            dataset.create_index(column, kind, name=name, replace=True, **self.params)
         else:
-            dataset.create_scalar_index(column, self.kind, name=name, replace=True,
-                                        **self.params)
+            dataset.create_scalar_index(column, kind, name=name, replace=True, **self.params)
 
 
 def vector_index(dimensions: int) -> IndexSpec:
@@ -374,7 +374,8 @@ class Store:
         updated, removed = [], []
         for owner in np.unique(owners):
             held = ", ".join(str(a) for a in addresses[owners == owner].tolist())
-            metadata = dataset.get_fragment(int(owner)).delete(f"_rowaddr IN ({held})")
+            fragment = cast("lance.LanceFragment", dataset.get_fragment(int(owner)))
+            metadata = fragment.delete(f"_rowaddr IN ({held})")
             if metadata is None:
                 removed.append(int(owner))
             else:
@@ -540,7 +541,7 @@ class Store:
     def _retention(self) -> timedelta:
         """Keep versions younger than the retention, but never more than ``max_versions``."""
         retention = timedelta(seconds=self.health.retention_seconds)
-        versions = sorted(v["timestamp"] for v in self._table.versions())
+        versions = sorted(cast(datetime, v["timestamp"]) for v in self._table.versions())
         if len(versions) <= self.health.max_versions:
             return retention
         nth_newest = versions[-self.health.max_versions]
