@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import cast
 
+import pyarrow as pa
+
 _M_MMAP_THRESHOLD = -3
 """glibc's ``mallopt`` parameter: the size from which ``malloc`` maps memory on its own."""
 _THRESHOLD = 1 << 20
@@ -48,9 +50,12 @@ one the user set already is left as it is."""
 
 def release_freed() -> None:
     """Hand the free pages inside the C heap back to the system (glibc's ``malloc_trim``;
-    nothing elsewhere). Buffers under the mmap threshold that LanceDB freed stay in
+    nothing elsewhere), and those Arrow's own allocator (mimalloc, which ``malloc_trim``
+    does not reach) keeps. Buffers under the mmap threshold that LanceDB freed stay in
     their heaps otherwise, so each step of publishing started from the peak of the one
-    before it (at 570k rows, 42 MB back after rewriting 6,600 rows, for 3 ms)."""
+    before it (at 570k rows, 42 MB back after rewriting 6,600 rows, for 3 ms); Arrow's
+    kept 27 MB at 57k rows when publishing ended."""
+    pa.default_memory_pool().release_unused()
     if _TRIM is not None:
         _TRIM(0)
 
