@@ -43,6 +43,7 @@ BOUNDED_READS = {
     "LANCE_DEFAULT_IO_BUFFER_SIZE": str(32 << 20),  # bytes read ahead (default 2 GiB)
     "LANCE_DEFAULT_BATCH_SIZE": "1024",  # rows a scan's batch holds
     "LANCE_SHUFFLE_BATCH_BYTES": str(16 << 20),  # index build: codes held before a spill
+    "LANCE_SHUFFLE_MAX_PRELOADED_OFFSETS_BYTES": "0",  # its shuffle's offsets read as needed
 }
 """The Lance settings (read from the environment at each operation) of :func:`bounded_reads`;
 one the user set already is left as it is."""
