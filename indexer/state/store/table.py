@@ -273,7 +273,8 @@ class Store:
         ``count`` at least half the table) with ``rows_for`` (the new rows of those of
         some keys that change, called with ``group`` keys at a time): every column but
         the key and the vector is written again, fragment by fragment, and the vectors
-        are neither read nor written (see :meth:`_fill`).
+        are neither read nor written (see :meth:`_fill`); the vector index (past the
+        size threshold) is built first, while the process holds least.
         """
         release_freed()  # what collecting the vectors freed
         try:
@@ -485,8 +486,9 @@ class Store:
         """Keep the table fast after writes: compact small fragments, fold new rows into the
         indices, prune versions older than the retention, and add the full-text index, the
         bitmap index on ``n_places`` and (past the size threshold) the vector index when
-        missing. Its scans are bounded (:func:`bounded_reads`): building the vector index
-        reads every vector, and held them all at once otherwise."""
+        missing (a first publication has built it already, see :meth:`set_places`). Its
+        scans are bounded (:func:`bounded_reads`): building the vector index reads every
+        vector, and held them all at once otherwise."""
         with bounded_reads():
             self._optimize()
         self._table.checkout_latest()
