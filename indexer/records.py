@@ -8,6 +8,7 @@ into :class:`Chunk` values; the store answers queries with :class:`SearchHit`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -221,6 +222,36 @@ class Passage(Protocol):
     def context(self) -> str: ...
     @property
     def places(self) -> tuple[Place, ...]: ...
+
+
+@dataclass(frozen=True)
+class Passages:
+    """Several keys' :class:`Passage` column by column, as a first publication reads them
+    from the ledger (no object per row or place): ``counts[n]`` places belong to key
+    ``n``, in order, in the flat place columns (``uri`` ... ``line_end``)."""
+
+    custom_id: list[str]
+    text: list[str]
+    context: list[str]
+    counts: list[int]
+    uri: list[str]
+    heading: list[str]
+    page: list[int | None]
+    line_start: list[int | None]
+    line_end: list[int | None]
+
+    @classmethod
+    def of(cls, rows: Sequence[Passage]) -> Passages:
+        """``rows`` column by column."""
+        places = [place for row in rows for place in row.places]
+        return cls([r.custom_id for r in rows], [r.text for r in rows],
+                   [r.context for r in rows], [len(r.places) for r in rows],
+                   [p.uri for p in places], [p.heading for p in places],
+                   [p.page for p in places], [p.line_start for p in places],
+                   [p.line_end for p in places])
+
+    def __len__(self) -> int:
+        return len(self.custom_id)
 
 
 @dataclass(frozen=True)

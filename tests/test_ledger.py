@@ -147,3 +147,64 @@ def test_a_group_keeps_every_completed_write_and_undoes_a_failed_one_alone(
     assert sorted(r.custom_id for r in other.pending_requests()) == ["ka", "kb"]
     assert ledger.stage("/d/d.md", "/d", "1:1", "h4", "D", [(chunk(0, "a"), "ka")]) == 0
     other.close()
+
+
+def test_a_first_publication_reads_each_key_as_its_row_shows_it(ledger: Ledger) -> None:
+    ledger.stage("/d/b.md", "/d", "1:1", "hb", "B", [(chunk(0, "licence"), "k"),
+                                                     (chunk(1, "only b"), "kb")])
+    ledger.stage("/d/a.md", "/d", "1:1", "ha", "A", [(chunk(0, "intro"), "ka"),
+                                                     (chunk(1, "licence"), "k")])
+    ledger.stage("/d/c.md", "/d", "1:1", "hc", "C", [(chunk(0, "licence"), "k")])
+    ledger.publish(["/d/b.md", "/d/a.md"])  # c's place is still pending: not shown
+    asked = ["kb", "gone", "k", "ka"]
+    with ledger.passage_lookup() as lookup:
+        found = lookup(asked)
+    expected = ledger.key_rows(asked)
+    assert found.custom_id == asked
+    assert found.text == [r.text for r in expected] and found.text[1] == ""
+    assert found.context == [r.context for r in expected]
+    places = iter(zip(found.uri, found.heading, found.page, found.line_start, found.line_end,
+                      strict=True))
+    assert [[next(places) for _ in range(n)] for n in found.counts] == [
+        [(p.uri, p.heading, p.page, p.line_start, p.line_end) for p in r.places]
+        for r in expected]
+    assert found.counts == [1, 0, 2, 1]
+    assert found.uri[1:3] == ["/d/a.md", "/d/b.md"]  # in document order, as a row shows them
+
+
+def test_a_first_survey_keeps_no_key_index_and_builds_it_at_the_end(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "a.db")
+    with ledger.first_staging():
+        ledger.stage("/d/a.md", "/d", "1:1", "ha", "A", [(chunk(0, "x"), "k1")])
+        assert not _key_index(ledger.path)
+    assert _key_index(ledger.path)
+    assert ledger.job_sources(["k1"]) == {"k1": "/d/a.md:1"}
+    with ledger.first_staging():  # the ledger holds chunks now: the index stays
+        ledger.stage("/d/b.md", "/d", "1:1", "hb", "B", [(chunk(0, "y"), "k2")])
+        assert _key_index(ledger.path)
+
+
+@pytest.mark.slow
+def test_a_first_survey_killed_midway_leaves_the_key_index_to_the_next_open(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    killed = subprocess.run([sys.executable, "-c", f"""
+import os
+from pathlib import Path
+from indexer.records import Chunk
+from indexer.state.ledger import Ledger
+ledger = Ledger(Path({str(path)!r}))
+with ledger.first_staging():
+    ledger.stage("/d/a.md", "/d", "1:1", "ha", "A", [(Chunk(0, "x", "", 1), "k1")])
+    os._exit(9)
+"""], check=False)
+    assert killed.returncode == 9 and not _key_index(path)
+    reopened = Ledger(path)
+    assert _key_index(path)
+    assert reopened.job_sources(["k1"]) == {"k1": "/d/a.md"}
+
+
+def _key_index(path: Path) -> bool:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_key'"
+                          ).fetchone() is not None

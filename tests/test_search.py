@@ -275,6 +275,60 @@ def test_the_vector_index_finds_the_exact_nearest_passages(tmp_path: Path) -> No
     assert recall() >= 0.95
 
 
+def test_a_reader_kept_between_searches_ranks_exactly_as_a_new_one(tmp_path: Path) -> None:
+    """A reader kept between searches (a server's, an ``Index`` searched again) re-ranks
+    the vector index's candidates from the vectors it holds in memory: the same passages
+    in the same order with the same scores as a reader just opened (the table's own
+    refinement), hidden rows never shown; also while new rows wait for the index, and
+    once it covers them."""
+    from indexer.state.store import Reader
+
+    rng = np.random.default_rng(11)
+    basis = rng.standard_normal((64, 48))
+
+    def rows(start: int, n: int) -> list[StoreRow]:
+        mix = basis[rng.integers(0, 64, n)] + 0.5 * rng.standard_normal((n, 48))
+        mix /= np.linalg.norm(mix, axis=1, keepdims=True)
+        return [StoreRow(f"k{start + i}", f"passage {start + i}", "", () if rng.random() < 0.02
+                         else (Place(f"/d/{start + i}.md"),), mix[i]) for i in range(n)]
+
+    store = Store(tmp_path / "lancedb", "m", 48)
+    store.put(rows(0, 6_000))
+    store.optimize()
+    kept = store.reader()
+    kept.refresh()  # as a reader kept between searches is, before each
+    queries = basis[:8] + 0.3 * rng.standard_normal((8, 48))
+
+    def ranks_as_a_new_reader() -> None:
+        new = Reader(store.directory, "m", 48, store.health.refine_factor)
+        condition = new.condition()
+        for query in queries:
+            for k in (10, 50):
+                expected = new.nearest_keys(query, k, condition)
+                found = kept.nearest_keys(query, k, condition)
+                assert [r.custom_id for r in found] == [r.custom_id for r in expected]
+                assert [r.score for r in found] == pytest.approx(
+                    [r.score for r in expected], abs=1e-5)
+            narrow = new.condition("uri LIKE '/d/1%'")  # ranked under a prefilter
+            assert [r.custom_id for r in kept.nearest_keys(query, 10, narrow, "uri")] == [
+                r.custom_id for r in new.nearest_keys(query, 10, narrow, "uri")]
+            expected_hits = new.nearest(query, 10, condition)
+            assert len(expected_hits) == 10 and all(hit.places for hit in expected_hits)
+            assert [(h.custom_id, h.text, h.places) for h in kept.nearest(query, 10, condition)] \
+                == [(h.custom_id, h.text, h.places) for h in expected_hits]
+
+    ranks_as_a_new_reader()
+    assert kept._holds()
+    store.put(rows(6_000, 300))  # a sync's new rows, not yet in the index
+    kept.refresh()
+    ranks_as_a_new_reader()
+    assert not kept._holds()
+    store.optimize()
+    kept.refresh()
+    ranks_as_a_new_reader()
+    assert kept._holds()
+
+
 @pytest.mark.parametrize("hidden_nearest", [1, 30])
 def test_hidden_rows_are_never_shown_however_many_of_the_best_are_hidden(
         tmp_path: Path, hidden_nearest: int) -> None:

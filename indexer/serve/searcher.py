@@ -63,10 +63,13 @@ class Searcher:
         self._index: Index | None = None
 
     def warm(self) -> None:
-        """Open the index, load the model and the table (a first search pays otherwise)."""
+        """Open the index, load the model and the table (a first search pays otherwise);
+        the second search loads the vectors a kept reader holds (see
+        :meth:`indexer.state.store.Reader.refresh`)."""
         if self.store is None:  # a store read alone has no ledger to report on
             self.call(lambda index: index.status())
-        self.call(lambda index: index.search("warm up", k=1))
+        for _ in range(2):
+            self.call(lambda index: index.search("warm up", k=1))
 
     def search(self, query: str, options: Mapping[str, Any]) -> list[dict[str, object]]:
         """``Index.search(query, **options)``, each hit as ``search --json`` shows it."""

@@ -81,15 +81,16 @@ class Pipeline:
         started = time.monotonic()
         report = SyncReport()
         try:
-            for source in sources:
-                try:
-                    self._survey(source, report)
-                except SourceError as exc:  # nothing of it is deleted; the others go on
-                    self.progress.end()
-                    self.ledger.source_failed(source.uri, str(exc))
-                    report.unreachable.append(f"{source.uri}: {exc}")
-                else:
-                    self.ledger.source_reached(source.uri)
+            with self.ledger.first_staging():
+                for source in sources:
+                    try:
+                        self._survey(source, report)
+                    except SourceError as exc:  # nothing of it is deleted; the others go on
+                        self.progress.end()
+                        self.ledger.source_failed(source.uri, str(exc))
+                        report.unreachable.append(f"{source.uri}: {exc}")
+                    else:
+                        self.ledger.source_reached(source.uri)
             if configured is not None:
                 gone = self.ledger.withdraw_sources(self.ledger.roots() - set(configured))
                 report.orphaned.extend(f"{root}: {n} document(s)" for root, n in gone.items())
@@ -240,7 +241,7 @@ class Pipeline:
             return
         through = self.ledger.dirty_mark()
 
-        with self.ledger.dirty_lookup(through) as lookup:  # the ledger's rows are passages
+        with self.ledger.passage_lookup() as lookup:
             self.store.set_places(self.ledger.dirty_rows(size, through),
                                   self.ledger.dirty_count(), lookup, size)
         self.ledger.settle_dirty(through)

@@ -27,7 +27,8 @@ from indexer.state.ledger.records import _ADDED_JOB_COLUMNS
 from indexer.state.ledger.sources import SourceRecords
 from indexer.state.lock import Holder, refusal
 
-_SCHEMA = """
+_CHUNKS_KEY = "CREATE INDEX IF NOT EXISTS chunks_key ON chunks(custom_id)"
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents(
     uri TEXT PRIMARY KEY, source TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS chunks(
     custom_id TEXT NOT NULL, heading TEXT NOT NULL, page INTEGER,
     line_start INTEGER, line_end INTEGER,
     PRIMARY KEY (uri, version, ordinal));
-CREATE INDEX IF NOT EXISTS chunks_key ON chunks(custom_id);
+{_CHUNKS_KEY};
 CREATE TABLE IF NOT EXISTS keys(
     custom_id TEXT PRIMARY KEY, text TEXT NOT NULL, context TEXT NOT NULL,
     tokens INTEGER NOT NULL, state TEXT NOT NULL, job_id INTEGER,
@@ -162,6 +163,24 @@ class Ledger(DocumentRecords, KeyRecords, SourceRecords, PassageRecords):
         """Forget one recorded setting."""
         with self._tx() as db:
             db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    @contextmanager
+    def first_staging(self) -> Iterator[None]:
+        """Stage into a ledger that holds no chunk yet (a first sync) without keeping the
+        chunks' key index up to date chunk by chunk: it is dropped meanwhile and built
+        again at the end, by one sort (an insert at a random place of it per chunk cost
+        far more). Nothing staging does reads chunks by key; a run killed meanwhile
+        leaves it missing until the ledger is next opened for writing (the schema)."""
+        if self._db.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is not None:
+            yield
+            return
+        with self._tx() as db:
+            db.execute("DROP INDEX IF EXISTS chunks_key")
+        try:
+            yield
+        finally:
+            with self._tx() as db:
+                db.execute(_CHUNKS_KEY)
 
     @contextmanager
     def lock(self, command: str, wait: bool = False) -> Iterator[None]:

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from indexer.records import Chunk, Place
-from indexer.state.ledger.connection import LedgerBase, _key_rows, _slices, reader
+from indexer.records import Chunk, Passages, Place
+from indexer.state.ledger.connection import LedgerBase, _key_rows, _passages, _slices, reader
 from indexer.state.ledger.records import OPEN_JOB_STATES, DocumentState, KeyRow
 
 
@@ -204,24 +204,14 @@ class DocumentRecords(LedgerBase):
             db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(k,) for k in keys])
 
     @contextmanager
-    def dirty_lookup(self, through: int) -> Iterator[Callable[[Sequence[str]], list[KeyRow]]]:
-        """A function giving the :class:`KeyRow` of those of some keys that are dirty (up
-        to the mark ``through``), reading one snapshot through a connection of its own
-        (so it may be called on another thread) while the context is open."""
+    def passage_lookup(self) -> Iterator[Callable[[Sequence[str]], Passages]]:
+        """A function giving the :class:`Passages` of some keys (each key's passage and live
+        places, as a store row shows them), reading one snapshot through a connection of
+        its own (so it may be called on another thread) while the context is open."""
         db = reader(self.path)
-
-        def lookup(keys: Sequence[str]) -> list[KeyRow]:
-            dirty: list[str] = []
-            for part in _slices(keys):
-                marks = ",".join("?" * len(part))
-                dirty.extend(r[0] for r in db.execute(
-                    f"SELECT custom_id FROM dirty WHERE rowid <= ? AND custom_id IN ({marks})",
-                    (through, *part)))
-            return _key_rows(db, dirty)
-
         try:
             db.execute("BEGIN")
-            yield lookup
+            yield lambda keys: _passages(db, keys)
         finally:
             db.close()
 

@@ -27,6 +27,7 @@ from indexer.state.store.filters import _PANICS, _filter_failed, check_filter, p
 from indexer.state.store.location import is_remote
 from indexer.state.store.location import storage_options as remote_options
 from indexer.state.store.rows import RowKeys
+from indexer.state.store.vectors import HeldVectors
 
 TABLE = "chunks"
 NPROBES = 20
@@ -67,8 +68,10 @@ class Reader:
                  storage_options: Mapping[str, str] | None = None) -> None:
         self.directory = directory
         self.refine_factor = refine_factor
-        self._indexed: tuple[int, frozenset[str], int] = (-1, frozenset(), 0)
+        self._indexed: tuple[int, frozenset[str], int, int] = (-1, frozenset(), 0, 0)
         self._rows: RowKeys | None = None
+        self._held = HeldVectors()
+        self._holding = False
         location = f"{str(directory).rstrip('/')}/{TABLE}.lance"
         if isinstance(directory, Path) and not Path(location).is_dir():
             raise Damage(missing_table=True).error(directory)
@@ -93,7 +96,10 @@ class Reader:
 
     def refresh(self) -> None:
         """Read the table's latest version from now on (another process may have
-        committed since); a version already read is not loaded again."""
+        committed since); a version already read is not loaded again. A reader refreshed
+        is one kept between searches: from then on it holds the table's vectors in memory
+        to refine the vector index's candidates (:mod:`~indexer.state.store.vectors`)."""
+        self._holding = True
         try:
             latest = self._dataset.latest_version
             if latest != self._dataset.version:
@@ -119,6 +125,11 @@ class Reader:
         ranking, so a narrow filter still yields ``limit`` rows when there are) nearest
         ``vector``, best first (score: cosine similarity). ``where`` is the user's part,
         named when the filter fails."""
+        if self._holds():  # refined from memory, then one read of the hits
+            ranked = self.nearest_keys(vector, limit, condition, where)
+            read = self.passages([r.row for r in ranked])
+            return [SearchHit(r.custom_id, r.score, *read[r.custom_id], "vector")
+                    for r in ranked if r.custom_id in read]
         found, keys = self._ranked(where, condition, limit, self._vector_query(vector),
                                    ["_distance", *_HIT_COLUMNS])
         return _hits(found, keys, [1.0 - d for d in found["_distance"].to_pylist()], "vector")
@@ -165,20 +176,40 @@ class Reader:
         return {key: (r["text"], tuple(Place(**p) for p in r["places"]))
                 for key, r in zip(keys, found, strict=True) if r["places"]}
 
-    def _vector_query(self, vector: np.ndarray) -> Callable[[int], dict[str, Any]]:
-        return lambda n: {"nearest": self._nearest(vector, n)}
+    def _vector_query(self, vector: np.ndarray) -> Ranking:
+        """The ranking of a vector query: ``nearest`` with the index's refine factor
+        (codes of 1 bit need more candidates re-ranked, see :data:`LEGACY_REFINE`), or,
+        with the vectors held, that many candidates unrefined, re-ranked from memory."""
+        q = np.asarray(vector, dtype=np.float32)
 
-    def _nearest(self, vector: np.ndarray, limit: int) -> dict[str, Any]:
-        """The ``nearest`` argument of a vector query: the index's refine factor (codes of
-        1 bit need more candidates re-ranked, see :data:`LEGACY_REFINE`)."""
-        nearest: dict[str, Any] = {
-            "column": "vector", "q": np.asarray(vector, dtype=np.float32), "k": limit,
-            "metric": "cosine", "minimum_nprobes": NPROBES, "maximum_nprobes": NPROBES}
+        def nearest(n: int, **refine: int) -> dict[str, Any]:
+            return {"limit": n, "nearest": {
+                "column": "vector", "q": q, "k": n, "metric": "cosine",
+                "minimum_nprobes": NPROBES, "maximum_nprobes": NPROBES, **refine}}
+
         bits = self._vector_bits()
-        if self.refine_factor and bits:
-            nearest["refine_factor"] = max(self.refine_factor,
-                                           LEGACY_REFINE if bits == 1 else 0)
-        return nearest
+        factor = max(self.refine_factor, LEGACY_REFINE if bits == 1 else 0) \
+            if self.refine_factor and bits else 0
+        if not factor:
+            return Ranking(nearest)
+        refined = Ranking(lambda n: nearest(n, refine_factor=factor))
+        if not self._holds():
+            return refined
+
+        return Ranking(lambda n: nearest(n * factor),
+                       lambda found, n: self._held.best(found, n, q), refined)
+
+    def _holds(self) -> bool:
+        """True when this reader holds the table's vectors (see :meth:`refresh`), they
+        fit in memory and the vector index covers every row (Lance ranks rows it does not
+        cover exactly, beside the index's candidates, before any re-ranking of ours)."""
+        if not self._holding or not self._vector_bits():
+            return False
+        try:
+            held = self._held.follow(self._dataset)
+        except _LANCE_ERRORS:
+            return False  # the table's own refinement then, which reports what failed
+        return held and self._indexed[3] >= self._held.rows
 
     def has_text_index(self) -> bool:
         """True once the full-text index on ``text`` exists (made on the first write)."""
@@ -192,19 +223,20 @@ class Reader:
 
     def _index_names(self) -> frozenset[str]:
         """The table's index names, looked up once per table version (searches ask for
-        them on every query), and the vector index's code bits."""
+        them on every query), the vector index's code bits and the rows it indexed."""
         version = self._dataset.version
         if self._indexed[0] != version:
             try:
                 described = self._dataset.describe_indices()
             except _LANCE_ERRORS as exc:
                 raise StateError(f"search failed: {exc}") from exc
-            bits = 0
+            bits = rows = 0
             for index in described:
                 if index.name == "vector_idx":
                     compression = (index.details or {}).get("compression") or {}
                     bits = int(compression.get("num_bits") or 1)
-            self._indexed = (version, frozenset(i.name for i in described), bits)
+                    rows = int(index.num_rows_indexed or 0)
+            self._indexed = (version, frozenset(i.name for i in described), bits, rows)
         return self._indexed[1]
 
     def _keys(self) -> RowKeys:
@@ -220,28 +252,35 @@ class Reader:
             self._rows = RowKeys.of_table(version, table)
         return self._rows
 
-    def _ranked(self, where: str | None, condition: str, limit: int,
-                query: Callable[[int], dict[str, Any]],
+    def _ranked(self, where: str | None, condition: str, limit: int, query: Ranking,
                 columns: list[str]) -> tuple[pa.Table, list[str]]:
-        """The ``limit`` best rows under ``condition`` of the ranking ``query(n)`` asks for
-        (its ``n`` best rows): their ``columns`` and row ids, and their keys. Under the
+        """The ``limit`` best rows under ``condition`` of the ranking ``query`` (its ``n``
+        best rows): their ``columns`` and row ids, and their keys. Under the
         bare published-rows filter no prefilter runs (it costs 0.5 ms a query at 10k
         rows, 3 at 100k): a version hiding no row needs none, and on one that does, a few
         rows more than ``limit`` are ranked unfiltered and the hidden ones dropped; only
         when too many of them were hidden does the prefiltered query run. Any other
         condition is applied before ranking."""
         keys = self._keys()
+
+        def ask(n: int, **scan: Any) -> pa.Table:
+            found = self._run(where, columns=columns, with_row_id=True, **scan, **query.scan(n))
+            if query.rerank is None:
+                return found
+            reranked = query.rerank(found, n)
+            if reranked is not None or query.otherwise is None:
+                return reranked if reranked is not None else found
+            return self._run(where, columns=columns, with_row_id=True, **scan,
+                             **query.otherwise.scan(n))
+
         if condition == PUBLISHED:
             share = keys.hidden_share
             more = limit + (math.ceil(limit * OVERFETCH * share) + 2 if share else 0)
-            found = self._run(where, columns=columns, with_row_id=True, limit=more,
-                              **query(more))
+            found = ask(more)
             shown = keys.shown(found, limit)
             if shown[0].num_rows >= limit or found.num_rows < more:
                 return shown
-        return keys.shown(self._run(where, columns=columns, with_row_id=True,
-                                    filter=condition, prefilter=True, limit=limit,
-                                    **query(limit)), limit)
+        return keys.shown(ask(limit, filter=condition, prefilter=True), limit)
 
     def _run(self, where: str | None, **scan: Any) -> pa.Table:
         """Run a search; a failure is one line naming the filter when there was one."""
@@ -262,8 +301,20 @@ class Reader:
         return found
 
 
-def _text_query(text: str) -> Callable[[int], dict[str, Any]]:
-    return lambda n: {"full_text_query": {"query": text, "columns": ["text"]}}
+@dataclass(frozen=True)
+class Ranking:
+    """A ranking query: ``scan(n)`` gives Lance's arguments for its ``n`` best rows;
+    ``rerank(found, n)`` (when given) keeps the ``n`` best of what that found, or gives
+    None, and then ``otherwise`` runs instead."""
+
+    scan: Callable[[int], dict[str, Any]]
+    rerank: Callable[[pa.Table, int], pa.Table | None] | None = None
+    otherwise: Ranking | None = None
+
+
+def _text_query(text: str) -> Ranking:
+    return Ranking(lambda n: {"limit": n,
+                              "full_text_query": {"query": text, "columns": ["text"]}})
 
 
 def _hits(found: pa.Table, keys: list[str], scores: list[float], mode: str) -> list[SearchHit]:

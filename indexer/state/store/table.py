@@ -19,11 +19,12 @@ from typing import Any
 import lance
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from lancedb.index import FTS, Bitmap, BTree, IvfRq
 
 from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
-from indexer.records import Passage, Place, SearchHit, StoreRow
+from indexer.records import Passage, Passages, SearchHit, StoreRow
 from indexer.state.damage import Damage
 from indexer.state.store.heap import bounded_reads, release_freed, return_freed_buffers
 from indexer.state.store.location import Location, connect, scrub
@@ -94,9 +95,6 @@ def schema(model: str, dimensions: int) -> pa.Schema:
 _PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name != "vector"])
 """The columns a publication sets: everything but the vector, which it keeps (the passage
 and its context too, so a row whose text columns were lost is whole again)."""
-_PLACE_NAMES = [f.name for f in _PLACE]
-_NOWHERE = Place("")
-"""The first place of a row that has none (its flat place columns empty)."""
 _PURGE = 5_000
 _FRAGMENT_ROWS = 8_192
 """Fragments with fewer rows are merged by :meth:`Store.optimize` (into fragments of at
@@ -258,7 +256,7 @@ class Store:
             raise
 
     def set_places(self, groups: Iterable[Sequence[Passage]], count: int | None = None,
-                   rows_for: Callable[[Sequence[str]], Sequence[Passage]] | None = None,
+                   rows_for: Callable[[Sequence[str]], Sequence[Passage] | Passages] | None = None,
                    group: int = _REWRITE_BATCH) -> None:
         """Rewrite the places of existing rows, streamed group by group, in one commit.
 
@@ -270,11 +268,13 @@ class Store:
         Few rows (``count``, the rows to come, under half the table): whole rows are
         written, their vectors read back by key, so the cost follows the rows that
         changed (see :meth:`_replace`). A first publication (nothing published yet,
-        ``count`` at least half the table) with ``rows_for`` (the new rows of those of
-        some keys that change, called with ``group`` keys at a time): every column but
-        the key and the vector is written again, fragment by fragment, and the vectors
-        are neither read nor written (see :meth:`_fill`); the vector index (past the
-        size threshold) is built first, while the process holds least.
+        ``count`` at least half the table) with ``rows_for`` (the rows of some keys as the
+        ledger has them, called with ``group`` keys at a time): every column but the key
+        and the vector of every row is written again, fragment by fragment, and the
+        vectors are neither read nor written (see :meth:`_fill`); the vector index (past
+        the size threshold) is built first, while the process holds least. A row that did
+        not change is written as it was: only its cost is spent in vain, and asking the
+        ledger which rows changed cost more than writing them.
         """
         release_freed()  # what collecting the vectors freed
         try:
@@ -283,7 +283,7 @@ class Store:
             release_freed()
 
     def _set_places(self, groups: Iterable[Sequence[Passage]], count: int | None,
-                    rows_for: Callable[[Sequence[str]], Sequence[Passage]] | None,
+                    rows_for: Callable[[Sequence[str]], Sequence[Passage] | Passages] | None,
                     group: int) -> None:
         total = self._table.count_rows()
         if (rows_for is not None and count is not None and count * 2 >= total
@@ -365,7 +365,7 @@ class Store:
             lance.LanceDataset.commit(dataset, operation, read_version=dataset.version)
             self._table.checkout_latest()
 
-    def _fill(self, rows_for: Callable[[Sequence[str]], Sequence[Passage]],
+    def _fill(self, rows_for: Callable[[Sequence[str]], Sequence[Passage] | Passages],
               group: int) -> None:
         """Write, for every fragment, the passage, places and ``n_places`` of the rows
         ``rows_for`` returns (asked ``group`` keys at a time, in the fragment's order) as
@@ -554,32 +554,30 @@ class Store:
         return pa.Table.from_pydict(columns, schema=self._schema)
 
     @staticmethod
-    def _columns(rows: Sequence[Passage]) -> dict[str, pa.Array]:
+    def _columns(rows: Sequence[Passage] | Passages) -> dict[str, pa.Array]:
         """Every column of ``rows`` but the vector (built column by column: a publication
         makes one of these per ``group`` keys)."""
-        first = _place_columns([row.places[0] if row.places else _NOWHERE for row in rows])
-        flat = _place_columns([place for row in rows for place in row.places])
-        offsets = np.zeros(len(rows) + 1, np.int32)
-        np.cumsum([len(row.places) for row in rows], out=offsets[1:])
+        table = rows if isinstance(rows, Passages) else Passages.of(rows)
+        counts = np.asarray(table.counts, np.int32)
+        offsets = np.zeros(len(counts) + 1, np.int32)
+        np.cumsum(counts, out=offsets[1:])
+        flat = [pa.array(table.uri, pa.string()), pa.array(table.heading, pa.string()),
+                pa.array(table.page, pa.int32()), pa.array(table.line_start, pa.int32()),
+                pa.array(table.line_end, pa.int32())]
+        # a row's first place, from the flat columns (a row with none: empty uri, heading)
+        first = pa.array(offsets[:-1], pa.int32(), mask=counts == 0)
+        uri, heading, page, start, end = (pc.take(column, first) for column in flat)
         columns = {
-            "custom_id": pa.array([row.custom_id for row in rows], pa.string()),
-            "text": pa.array([row.text for row in rows], pa.string()),
-            "context": pa.array([row.context for row in rows], pa.string()),
-            **dict(zip(_PLACE_NAMES, first, strict=True)),
+            "custom_id": pa.array(table.custom_id, pa.string()),
+            "text": pa.array(table.text, pa.string()),
+            "context": pa.array(table.context, pa.string()),
+            "uri": pc.fill_null(uri, ""), "heading": pc.fill_null(heading, ""),
+            "page": page, "line_start": start, "line_end": end,
             "places": pa.ListArray.from_arrays(
                 pa.array(offsets), pa.StructArray.from_arrays(flat, fields=list(_PLACE))),
-            "n_places": pa.array(np.diff(offsets)),
+            "n_places": pa.array(counts),
         }
         return {name: columns[name] for name in _PLACES_SCHEMA.names}
-
-
-def _place_columns(places: Sequence[Place]) -> list[pa.Array]:
-    """The fields of ``places`` as the arrays of :data:`_PLACE`, in its order."""
-    return [pa.array([p.uri for p in places], pa.string()),
-            pa.array([p.heading for p in places], pa.string()),
-            pa.array([p.page for p in places], pa.int32()),
-            pa.array([p.line_start for p in places], pa.int32()),
-            pa.array([p.line_end for p in places], pa.int32())]
 
 
 def _quote(value: str) -> str:
