@@ -7,8 +7,10 @@ corpus into a new index in this process with every stage metered by
 each line is inclusive of the indented ones below it, and shows the highest resident
 memory the process reached while in that stage (exact on Linux: VmHWM is read and reset
 through ``/proc/self/clear_refs`` whenever a stage starts or ends; elsewhere, the
-process's peak when the stage last ended). Then prints the process's total CPU time and
-peak RSS (and its peak outside ``Store.optimize``, whose vector-index build is the
+process's peak when the stage last ended). Then prints the process's total CPU time
+(also with what a new process spends importing the indexer and the libraries a sync
+loads up front, timed in a fresh interpreter: this one imported them before its clock
+started) and peak RSS (and its peak outside ``Store.optimize``, whose vector-index build is the
 largest single step), the store's size on disk, and the same for a re-sync after editing
 ``--edits`` of the Markdown files (1% by default, at least one), run in a process of its
 own as a user's next sync is.
@@ -164,12 +166,28 @@ def synced(label: str, index_dir: Path, corpus: Path, base_url: str) -> None:
     print(f"{label}: {total:.2f} CPU-s in this process; {report.new} new, {report.changed} "
           f"changed, {report.chunks} chunks staged, {report.embedded} embedded, "
           f"{report.published} published")
+    imports = import_cost()
+    print(f"  with the imports a sync process pays first ({imports:.2f} CPU-s): "
+          f"{total + imports:.2f} CPU-s")
     for depth, name, _, _ in STAGES:
         if name in SPENT:
             print(f"  {'  ' * depth}{name:<{44 - 2 * depth}} {SPENT[name]:7.2f} CPU-s "
                   f"({CALLS[name]} calls; peak RSS {PEAK[name]:.0f} MB)")
     print(f"  peak RSS {peak_mb():.0f} MB ({peak_outside_mb():.0f} MB outside {OUTSIDE}), "
           f"index on disk {disk(index_dir) / 1e6:.0f} MB", flush=True)
+
+
+_IMPORTS = ("from indexer.cli import main; from indexer.state.store import Store; "
+            "from indexer.sync.pipeline import Pipeline; from indexer.sync.jobs import JobRunner")
+
+
+def import_cost() -> float:
+    """CPU-s a new process spends importing what a sync loads before its work starts (this
+    process imported it before its clock started): measured in a fresh interpreter."""
+    code = f"import time; t = time.process_time(); {_IMPORTS}; print(time.process_time() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip())
 
 
 def edit(corpus: Path, share: float) -> int:

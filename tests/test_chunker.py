@@ -487,6 +487,10 @@ def test_a_section_of_one_block_is_cut_as_the_packer_cuts_it(
                                        (("H",), [("body", "prose")])]),
     ("para\n    ```\nnot a fence\n", [((), [("para\n    ```\nnot a fence", "prose")])]),
     ("#tag\n####### seven\n***\nx", [((), [("#tag\n####### seven", "prose"), ("x", "prose")])]),
+    ("# H\n\n \t\n\npara\n```\ncode\n```\n\n  \n\n# G\n\n",
+     [(("H",), [("para", "prose"), ("```\ncode\n```", "lines")])]),
+    ("```\ncode\n```\n\n\nafter\n# H\n\n",
+     [((), [("```\ncode\n```", "lines"), ("after", "prose")])]),
 ])
 def test_markdown_reader_finds_headings_fences_and_rules(
     text: str, expected: list[tuple[tuple[str, ...], list[tuple[str, str]]]]

@@ -98,3 +98,41 @@ def test_upkeep_bounds_its_reads_and_leaves_the_environment_as_it_was(
                         for s in seen)
     assert {name: os.environ.get(name) for name in BOUNDED_READS} == {
         **dict.fromkeys(BOUNDED_READS), "LANCE_DEFAULT_BATCH_SIZE": "4096"}
+
+
+def test_a_first_sync_indexes_every_vector_once_with_bounded_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first publication builds the vector index before it writes the passages (a
+    sync then holds less when it builds it): the index still covers every row after the
+    sync, it is built once, with Lance's reads bounded, and the next sync keeps it whole."""
+    import lance
+
+    from indexer.state.store.heap import BOUNDED_READS
+
+    for name in BOUNDED_READS:
+        monkeypatch.delenv(name, raising=False)
+    builds: list[tuple[str, bool]] = []
+    build = lance.LanceDataset.create_index
+
+    def watched(self: lance.LanceDataset, column: str, *args: object, **kwargs: object
+                ) -> object:
+        builds.append((column, all(os.environ.get(n) == v for n, v in BOUNDED_READS.items())))
+        return build(self, column, *args, **kwargs)
+
+    monkeypatch.setattr(lance.LanceDataset, "create_index", watched)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(60):
+        (folder / f"doc{i:02d}.txt").write_text(f"Fact {i}: comets have icy tails, note {i}.\n")
+    configure(tmp_path / "idx", vector_index_rows=50)
+    with Index(tmp_path / "idx") as index:
+        index.sync([folder])
+        assert [b for b in builds if b[0] == "vector"] == [("vector", True)]
+        (folder / "doc07.txt").write_text("Fact 7: penguins live in Antarctica.\n")
+        index.sync([folder])
+        hits = index.search("which birds live near the south pole?", k=1)
+    assert [b for b in builds if b[0] == "vector"] == [("vector", True)]
+    stats = open_store(tmp_path / "idx")._table.stats.index_stats("vector_idx")
+    assert stats["num_unindexed_rows"] == 0
+    assert stats["num_indexed_rows"] == 60
+    assert "penguins" in hits[0].text

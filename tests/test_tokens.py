@@ -253,6 +253,14 @@ def test_each_backend_counts_odd_text_as_tiktoken(backend: str, text: str) -> No
     assert tokens.tally(text) == tokens.count(text)
 
 
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=tally_text.map(lambda text: text.encode("utf-8", "replace").decode("utf-8")))
+def test_each_backends_own_function_counts_what_tiktoken_encodes(backend: str, text: str) -> None:
+    """What the chunker calls in its loops, on text without lone surrogates."""
+    assert tokens.counter()(text) == len(tokens.encode(text))
+
+
 def test_the_canary_count_is_tiktokens() -> None:
     assert tokens.count(tokens._CANARY) == tokens.CANARY_TOKENS
 

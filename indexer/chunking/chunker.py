@@ -36,28 +36,27 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
     chunks: list[Chunk] = []
     outline = Outline()
     title = clean_heading(doc.title)
-    limit = settings.limit
+    most = settings.limit // 4 if settings.context else -1  # tokens a breadcrumb may take
     for segment in doc.segments:
         text = clean_text(segment.text)
         outline.start_segment(tuple(filter(None, map(clean_heading, segment.heading_path))))
-        lines = _LineCounter(text, segment.line_start, segment.lines)
+        page, mapped = segment.page, segment.lines
+        base = segment.line_start
+        line = offset = 0  # the 0-based line of the text at offset
         for section in sections(text, segment.format, outline):
-            context, head = (_context(title, section.heading_path, limit // 4)
-                             if settings.context else ("", 0))
+            path = section.heading_path
+            context, head = _context(title, path, most) if most >= 0 else ("", 0)
             for start, end, count in pack(text, section, head, settings):
-                first, last = lines.span(start, end)
-                chunks.append(
-                    Chunk(
-                        ordinal=len(chunks),
-                        text=text[start:end],
-                        context=context,
-                        tokens=count,
-                        heading_path=section.heading_path,
-                        page=segment.page,
-                        line_start=first,
-                        line_end=last,
-                    )
-                )
+                line += text.count("\n", offset, start)
+                first = line
+                line += text.count("\n", start, end - 1)
+                offset = end - 1
+                if line < len(mapped):  # source lines of each text line
+                    found = mapped[first][0], max(mapped[first][0], mapped[line][1])
+                else:
+                    found = base + first, base + line
+                chunks.append(Chunk(len(chunks), text[start:end], context, count, path, page,
+                                    *found))
     if not chunks and any(s.format != "text" for s in doc.segments):
         # Only headings, no body: index the headings themselves as plain text, so the
         # document is still findable.
@@ -129,9 +128,9 @@ def _context(title: str, heading_path: tuple[str, ...], max_tokens: int) -> tupl
     additively before each separator, as a part neither starts nor ends with whitespace
     (see :func:`tokens.symbol_tail`) and the separator's symbol is a pre-token of its own.
     """
-    parts = [title, *heading_path] if title else list(heading_path)
+    parts = (title, *heading_path) if title else heading_path
     if len(parts) > 1 and parts[0].casefold() == parts[1].casefold():
-        parts.pop(0)
+        parts = parts[1:]
     if not parts:
         return "", 0
     context = SEPARATOR.join(parts)
@@ -139,12 +138,30 @@ def _context(title: str, heading_path: tuple[str, ...], max_tokens: int) -> tupl
             or tokens.tally(context) <= max_tokens):  # a token holds at least one byte
         if len(parts) == 1:
             return context, count_short(context + "\n\n")
-        head = count_short(parts[0]) + count_short(SEPARATOR + parts[-1] + "\n\n")
-        for part in parts[1:-1]:
-            head += count_short(SEPARATOR + part)
-        return context, head
-    context = _shortened(parts, max_tokens)
+        leading = _LEADING.get(parts[:-1])
+        if leading is None:
+            leading = _leading(parts[:-1])
+        return context, leading + tokens.tally(SEPARATOR + parts[-1] + "\n\n")
+    context = _shortened(list(parts), max_tokens)
     return context, context_tokens(context)
+
+
+def _leading(parts: tuple[str, ...]) -> int:
+    """Tokens of the breadcrumb ``parts`` when another part follows it (memoised, and
+    found from the breadcrumb one part shorter: sections come in document order)."""
+    size = _LEADING.get(parts)
+    if size is None:
+        if len(parts) == 1:
+            size = count_short(parts[0])
+        else:
+            size = _leading(parts[:-1]) + count_short(SEPARATOR + parts[-1])
+        if len(_LEADING) >= 1 << 14:
+            _LEADING.clear()
+        _LEADING[parts] = size
+    return size
+
+
+_LEADING: dict[tuple[str, ...], int] = {}
 
 
 def _shortened(parts: list[str], max_tokens: int) -> str:
@@ -169,29 +186,3 @@ def _within(line: int | None, chunk: Chunk) -> int | None:
     if line is None or chunk.line_start is None or chunk.line_end is None:
         return line
     return min(max(line, chunk.line_start), chunk.line_end)
-
-
-class _LineCounter:
-    """Turns offsets into 1-based source lines, for spans visited in order; ``lines``
-    maps each line of the text to the source lines it came from (see
-    :class:`~indexer.records.Segment`)."""
-
-    def __init__(self, text: str, first_line: int,
-                 lines: tuple[tuple[int, int], ...] = ()) -> None:
-        self.text = text
-        self.offset = 0
-        self.index = 0
-        self.first_line = first_line
-        self.lines = lines
-
-    def at(self, offset: int) -> int:
-        """The 0-based line of the text at ``offset``."""
-        self.index += self.text.count("\n", self.offset, offset)
-        self.offset = offset
-        return self.index
-
-    def span(self, start: int, end: int) -> tuple[int, int]:
-        first, last = self.at(start), self.at(end - 1)
-        if last < len(self.lines):
-            return self.lines[first][0], max(self.lines[first][0], self.lines[last][1])
-        return self.first_line + first, self.first_line + last

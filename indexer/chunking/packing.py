@@ -31,6 +31,8 @@ _CODE_LEVELS: tuple[_Level, ...] = (
 )
 _PROSE_LEVELS: tuple[_Level, ...] = (("sentence", False), *_CODE_LEVELS)
 _LONG_RUN = 8  # budgets' worth of units without an anchor (repetitive text) closes a run
+_SHORT = 64  # characters up to which a counted text is memoised (gaps, tails, words)
+_MEMO = 1 << 14  # memoised counts kept at most, then forgotten at once
 
 SEPARATOR = " › "
 """What joins the parts of a heading breadcrumb."""
@@ -51,12 +53,12 @@ def pack(text: str, section: Section, head: int, settings: ChunkerSettings) -> l
     once, without building the units a :class:`Packer` needs to place cuts.
     """
     if len(section.blocks) == 1:
-        block = section.blocks[0]
+        start, end = section.blocks[0][:2]
         budget = settings.limit - head
-        if block.end - block.start <= budget * _SURELY_LARGE:
-            size = tokens.tally(text[block.start : block.end])
+        if end - start <= budget * _SURELY_LARGE:
+            size = tokens.counter()(text[start:end])
             if size <= budget:
-                return [(block.start, block.end, head + size)]
+                return [(start, end, head + size)]
     return Packer(text, section, head, settings).cuts()
 
 
@@ -86,20 +88,27 @@ class Packer:
         self.tails: list[str | None] = []
         self.boundary: list[bool] = []
         self.strengths: list[float] = []  # see _strength; -1.0 until computed
-        for block in section.blocks:
-            levels = _CODE_LEVELS if block.kind == LINES else _PROSE_LEVELS
-            self._add(block.start, block.end, levels, block.boundary)
-        self.final = [body + count_short(tail) if tail else body
-                      for body, tail in zip(self.bodies, self.tails, strict=True)]
-        self.prefix = [0]  # prefix sums of inner
-        self.unsafe = [0]  # prefix counts of joins whose sum is not exact
+        self.count = tokens.counter()
+        for start, end, kind, boundary in section.blocks:
+            self._add(start, end, _CODE_LEVELS if kind == LINES else _PROSE_LEVELS, boundary)
+        short = _short
+        bodies, tails, starts, ends = self.bodies, self.tails, self.starts, self.ends
+        self.final = [body + short[tail] if tail else body
+                      for body, tail in zip(bodies, tails, strict=True)]
+        self.prefix = prefix = [0]  # prefix sums of inner
+        self.unsafe = unsafe = [0]  # prefix counts of joins whose sum is not exact
         inner_sum = unsafe_sum = 0
-        for i in range(len(self.starts) - 1):
-            inner, safe = self._join(i)
-            inner_sum += inner
-            unsafe_sum += not safe
-            self.prefix.append(inner_sum)
-            self.unsafe.append(unsafe_sum)
+        for i in range(len(starts) - 1):
+            tail = tails[i]
+            gap = text[ends[i] : starts[i + 1]]
+            if tail is not None and gap and not gap.strip("\n"):  # newlines only: safe
+                inner_sum += bodies[i] + short[tail + gap]
+            else:
+                inner, safe = self._join(i)
+                inner_sum += inner
+                unsafe_sum += not safe
+            prefix.append(inner_sum)
+            unsafe.append(unsafe_sum)
 
     def _add(self, start: int, end: int, levels: tuple[_Level, ...], boundary: bool) -> None:
         """Add ``text[start:end]`` as one unit, or as smaller ones if it is over the budget."""
@@ -117,9 +126,9 @@ class Packer:
                 start += len(piece)
             return
         cut = tokens.symbol_tail(unit)
-        body = tokens.tally(unit if cut is None else unit[:cut])
+        body = self.count(unit if cut is None else unit[:cut])
         tail = None if cut is None else unit[cut:]
-        if body + (count_short(tail) if tail else 0) <= self.budget:
+        if body + (_short[tail] if tail else 0) <= self.budget:
             self._append(start, end, body, tail, boundary)
         elif not self._split(start, end, levels, boundary):
             self._add(start, end, (), boundary)
@@ -148,7 +157,7 @@ class Packer:
         start, end = self.starts[first], self.ends[last]
         unit = self.text[start:end]
         if not exact:
-            total = tokens.tally(unit)
+            total = self.count(unit)
             if total > self.budget:
                 return
         boundary = self.boundary[first]
@@ -161,7 +170,7 @@ class Packer:
         unit = self.text[start:end]
         cut = tokens.symbol_tail(unit)
         tail = None if cut is None else unit[cut:]
-        self._append(start, end, size - (count_short(tail) if tail else 0), tail, boundary)
+        self._append(start, end, size - (_short[tail] if tail else 0), tail, boundary)
 
     def _append(self, start: int, end: int, body: int, tail: str | None, boundary: bool) -> None:
         self.starts.append(start)
@@ -173,7 +182,7 @@ class Packer:
     def _final(self, i: int) -> int:
         """Tokens of unit ``i`` alone (exact)."""
         tail = self.tails[i]
-        return self.bodies[i] + (count_short(tail) if tail else 0)
+        return self.bodies[i] + (_short[tail] if tail else 0)
 
     def _join(self, i: int) -> tuple[int, bool]:
         """Tokens of unit ``i`` and the gap after it, when unit ``i + 1`` follows; exact?
@@ -182,7 +191,7 @@ class Packer:
         newline, then the next unit's indentation or leading space, which the tokenizer
         reads with that unit's first word.
         """
-        text, count = self.text, count_short
+        text, count = self.text, _short.__getitem__
         tail = self.tails[i]
         gap = text[self.ends[i] : self.starts[i + 1]]
         if tail is None or not gap:
@@ -197,7 +206,7 @@ class Packer:
         word = _head(text, start, self.ends[i + 1], self.tails[i + 1])
         if word is None:
             return inner + count(lead), False
-        return inner + count_short(lead + word) - count_short(word), True
+        return inner + count(lead + word) - count(word), True
 
     def estimate(self, first: int, last: int) -> int:
         """Tokens of units ``first..last`` joined as in the text (exact if the joins are safe)."""
@@ -207,12 +216,14 @@ class Packer:
         """``(start, end, tokens of embed_text)`` of each chunk, in order."""
         out: list[_Cut] = []
         self.strengths = [-1.0] * len(self.starts)
+        prefix, final, min_run = self.prefix, self.final, self.min_run
+        longest = self.budget * _LONG_RUN
         first = 0
-        for i in range(len(self.starts)):
-            last_unit = i == len(self.starts) - 1
-            run = self.estimate(first, i)
-            anchor = run >= self.min_run and self._strength(i) < 1.0
-            if last_unit or anchor or run > self.budget * _LONG_RUN:
+        last = len(self.starts) - 1
+        for i in range(last + 1):
+            run = prefix[i] - prefix[first] + final[i]  # self.estimate(first, i)
+            if (i == last or (run >= min_run and self._strength(i) < 1.0)
+                    or run > longest):
                 self._fit(first, i, out)
                 first = i + 1
         return out
@@ -239,7 +250,7 @@ class Packer:
         if estimate <= self.budget or first == last:
             exact = self.unsafe[last] == self.unsafe[first]
             start, end = self.starts[first], self.ends[last]
-            total = self.head + (estimate if exact else tokens.tally(self.text[start:end]))
+            total = self.head + (estimate if exact else self.count(self.text[start:end]))
             if total <= self.limit:
                 out.append((start, end, total))
                 return
@@ -293,9 +304,20 @@ def _head(text: str, start: int, end: int, tail: str | None) -> str | None:
 
 def count_short(text: str) -> int:
     """Tokens of ``text``, memoised when it is short enough to recur (gaps, tails)."""
-    return _count_short(text) if len(text) <= 64 else tokens.tally(text)
+    return _short[text]
 
 
-@functools.lru_cache(maxsize=1 << 14)
-def _count_short(text: str) -> int:
-    return tokens.tally(text)
+class _Memo(dict[str, int]):
+    """Counts of texts, computed on first use; kept for short texts only, at most
+    ``_MEMO`` of them (a hit costs one dict lookup, no Python call)."""
+
+    def __missing__(self, text: str) -> int:
+        size = tokens.tally(text)
+        if len(text) <= _SHORT:
+            if len(self) >= _MEMO:
+                self.clear()
+            self[text] = size
+        return size
+
+
+_short = _Memo()

@@ -30,6 +30,7 @@ _EVENT = (  # a Markdown line that is not simply part of a paragraph; the rest a
     rf"(?P<blank>[{_SPACE}]*$(?:\n[{_SPACE}]*$)*)"  # with the blank lines after it
     r"|(?P<fence> {0,3}(?P<run>`{3,}+(?=[^`\n]*$)|~{3,}+)).*"
     r"|(?P<atx> {0,3}(?P<hashes>#{1,6})(?:[ \t]+(?P<title>.*?))?(?:[ \t]+#+)?[ \t]*$)"
+    rf"(?:\n[{_SPACE}]*$)*"  # and the blank lines after it, which close nothing
     r"|(?P<setext> {0,3}(?:=+|-+)[ \t]*$)"  # also a rule if it is of "-"
     r"|(?P<rule> {0,3}(?P<mark>[-*_])[ \t]*(?:(?P=mark)[ \t]*){2,}$)"
 )
@@ -234,9 +235,8 @@ class _Reader:
             return end + 1
         found = _closer(opener).search(text, end)
         if found:
-            self.blocks.append(Block(start, found.end(), LINES))
-            after = text.find("\n", found.end())
-            return len(text) + 1 if after < 0 else after + 1
+            self.blocks.append(Block(start, found.end(1), LINES))
+            return found.end() + 1
         last = text.rfind("\n") + 1
         self.blocks.append(Block(start, last + len(text[last:].rstrip(WHITESPACE)), LINES))
         return len(text) + 1
@@ -326,9 +326,11 @@ class _Reader:
 
 @functools.lru_cache(maxsize=64)
 def _closer(opener: str) -> re.Pattern[str]:
-    """The newline before the line that closes a code fence opened with ``opener``; the
-    match ends after the fence characters."""
-    return re.compile(rf"\n {{0,3}}{re.escape(opener[0])}{{{len(opener)},}}(?=[ \t]*$)", re.M)
+    """The newline before the line that closes a code fence opened with ``opener``, to
+    the end of that line and of the blank lines after it; group 1 ends after the fence
+    characters."""
+    return re.compile(rf"(\n {{0,3}}{re.escape(opener[0])}{{{len(opener)},}})(?=[ \t]*$)"
+                      rf"[ \t]*(?:\n[{_SPACE}]*$)*", re.M)
 
 
 def _paragraph_end(text: str, first: int, line: int) -> int:

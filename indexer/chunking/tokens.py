@@ -77,8 +77,16 @@ def tally(text: str) -> int:
     return _tally()(text)
 
 
+def counter() -> Callable[[str], int]:
+    """:func:`tally` as the backend's own function, to call in a loop, for text without
+    lone surrogates (as :func:`~indexer.chunking.chunker.clean_text` leaves it)."""
+    fast = _tally()
+    return _raw.get(fast, fast)
+
+
 _wanted: list[str] = []  # the backend :func:`use` asked for, if any
 _chosen: list[str] = []  # the backend _tally() picked
+_raw: dict[Callable[[str], int], Callable[[str], int]] = {}  # a counter's unwrapped function
 
 
 def use(name: str | None) -> None:
@@ -127,6 +135,7 @@ def _rs_bpe() -> Callable[[str], int] | None:
         except UnicodeEncodeError:  # lone surrogates: tiktoken replaces them first
             return count(text)
 
+    _raw[counter] = rust
     return counter
 
 

@@ -296,8 +296,9 @@ class Store:
         ``count`` at least half the table) with ``rows_for`` (the rows of some keys as the
         ledger has them, called with ``group`` keys at a time): every column but the key
         and the vector of every row is written again, fragment by fragment, and the
-        vectors are neither read nor written (see :meth:`_fill`). A row that did not
-        change is written as it was: only its cost is spent in vain, and asking the
+        vectors are neither read nor written (see :meth:`_fill`); the vector index (past
+        the size threshold) is built first, while the process holds least. A row that did
+        not change is written as it was: only its cost is spent in vain, and asking the
         ledger which rows changed cost more than writing them.
         """
         release_freed()  # what collecting the vectors freed
@@ -312,6 +313,9 @@ class Store:
         total = self._table.count_rows()
         if (rows_for is not None and count is not None and count * 2 >= total
                 and not self._table.count_rows("n_places > 0")):
+            # _fill keeps every row's address, so an index built now stays valid; built
+            # in optimize instead, it added its +270 MB (570k rows) to what publishing holds
+            self._index_vectors(total)
             self._fill(rows_for, group)
             return
         if count is None or count * 2 < total:
@@ -508,8 +512,9 @@ class Store:
         """Keep the table fast after writes: compact small fragments, fold new rows into the
         indices, prune versions older than the retention, and add the full-text index, the
         bitmap index on ``n_places`` and (past the size threshold) the vector index when
-        missing. Its scans are bounded (:func:`bounded_reads`): building the vector index
-        reads every vector, and held them all at once otherwise."""
+        missing (a first publication has built it already, see :meth:`set_places`). Its
+        scans are bounded (:func:`bounded_reads`): building the vector index reads every
+        vector, and held them all at once otherwise."""
         with bounded_reads():
             self._optimize()
         self._table.checkout_latest()
@@ -524,9 +529,8 @@ class Store:
             if name not in names and rows > 0:
                 build_index(self._table, name, self.dimensions)
                 release_freed()  # each build starts from the table, not the last one's peak
-        if "vector_idx" not in names and rows >= self.health.vector_index_rows:
-            build_index(self._table, "vector_idx", self.dimensions)
-            release_freed()
+        if "vector_idx" not in names:
+            self._index_vectors(rows)
         dataset = self._table
         # Only fragments smaller than _FRAGMENT_ROWS are merged (one job's rows are not
         # rewritten with another's); a fragment a tenth deleted is rewritten without them.
@@ -537,6 +541,15 @@ class Store:
             warnings.simplefilter("ignore", UserWarning)
             # delete_unverified is safe: the index's writer lock excludes other writers
             dataset.cleanup_old_versions(older_than=self._retention(), delete_unverified=True)
+
+    def _index_vectors(self, rows: int) -> None:
+        """Build the vector index if the table has none and holds ``rows`` (its row count)
+        of at least ``vector_index_rows``, with bounded reads, and release what it freed."""
+        if rows < self.health.vector_index_rows or "vector_idx" in index_names(self._table):
+            return
+        with bounded_reads():
+            build_index(self._table, "vector_idx", self.dimensions)
+        release_freed()
 
     def _retention(self) -> timedelta:
         """Keep versions younger than the retention, but never more than ``max_versions``."""
