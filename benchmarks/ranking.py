@@ -25,13 +25,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lancedb.index import FTS
-
 from indexer import Index
 from indexer.records import SearchHit
 from indexer.search import metrics
 from indexer.search.fusion import Fusion, fuse
 from indexer.search.searcher import by_document
+from indexer.state.store.table import IndexSpec, text_index
 
 sys.path.insert(0, str(Path(__file__).parent / "ranking"))
 import corpus
@@ -130,8 +129,8 @@ def main() -> None:
     print(row("vector", {s: measure(j, lambda t: near[t]) for s, j in sets.items()}))
     keyword: dict[str, dict[str, list[SearchHit]]] = {}
     for name, settings in TOKENIZERS.items():
-        store._table.create_index("text", config=FTS(**settings), name="text_idx",
-                                  replace=True)
+        IndexSpec("INVERTED", {**text_index().params, **settings}).build(
+            store._table, "text", "text_idx")
         keyword[name] = {t: store.matching(t, args.pool, condition) for t in texts}
         print(row(f"keyword, {name}", {s: measure(j, keyword[name].__getitem__)
                                         for s, j in sets.items()}))

@@ -14,7 +14,7 @@ import argparse
 import sqlite3
 from pathlib import Path
 
-import lancedb
+import lance
 
 
 def size(path: Path) -> int:
@@ -27,27 +27,27 @@ def mb(n: float) -> str:
 
 
 def store(folder: Path) -> None:
-    table = lancedb.connect(str(folder)).open_table("chunks")
-    versions = table.list_versions()
+    table = lance.dataset(str(folder / "chunks.lance"))
+    versions = table.versions()
     latest = versions[-1]["metadata"]
     rows = int(latest.get("total_rows", table.count_rows()))
     dims = table.schema.field("vector").type.list_size
     data = int(latest.get("total_files_size", 0))
-    lance = folder / "chunks.lance"
-    print(f"store {mb(size(lance))}  ({rows:,} rows, {len(versions)} versions kept, "
+    files = folder / "chunks.lance"
+    print(f"store {mb(size(files))}  ({rows:,} rows, {len(versions)} versions kept, "
           f"{latest.get('total_fragments')} fragments, {latest.get('total_data_files')} "
           "data files)")
     print(f"  live data files            {mb(data)}")
     print(f"    vectors (float32)        {mb(rows * dims * 4)}")
     print(f"    everything else          {mb(data - rows * dims * 4)}")
     indexed = 0
-    for index in table.list_indices():
-        indexed += index.size_bytes or 0
-        print(f"  index {index.name:<20} {mb(index.size_bytes or 0)}")
-    other = size(lance / "data") + size(lance / "_deletions") - data
+    for index in table.describe_indices():
+        indexed += index.total_size_bytes or 0
+        print(f"  index {index.name:<20} {mb(index.total_size_bytes or 0)}")
+    other = size(files / "data") + size(files / "_deletions") - data
     print(f"  superseded data files      {mb(max(other, 0))}")
-    print(f"  superseded index files     {mb(max(size(lance / '_indices') - indexed, 0))}")
-    logs = size(lance / "_versions") + size(lance / "_transactions")
+    print(f"  superseded index files     {mb(max(size(files / '_indices') - indexed, 0))}")
+    logs = size(files / "_versions") + size(files / "_transactions")
     print(f"  manifests and transactions {mb(logs)}")
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lancedb
+import lance
 
 from emulator.fixture import Emulator
 from indexer import Index, SyncReport
@@ -32,8 +32,7 @@ def open_index(path: Path, emu: Emulator, **config: Any) -> Index:
 def store_rows(index_dir: Path) -> dict[str, tuple[object, ...]]:
     """Every store row by key: rounded vector, text, place URIs, place count."""
     generation = Layout(index_dir).current
-    table = lancedb.connect(str(generation / "lancedb")).open_table("chunks")
-    rows = table.to_arrow().to_pylist()
+    rows = lance.dataset(str(generation / "lancedb" / "chunks.lance")).to_table().to_pylist()
     return {r["custom_id"]: (tuple(round(x, 5) for x in r["vector"]), r["text"],
                              tuple(p["uri"] for p in r["places"]), r["n_places"])
             for r in rows}
@@ -42,8 +41,8 @@ def store_rows(index_dir: Path) -> dict[str, tuple[object, ...]]:
 def store_keys(index_dir: Path) -> list[str]:
     """The key of every store row, a key held by two rows twice."""
     generation = Layout(index_dir).current
-    table = lancedb.connect(str(generation / "lancedb")).open_table("chunks")
-    return table.to_arrow().column("custom_id").to_pylist()
+    table = lance.dataset(str(generation / "lancedb" / "chunks.lance"))
+    return table.to_table(columns=["custom_id"]).column("custom_id").to_pylist()
 
 
 def sync_until_done(index: Index, rounds: int = 6) -> SyncReport:

@@ -39,9 +39,9 @@ def test_doctor_finds_and_repairs_damage(docs: Path, tmp_path: Path) -> None:
     victim, duplicate = rows[0][0], rows[1][0]
     store.delete([victim])                                   # a lost vector
     table = store._table
-    table.add(table.search().where(f"custom_id = '{duplicate}'").limit(1).to_arrow())
-    orphan = table.search().where(f"custom_id = '{rows[2][0]}'").limit(1).to_arrow()
-    table.add(orphan.set_column(0, "custom_id", [["orphan-key"]]))
+    table.insert(table.to_table(filter=f"custom_id = '{duplicate}'", limit=1))
+    orphan = table.to_table(filter=f"custom_id = '{rows[2][0]}'", limit=1)
+    table.insert(orphan.set_column(0, "custom_id", [["orphan-key"]]))
 
     code, found = doctor(index_dir)
     checks = {f["check"]: f["count"] for f in found["findings"]}

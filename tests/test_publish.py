@@ -5,11 +5,10 @@ from __future__ import annotations
 import importlib
 import threading
 from collections import defaultdict
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import lancedb
+import lance
 import numpy as np
 import pytest
 
@@ -35,8 +34,8 @@ def note(i: int, rewritten: bool = False) -> str:
 
 def published(table: Any) -> dict[str, frozenset[str]]:
     """One snapshot of what search can return: each document's keys."""
-    rows = (table.search().where("n_places > 0").select(["custom_id", "places"])
-            .limit(None).to_arrow().to_pylist())
+    table.checkout_latest()
+    rows = table.to_table(columns=["custom_id", "places"], filter="n_places > 0").to_pylist()
     view: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         for place in row["places"]:
@@ -53,8 +52,7 @@ def test_a_reader_never_sees_a_half_published_document(tmp_path: Path, emu: Emul
     with open_index(index_dir, emu, dimensions=64) as index:
         first = index.sync([folder], wait=True)
     assert first.complete and first.embedded == NOTES * PARTS, first
-    table = lancedb.connect(str(Layout(index_dir).current / "lancedb"),
-                            read_consistency_interval=timedelta(0)).open_table("chunks")
+    table = lance.dataset(str(Layout(index_dir).current / "lancedb" / "chunks.lance"))
     old = published(table)
     uris = [path.resolve().as_posix() for path in files]
     assert sorted(old) == uris and all(len(keys) == PARTS for keys in old.values())
@@ -108,8 +106,8 @@ def passages(index: Index) -> set[str]:
 
 
 def table_rows(index_dir: Path) -> list[dict[str, Any]]:
-    table = lancedb.connect(str(Layout(index_dir).current / "lancedb")).open_table("chunks")
-    return table.search().select(["custom_id", "n_places"]).limit(None).to_arrow().to_pylist()
+    table = lance.dataset(str(Layout(index_dir).current / "lancedb" / "chunks.lance"))
+    return table.to_table(columns=["custom_id", "n_places"]).to_pylist()
 
 
 @pytest.mark.parametrize("where", ["indexer.state.store.Store.set_places",
@@ -165,9 +163,9 @@ def test_publishing_a_few_rows_leaves_the_rest_of_the_table_indexed(tmp_path: Pa
     changed = [StoreRow(f"k{i}", f"passage number {i}", "", (Place("/d/moved"),))
                for i in range(5)]
     store.set_places([changed])
-    table = lancedb.connect(str(tmp_path / "lancedb")).open_table("chunks")
-    assert table.index_stats("text_idx").num_unindexed_rows <= len(changed)
-    vectors = {r["custom_id"]: r["vector"] for r in table.to_arrow().to_pylist()}
+    table = lance.dataset(str(tmp_path / "lancedb" / "chunks.lance"))
+    assert table.stats.index_stats("text_idx")["num_unindexed_rows"] <= len(changed)
+    vectors = {r["custom_id"]: r["vector"] for r in table.to_table().to_pylist()}
     assert all(np.allclose(vectors[r.custom_id], r.vector) for r in rows)  # vectors kept
     hits = store.search(np.asarray(rows[2].vector), 1)
     assert hits[0].custom_id == "k2" and hits[0].places == (Place("/d/moved"),)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import lancedb
+import lance
 import pytest
 
 from emulator.fixture import Emulator
@@ -261,7 +261,7 @@ def test_an_index_made_before_identities_were_kept_is_rebuilt_too(
 
 
 def table(index_dir: Path) -> Any:
-    return lancedb.connect(str(generation(index_dir) / "lancedb")).open_table("chunks")
+    return lance.dataset(str(generation(index_dir) / "lancedb" / "chunks.lance"))
 
 
 def drop_table(index_dir: Path) -> None:
@@ -275,7 +275,7 @@ def data_files(index_dir: Path, vectors: bool) -> list[Path]:
         status = index.status()
     Store(generation(index_dir) / "lancedb", status.model, status.dimensions,
           replace(StoreHealth.from_config(Config()), retention_seconds=0)).optimize()
-    dataset = table(index_dir).to_lance()
+    dataset = table(index_dir)
     vector = dataset.lance_schema.field("vector").id()
     data = generation(index_dir) / "lancedb" / "chunks.lance" / "data"
     return [data / f.path for fragment in dataset.get_fragments()
@@ -295,8 +295,9 @@ def delete_passage_file(index_dir: Path) -> None:
 
 def delete_index_files(index_dir: Path) -> None:
     files = generation(index_dir) / "lancedb" / "chunks.lance" / "_indices"
-    for index in table(index_dir).list_indices():
-        shutil.rmtree(files / index.index_uuid)
+    for index in table(index_dir).describe_indices():
+        for segment in index.segments:
+            shutil.rmtree(files / str(segment.uuid))
 
 
 def drop_text(index_dir: Path) -> None:

@@ -244,8 +244,7 @@ def test_the_vector_index_finds_the_exact_nearest_passages(tmp_path: Path) -> No
     """Past ``vector_index_rows`` an approximate index answers; its top 10 must still be
     (nearly) the exact top 10 of the published rows, on an index built now and on one of
     1-bit codes as earlier releases built it (refined more)."""
-    import lancedb
-    from lancedb.index import IvfRq
+    import lance
 
     rng = np.random.default_rng(7)
     basis = rng.standard_normal((64, 48))
@@ -269,9 +268,8 @@ def test_the_vector_index_finds_the_exact_nearest_passages(tmp_path: Path) -> No
 
     assert "vector_idx" in store.stats().indices
     assert recall() >= 0.95
-    lancedb.connect(str(tmp_path / "lancedb")).open_table("chunks").create_index(
-        "vector", config=IvfRq(distance_type="cosine", num_bits=1), name="vector_idx",
-        replace=True)
+    lance.dataset(str(tmp_path / "lancedb" / "chunks.lance")).create_index(
+        "vector", "IVF_RQ", name="vector_idx", replace=True, metric="cosine", num_bits=1)
     assert recall() >= 0.95
 
 

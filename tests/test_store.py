@@ -102,7 +102,7 @@ def test_a_large_publication_writes_places_beside_the_vectors_in_one_commit(
     store.put_vectors([(["a", "b", "c"], np.stack([vectors[k] for k in "abc"]))], fresh=True)
     store.put_vectors([(["d"], vectors["d"][None, :])], fresh=True)
     store.optimize()  # the text and n_places indices exist, over unpublished rows
-    vector_files = {f.path for frag in store._table.to_lance().get_fragments()
+    vector_files = {f.path for frag in store._table.get_fragments()
                     for f in frag.metadata.files if 1 in f.fields}
     words = {"a": "apple", "b": "banana", "d": "durian"}
     published = {k: StoreRow(k, f"{w} passage", "ctx", (Place(f"/{k}.md", "H", None, 1, 2),))
@@ -123,7 +123,7 @@ def test_a_large_publication_writes_places_beside_the_vectors_in_one_commit(
         assert (hits[0].custom_id, hits[0].places) == (key, published[key].places) \
             if key != "c" else hits[0].custom_id != "c"
     assert [h.custom_id for h in store.matching("durian", 3, store.condition())] == ["d"]
-    assert vector_files <= {f.path for frag in store._table.to_lance().get_fragments()
+    assert vector_files <= {f.path for frag in store._table.get_fragments()
                             for f in frag.metadata.files}  # the vectors were not rewritten
     store.optimize()
     assert [h.custom_id for h in store.matching("banana", 3, store.condition())] == ["b"]
@@ -154,7 +154,7 @@ def hidden_row_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
         index.sync([folder])
         status = index.status()
     store = Store(Layout(root / "idx").current / "lancedb", status.model, status.dimensions)
-    (published,) = [r for r in store._table.to_arrow().to_pylist() if "gate" in r["text"]]
+    (published,) = [r for r in store._table.to_table().to_pylist() if "gate" in r["text"]]
     store.put([StoreRow("hidden-key", "UNPUBLISHED draft text", "", (),
                         np.asarray(published["vector"], dtype=np.float32))])
     assert store.count() == 2 and {"hidden-key"} <= store.keys()

@@ -87,9 +87,9 @@ def test_upkeep_bounds_its_reads_and_leaves_the_environment_as_it_was(
     store.health = dataclasses.replace(store.health, vector_index_rows=100)
     build = store._table.create_index
 
-    def watched(column: str, **kwargs: object) -> object:
+    def watched(*args: object, **kwargs: object) -> object:
         seen.append({name: os.environ.get(name) for name in BOUNDED_READS})
-        return build(column, **kwargs)
+        return build(*args, **kwargs)
 
     monkeypatch.setattr(store._table, "create_index", watched)
     store.optimize()
@@ -105,20 +105,21 @@ def test_a_first_sync_indexes_every_vector_once_with_bounded_reads(
     """The first publication builds the vector index before it writes the passages (a
     sync then holds less when it builds it): the index still covers every row after the
     sync, it is built once, with Lance's reads bounded, and the next sync keeps it whole."""
-    from lancedb.table import LanceTable
+    import lance
 
     from indexer.state.store.heap import BOUNDED_READS
 
     for name in BOUNDED_READS:
         monkeypatch.delenv(name, raising=False)
     builds: list[tuple[str, bool]] = []
-    build = LanceTable.create_index
+    build = lance.LanceDataset.create_index
 
-    def watched(self: LanceTable, column: str, *args: object, **kwargs: object) -> object:
+    def watched(self: lance.LanceDataset, column: str, *args: object, **kwargs: object
+                ) -> object:
         builds.append((column, all(os.environ.get(n) == v for n, v in BOUNDED_READS.items())))
         return build(self, column, *args, **kwargs)
 
-    monkeypatch.setattr(LanceTable, "create_index", watched)
+    monkeypatch.setattr(lance.LanceDataset, "create_index", watched)
     folder = tmp_path / "many"
     folder.mkdir()
     for i in range(60):
@@ -131,7 +132,7 @@ def test_a_first_sync_indexes_every_vector_once_with_bounded_reads(
         index.sync([folder])
         hits = index.search("which birds live near the south pole?", k=1)
     assert [b for b in builds if b[0] == "vector"] == [("vector", True)]
-    stats = open_store(tmp_path / "idx")._table.index_stats("vector_idx")
-    assert stats is not None and stats.num_unindexed_rows == 0
-    assert stats.num_indexed_rows == 60
+    stats = open_store(tmp_path / "idx")._table.stats.index_stats("vector_idx")
+    assert stats["num_unindexed_rows"] == 0
+    assert stats["num_indexed_rows"] == 60
     assert "penguins" in hits[0].text

@@ -1,7 +1,8 @@
-"""Where a search store lives: a local folder, or a prefix in object storage that LanceDB
-reaches by itself (``s3://``, ``gs://``, ``az://``).
+"""Where a search store lives: a local folder, or a prefix in object storage that Lance
+reaches by itself (``s3://``, ``gs://``, ``az://``), and opening, creating and dropping
+the Lance datasets (tables) kept there.
 
-Credentials are never handled here: LanceDB's object store reads the standard
+Credentials are never handled here: Lance's object store reads the standard
 environment itself (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``AWS_SESSION_TOKEN``, ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL``/
 ``AWS_ENDPOINT_URL_S3``, ``AWS_ALLOW_HTTP``; ``GOOGLE_*`` and ``AZURE_*`` likewise). The
@@ -18,6 +19,7 @@ the model to embed its query with; it needs no ledger and no index folder.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,19 +46,60 @@ def is_remote(location: Location) -> bool:
     return isinstance(location, str) and "://" in location
 
 
-def connect(location: Location, environ: Mapping[str, str] = os.environ) -> Any:
-    """A LanceDB connection to ``location`` (the environment provides credentials)."""
-    import lancedb  # seconds to import: only the writer needs it
+def uri(location: Location, name: str) -> str:
+    """Where the table ``name`` of the store at ``location`` lives (``LOCATION/name.lance``,
+    the layout LanceDB gave it)."""
+    return f"{str(location).rstrip('/')}/{name}.lance"
+
+
+def open_table(location: Location, name: str, version: int | None = None) -> Any:
+    """The Lance dataset ``name`` at ``location``, at its latest version or ``version``
+    (the environment provides credentials); None when there is none. A local folder
+    holding ``name.lance`` has the table even when it cannot be read (then this raises)."""
+    import lance
 
     if not is_remote(location):
-        return lancedb.connect(str(location))
-    return lancedb.connect(str(location), storage_options=storage_options(environ))
+        if not Path(uri(location, name)).is_dir():
+            return None
+        return lance.dataset(uri(location, name), version=version)
+    try:
+        return lance.dataset(uri(location, name), version=version,
+                             storage_options=storage_options())
+    except ValueError as exc:
+        if "was not found" in str(exc):
+            return None
+        raise
+
+
+def create_table(location: Location, name: str, data: Any, schema: pa.Schema,
+                 mode: str = "create") -> Any:
+    """Write ``data`` as the table ``name`` at ``location`` (``mode`` ``"create"``, or
+    ``"overwrite"``: a new version replacing every row) and return it."""
+    import lance
+
+    return lance.write_dataset(data, uri(location, name), schema=schema, mode=mode,
+                               storage_options=_options(location))
+
+
+def drop_table(location: Location, name: str) -> None:
+    """Delete the table ``name`` at ``location`` and every file under it (a local folder
+    is removed whatever it holds; in object storage it must be a readable table)."""
+    import lance
+
+    if not is_remote(location):
+        shutil.rmtree(uri(location, name), ignore_errors=False)
+        return
+    lance.LanceDataset.drop(uri(location, name), storage_options(), ignore_not_found=True)
+
+
+def _options(location: Location) -> dict[str, str]:
+    return storage_options() if is_remote(location) else {}
 
 
 def storage_options(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The options LanceDB does not take from the environment by itself: ``allow_http``
+    """The options Lance does not take from the environment by itself: ``allow_http``
     when the endpoint named there is plain HTTP (an emulator or a private gateway), and
-    the region (LanceDB refuses a bucket name with dots unless it is given)."""
+    the region (Lance refuses a bucket name with dots unless it is given)."""
     options = {}
     endpoint = next((environ[name] for name in _ENDPOINTS if environ.get(name)), "")
     if endpoint.lower().startswith("http://"):
@@ -83,8 +126,9 @@ def point(root: str, generation: str, identity: Mapping[str, str],
     already writes to is refused, unless ``replace`` (a rebuild swapped in)."""
     wanted = {**identity, GENERATION: generation}
     try:
-        db = connect(root)
-        found = _read(db)
+        import lance
+
+        found = _read_pointer(lance, uri(root, POINTER))
         if found == wanted:
             return
         if found and not replace and found.get("index_id") != wanted.get("index_id"):
@@ -94,7 +138,7 @@ def point(root: str, generation: str, identity: Mapping[str, str],
                 "store_uri")
         rows = pa.Table.from_pylist([{"key": k, "value": v} for k, v in sorted(wanted.items())],
                                     schema=_POINTER_SCHEMA)
-        db.create_table(POINTER, rows, mode="overwrite")
+        create_table(root, POINTER, rows, _POINTER_SCHEMA, mode="overwrite")
     except (OSError, ValueError, RuntimeError) as exc:
         raise StateError(f"cannot record the live generation in {root}: "
                          f"{scrub(_first_line(exc))}; check the credentials and endpoint in "
@@ -108,7 +152,7 @@ def pointed(root: str) -> dict[str, str]:
     import lance
 
     try:
-        found = _read_pointer(lance, f"{root.rstrip('/')}/{POINTER}.lance")
+        found = _read_pointer(lance, uri(root, POINTER))
     except (OSError, ValueError, RuntimeError) as exc:
         raise StateError(f"cannot read the search store at {root}: "
                          f"{scrub(_first_line(exc))}; check the URI and the credentials and "
@@ -128,13 +172,6 @@ def _read_pointer(lance: Any, location: str) -> dict[str, str] | None:
             return None
         raise
     return {str(r["key"]): str(r["value"]) for r in dataset.to_table().to_pylist()}
-
-
-def _read(db: Any) -> dict[str, str] | None:
-    if POINTER not in db.list_tables().tables:
-        return None
-    rows = db.open_table(POINTER).to_arrow().to_pylist()
-    return {str(r["key"]): str(r["value"]) for r in rows}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from indexer.errors import StateError
 from indexer.state.damage import Damage, Restoration
-from indexer.state.store.location import Location, connect, is_remote, scrub
+from indexer.state.store.location import Location, drop_table, is_remote, open_table, scrub
 from indexer.state.store.table import (
     _DERIVED,
     _ESSENTIAL,
@@ -24,6 +24,7 @@ from indexer.state.store.table import (
     TABLE,
     _create,
     _short,
+    build_index,
     schema,
 )
 
@@ -35,17 +36,17 @@ def inspect(directory: Location) -> Damage:
     try:
         if not is_remote(directory) and not Path(directory).is_dir():
             return Damage(missing_table=True)
-        db = connect(directory)
-        if TABLE not in db.list_tables().tables:
+        table = open_table(directory, TABLE)
+        if table is None:
             return Damage(missing_table=True)
-        table = db.open_table(TABLE)
         lost, migrations = _schema_changes(table.schema)
         fragments, rowids = _fragments(table)
         indices: tuple[str, ...] = ()
         if not is_remote(directory):
             files = Path(directory) / f"{TABLE}.lance" / "_indices"
-            indices = tuple(i.name for i in table.list_indices()
-                            if i.index_uuid and not (files / i.index_uuid).is_dir())
+            indices = tuple(d.name for d in table.describe_indices()
+                            if not d.name.startswith("__") and d.segments
+                            and not (files / str(d.segments[0].uuid)).is_dir())
     except _LANCE_ERRORS as exc:
         return Damage(unreadable=scrub(_short(exc)))
     broken = _unreadable(table, fragments, rowids)
@@ -56,13 +57,13 @@ def inspect(directory: Location) -> Damage:
 
 def migrate_schema(directory: Location) -> tuple[str, ...]:
     """Make, in place, the schema changes :attr:`Damage.migrations` lists."""
-    return _migrate(connect(directory).open_table(TABLE))
+    return _migrate(open_table(directory, TABLE))
 
 
 def recorded_model(directory: Location) -> tuple[str, int] | None:
     """The model and dimensions the table's schema records, if it can be read."""
     try:
-        meta = connect(directory).open_table(TABLE).schema.metadata or {}
+        meta = open_table(directory, TABLE).schema.metadata or {}
         return meta[b"model"].decode(), int(meta[b"dimensions"])
     except (*_LANCE_ERRORS, KeyError):
         return None
@@ -89,21 +90,20 @@ def _restore(directory: Location, model: str, dimensions: int) -> Restoration:
     damage = inspect(directory)
     if not damage.broken and not damage.migrations:
         return Restoration(damage)
-    db = connect(directory)
     table_schema = schema(model, dimensions)
     if damage.missing_table:
-        _create(db, table_schema)
+        _create(directory, table_schema)
         return Restoration(damage, recreated=True)
     version = None
     if damage.unreadable or set(damage.lost_columns) & set(_ESSENTIAL):
-        version = _last_whole_version(db)
+        version = _last_whole_version(directory)
         if version is None:
-            _discard(db, directory)
-            _create(db, table_schema)
+            _discard(directory)
+            _create(directory, table_schema)
             return Restoration(damage, recreated=True)
-        db.open_table(TABLE).restore(version)
+        open_table(directory, TABLE, version).restore()
     now = inspect(directory)
-    table = db.open_table(TABLE)
+    table = open_table(directory, TABLE)
     dropped, damaged = 0, table.version
     recovered: tuple[str, ...] = ()
     if now.lost_fragments:
@@ -113,8 +113,7 @@ def _restore(directory: Location, model: str, dimensions: int) -> Restoration:
     for name in now.lost_indices:
         table.drop_index(name)
         if name in _INDICES:
-            column, config = _INDICES[name]
-            table.create_index(column, config=config(dimensions), name=name)
+            build_index(table, name, dimensions)
     missing = [f for f in table_schema if f.name not in table.schema.names
                and f.name not in _DERIVED]
     if missing:
@@ -130,9 +129,7 @@ def _restore(directory: Location, model: str, dimensions: int) -> Restoration:
 def drop(location: Location) -> None:
     """Delete the table of a retired generation kept in object storage."""
     try:
-        db = connect(location)
-        if TABLE in db.list_tables().tables:
-            db.drop_table(TABLE)
+        drop_table(location, TABLE)
     except _LANCE_ERRORS as exc:
         raise StateError(f"cannot delete the search store at {location}: "
                          f"{scrub(_short(exc))}") from exc
@@ -167,8 +164,7 @@ def _migrate(table: Any) -> tuple[str, ...]:
 def _fragments(table: Any) -> tuple[np.ndarray, np.ndarray]:
     """Each live row's fragment id and row id, read from the manifest and deletion files
     only (no data file is opened)."""
-    found = (table.search().where("_rowaddr >= 0").select(["_rowaddr"]).with_row_id(True)
-             .limit(None).to_arrow())
+    found = table.to_table(columns=[], with_row_id=True, with_row_address=True)
     addresses = found.column("_rowaddr").to_numpy()
     return addresses >> 32, found.column("_rowid").to_numpy()
 
@@ -177,30 +173,29 @@ def _unreadable(table: Any, fragments: np.ndarray, rowids: np.ndarray) -> set[in
     """Fragments whose first row cannot be read."""
     ids, first = np.unique(fragments, return_index=True)
     try:
-        table.take_row_ids([int(rowids[i]) for i in first]).to_arrow()
+        table._take_rows([int(rowids[i]) for i in first])
         return set()
     except _LANCE_ERRORS:
         pass
     broken = set()
     for fragment, index in zip(ids, first, strict=True):
         try:
-            table.take_row_ids([int(rowids[index])]).to_arrow()
+            table._take_rows([int(rowids[index])])
         except _LANCE_ERRORS:
             broken.add(int(fragment))
     return broken
 
 
-def _last_whole_version(db: Any) -> int | None:
+def _last_whole_version(directory: Location) -> int | None:
     """The newest earlier version that has keys and vectors and can be listed."""
     try:
-        versions = sorted((v["version"] for v in db.open_table(TABLE).list_versions()),
+        versions = sorted((v["version"] for v in open_table(directory, TABLE).versions()),
                           reverse=True)
     except _LANCE_ERRORS:
         return None
     for version in versions[1:]:
         try:
-            old = db.open_table(TABLE)
-            old.checkout(version)
+            old = open_table(directory, TABLE, version)
             if all(n in old.schema.names for n in _ESSENTIAL):
                 _fragments(old)
                 return int(version)
@@ -209,10 +204,10 @@ def _last_whole_version(db: Any) -> int | None:
     return None
 
 
-def _discard(db: Any, directory: Location) -> None:
+def _discard(directory: Location) -> None:
     """Drop a table that cannot even be opened (or move its files aside)."""
     try:
-        db.drop_table(TABLE)
+        drop_table(directory, TABLE)
     except _LANCE_ERRORS as exc:
         if is_remote(directory):  # nothing to move aside in object storage
             raise StateError(f"the search table at {directory} can neither be read nor "
@@ -237,10 +232,9 @@ def _recover(table: Any, table_schema: pa.Schema, lost: set[int],
     purpose) and is not read again; a lost fragment is read in each different set of data
     files it had (before and after a publication added its passage columns).
     """
-    have = set(table.search().select(["custom_id"]).limit(None).to_arrow()
-               .column("custom_id").to_pylist())
+    have = set(table.to_table(columns=["custom_id"]).column("custom_id").to_pylist())
     live = {int(f) for f in np.unique(_fragments(table)[0])}
-    dataset = table.to_lance()
+    dataset = table
     versions = sorted((v["version"] for v in dataset.versions()
                        if v["version"] < damaged), reverse=True)
     tried: set[tuple[str, ...]] = set()

@@ -1,4 +1,4 @@
-"""The LanceDB search store: one row per content key, and the only module that touches LanceDB.
+"""The search store's table, written through Lance: one row per content key.
 
 A row holds a passage's vector, its text and heading context, and every place it
 occurs (``places``; the first one is also in flat columns for display and
@@ -11,26 +11,25 @@ from search until their document's new version is swapped in.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, cast
 
 import lance
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from lancedb.index import FTS, Bitmap, BTree, IvfRq
 
 from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
 from indexer.records import Passage, Passages, SearchHit, StoreRow
 from indexer.state.damage import Damage
 from indexer.state.store.heap import bounded_reads, release_freed, return_freed_buffers
-from indexer.state.store.location import Location, connect, scrub
+from indexer.state.store.location import Location, create_table, open_table, scrub
 from indexer.state.store.reader import TABLE, Reader
 
-return_freed_buffers()  # LanceDB's large freed buffers go back to the system
+return_freed_buffers()  # Lance's large freed buffers go back to the system
 
 _ESSENTIAL = ("custom_id", "vector")
 """Columns without which a row is worthless (the ledger can rebuild every other one)."""
@@ -41,7 +40,26 @@ HIGH_DIMENSIONS = 768
 times over, see the reader); at or below it, 4-bit codes (re-ranked twice)."""
 
 
-def vector_index(dimensions: int) -> IvfRq:
+@dataclass(frozen=True)
+class IndexSpec:
+    """How one of the table's indices is built through Lance: its Lance index type
+    (``BTREE``, ``BITMAP``, ``INVERTED``, ``IVF_RQ``) and parameters, each one LanceDB
+    passed to Lance for the configuration the table was built with before (so indices
+    built either way are the same)."""
+
+    kind: Literal["BTREE", "BITMAP", "INVERTED", "IVF_RQ"]
+    params: Mapping[str, Any]
+
+    def build(self, dataset: lance.LanceDataset, column: str, name: str) -> None:
+        """Build (or rebuild) the index ``name`` on ``column`` of ``dataset``: one commit."""
+        kind = self.kind
+        if kind == "IVF_RQ":
+            dataset.create_index(column, kind, name=name, replace=True, **self.params)
+        else:
+            dataset.create_scalar_index(column, kind, name=name, replace=True, **self.params)
+
+
+def vector_index(dimensions: int) -> IndexSpec:
     """The vector index: IVF-RQ by cosine, its partitions trained on 64 vectors each for at
     most 10 rounds (LanceDB's defaults, 256 and 50, cost a third more CPU and ~115 MB
     more at 1,536 dimensions for the same recall@10). Codes of 4 bits a dimension up to
@@ -50,19 +68,27 @@ def vector_index(dimensions: int) -> IvfRq:
     0.992 in 10.8 ms built in 4.3 CPU-s; 4-bit refined 2x 0.982 in 8.0 ms built in 14.6;
     docs/architecture.md, "Search latency")."""
     bits = 4 if dimensions <= HIGH_DIMENSIONS else 1
-    return IvfRq(distance_type="cosine", num_bits=bits, sample_rate=64, max_iterations=10)
+    # the partitions are Lance's default (as LanceDB left them): one per 8,192 rows
+    return IndexSpec("IVF_RQ", {"metric": "cosine", "num_bits": bits, "sample_rate": 64,
+                                "max_iters": 10})
 
 
-def text_index() -> FTS:
+def text_index() -> IndexSpec:
     """The full-text index's tokenizer: English stemming, stop words dropped, accents
-    folded (chosen by measurement, see docs/search.md)."""
-    return FTS(stem=True, remove_stop_words=True, ascii_folding=True)
+    folded (chosen by measurement, see docs/search.md); the rest LanceDB's ``FTS``
+    defaults, which Lance records in the index."""
+    return IndexSpec("INVERTED", {
+        "base_tokenizer": "simple", "language": "English", "with_position": False,
+        "max_token_length": 40, "lower_case": True, "stem": True, "remove_stop_words": True,
+        "ascii_folding": True, "min_ngram_length": 3, "max_ngram_length": 3,
+        "prefix_only": False, "block_size": 128})
 
 
-_INDICES: dict[str, tuple[str, Callable[[int], Any]]] = {
-    "custom_id_idx": ("custom_id", lambda _: BTree()),
+_KEY_INDEX = IndexSpec("BTREE", {})
+_INDICES: dict[str, tuple[str, Callable[[int], IndexSpec]]] = {
+    "custom_id_idx": ("custom_id", lambda _: _KEY_INDEX),
     "text_idx": ("text", lambda _: text_index()),
-    "n_places_idx": ("n_places", lambda _: Bitmap()),
+    "n_places_idx": ("n_places", lambda _: IndexSpec("BITMAP", {})),
     "vector_idx": ("vector", vector_index)}
 """The table's indices by name: their column and how each is made (given the vectors'
 dimensions)."""
@@ -152,12 +178,12 @@ class Store:
         self._schema = schema(model, dimensions)
         self._reader: Reader | None = None
         try:
-            self._db = connect(directory)
-            if TABLE in self._db.list_tables().tables:
-                self._table = self._db.open_table(TABLE)
+            found = open_table(directory, TABLE)
+            if found is not None:
+                self._table: lance.LanceDataset = found
                 self._check(self._table.schema)
             elif create:
-                self._table = _create(self._db, self._schema)
+                self._table = _create(directory, self._schema)
             else:
                 raise Damage(missing_table=True).error(directory)
         except (OSError, ValueError, RuntimeError) as exc:
@@ -197,15 +223,14 @@ class Store:
         size = min(_HELD_MAX, max(_HELD_MIN, self._table.count_rows() // 100))
         for start in range(0, len(keys), size):
             part = ", ".join(_quote(k) for k in keys[start:start + size])
-            rows = (self._table.search().where(f"custom_id IN ({part})")
-                    .select(["custom_id"]).limit(None).to_arrow())
+            rows = self._table.to_table(columns=["custom_id"], filter=f"custom_id IN ({part})")
             found.update(rows.column("custom_id").to_pylist())
         return found
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every row's key, passage, context and places (no vectors), streamed."""
-        query = self._table.search().select(["custom_id", "text", "context", "places"])
-        for batch in query.limit(None).to_batches(2_000):
+        for batch in self._table.to_batches(columns=["custom_id", "text", "context", "places"],
+                                            batch_size=2_000):
             yield from batch.to_pylist()
 
     def put(self, rows: Sequence[StoreRow]) -> None:
@@ -224,7 +249,7 @@ class Store:
 
         With ``fresh`` the caller knows the table holds none of the keys, and none repeats:
         the rows are appended, which is much cheaper in time and memory than a merge by
-        key (its cost grows with the table). The groups are pulled on one of LanceDB's
+        key (its cost grows with the table). The groups are pulled on one of Lance's
         threads; an exception they raise is re-raised here as it was.
         """
         failure: list[BaseException] = []
@@ -246,7 +271,7 @@ class Store:
         reader = pa.RecordBatchReader.from_batches(target, batches())
         try:
             if fresh:
-                self._table.add(reader)
+                self._table.insert(reader, mode="append")
             else:
                 (self._table.merge_insert("custom_id").when_matched_update_all()
                  .when_not_matched_insert_all().execute(reader))
@@ -263,7 +288,7 @@ class Store:
         Readers see every row's old places or every row's new ones, however many rows
         there are. A row given no places is hidden from search by the same commit (see
         :meth:`purge`); keys without a row are ignored. The groups are pulled on one of
-        LanceDB's threads; an exception they raise is re-raised here as it was.
+        Lance's threads; an exception they raise is re-raised here as it was.
 
         Few rows (``count``, the rows to come, under half the table): whole rows are
         written, their vectors read back by key, so the cost follows the rows that
@@ -320,12 +345,12 @@ class Store:
         index) into new fragments, delete the rows they replace by address, and commit
         both as one update.
 
-        The table is never joined with the rows: LanceDB's merge scans every key of a
+        The table is never joined with the rows: Lance's ``merge_insert`` scans every key of a
         table whose key index does not cover every fragment (as after any sync that
         wrote new vectors), so its memory grew with the table (a 1% re-sync of 570k rows
         peaked at 742 MB). Memory holds one group and the replaced rows' addresses.
         """
-        dataset = self._table.to_lance()
+        dataset = self._table
         replaced: list[np.ndarray] = []
         failure: list[BaseException] = []
 
@@ -353,7 +378,8 @@ class Store:
         updated, removed = [], []
         for owner in np.unique(owners):
             held = ", ".join(str(a) for a in addresses[owners == owner].tolist())
-            metadata = dataset.get_fragment(int(owner)).delete(f"_rowaddr IN ({held})")
+            fragment = cast("lance.LanceFragment", dataset.get_fragment(int(owner)))
+            metadata = fragment.delete(f"_rowaddr IN ({held})")
             if metadata is None:
                 removed.append(int(owner))
             else:
@@ -378,7 +404,7 @@ class Store:
         of at most ``_FRAGMENT_ROWS``). A fragment whose passage file is lost keeps its
         keys and vectors: :func:`~indexer.state.store.repair.restore` reads them back.
         """
-        dataset = self._table.to_lance()
+        dataset = self._table
         updated, modified = [], set()
         for fragment in dataset.get_fragments():
             keys = fragment.to_table(columns=["custom_id"]).column("custom_id").to_pylist()
@@ -462,8 +488,7 @@ class Store:
 
     def places(self) -> list[tuple[str, tuple[str, ...]]]:
         """``(custom_id, the URIs of its places)`` for every row, duplicates included."""
-        table = (self._table.search().select(["custom_id", "places"]).limit(None)
-                 .to_arrow().to_pylist())
+        table = self._table.to_table(columns=["custom_id", "places"]).to_pylist()
         return [(r["custom_id"], tuple(p["uri"] for p in r["places"] or ())) for r in table]
 
     def delete(self, keys: Sequence[str]) -> None:
@@ -477,10 +502,11 @@ class Store:
         if not keys:
             return
         condition = "custom_id IN ({})".format(", ".join(_quote(k) for k in keys))
-        rows = (self._table.search().where(condition).limit(None).to_arrow().to_pylist())
+        rows = self._table.to_table(filter=condition).to_pylist()
         first = {r["custom_id"]: r for r in reversed(rows)}
         self._table.delete(condition)
-        self._table.add(pa.Table.from_pylist(list(first.values()), schema=self._schema))
+        self._table.insert(pa.Table.from_pylist(list(first.values()), schema=self._schema),
+                           mode="append")
 
     def optimize(self) -> None:
         """Keep the table fast after writes: compact small fragments, fold new rows into the
@@ -495,18 +521,17 @@ class Store:
         release_freed()
 
     def _optimize(self) -> None:
-        names = {i.name for i in self._table.list_indices()}
+        names = index_names(self._table)
         rows = self._table.count_rows() if set(_INDICES) - names else 0
         if "custom_id_idx" not in names:
-            self._table.create_index("custom_id", config=BTree(), name="custom_id_idx")
+            build_index(self._table, "custom_id_idx", self.dimensions)
         for name in ("text_idx", "n_places_idx"):
             if name not in names and rows > 0:
-                column, config = _INDICES[name]
-                self._table.create_index(column, config=config(self.dimensions), name=name)
+                build_index(self._table, name, self.dimensions)
                 release_freed()  # each build starts from the table, not the last one's peak
         if "vector_idx" not in names:
             self._index_vectors(rows)
-        dataset = self._table.to_lance()
+        dataset = self._table
         # Only fragments smaller than _FRAGMENT_ROWS are merged (one job's rows are not
         # rewritten with another's); a fragment a tenth deleted is rewritten without them.
         dataset.optimize.compact_files(target_rows_per_fragment=_FRAGMENT_ROWS)
@@ -520,18 +545,16 @@ class Store:
     def _index_vectors(self, rows: int) -> None:
         """Build the vector index if the table has none and holds ``rows`` (its row count)
         of at least ``vector_index_rows``, with bounded reads, and release what it freed."""
-        if rows < self.health.vector_index_rows or "vector_idx" in {
-                i.name for i in self._table.list_indices()}:
+        if rows < self.health.vector_index_rows or "vector_idx" in index_names(self._table):
             return
-        column, config = _INDICES["vector_idx"]
         with bounded_reads():
-            self._table.create_index(column, config=config(self.dimensions), name="vector_idx")
+            build_index(self._table, "vector_idx", self.dimensions)
         release_freed()
 
     def _retention(self) -> timedelta:
         """Keep versions younger than the retention, but never more than ``max_versions``."""
         retention = timedelta(seconds=self.health.retention_seconds)
-        versions = sorted(v["timestamp"] for v in self._table.list_versions())
+        versions = sorted(cast(datetime, v["timestamp"]) for v in self._table.versions())
         if len(versions) <= self.health.max_versions:
             return retention
         nth_newest = versions[-self.health.max_versions]
@@ -540,12 +563,11 @@ class Store:
 
     def stats(self) -> StoreStats:
         """Rows, fragments, versions and index names."""
-        stats: Any = self._table.stats()
         return StoreStats(
-            rows=int(stats["num_rows"]),
-            fragments=int(stats["fragment_stats"]["num_fragments"]),
-            versions=len(self._table.list_versions()),
-            indices=tuple(sorted(i.name for i in self._table.list_indices())),
+            rows=int(self._table.count_rows()),
+            fragments=len(self._table.get_fragments()),
+            versions=len(self._table.versions()),
+            indices=tuple(sorted(index_names(self._table))),
         )
 
     def _arrow(self, rows: Sequence[StoreRow]) -> pa.Table:
@@ -584,14 +606,26 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _create(db: Any, table_schema: pa.Schema) -> Any:
-    table = db.create_table(TABLE, schema=table_schema)
-    table.create_index("custom_id", config=BTree())
+def _create(directory: Location, table_schema: pa.Schema) -> lance.LanceDataset:
+    """A new empty table in ``directory``, with its key index."""
+    table = create_table(directory, TABLE, table_schema.empty_table(), table_schema)
+    _KEY_INDEX.build(table, "custom_id", "custom_id_idx")
     return table
 
 
+def index_names(dataset: lance.LanceDataset) -> set[str]:
+    """The names of ``dataset``'s indices (Lance's own system indices left out)."""
+    return {d.name for d in dataset.describe_indices() if not d.name.startswith("__")}
+
+
+def build_index(dataset: lance.LanceDataset, name: str, dimensions: int) -> None:
+    """Build the table's index ``name`` (one of :data:`_INDICES`) on ``dataset``."""
+    column, spec = _INDICES[name]
+    spec(dimensions).build(dataset, column, name)
+
+
 def _short(exc: BaseException) -> str:
-    """An error's first line, without the Rust source locations LanceDB appends."""
+    """An error's first line, without the Rust source locations Lance appends."""
     return str(exc).splitlines()[0].split(", /")[0][:300] if str(exc) else type(exc).__name__
 
 
