@@ -520,6 +520,7 @@ class Index:
             tokens_billed=billed,
             cost=None if billed is None else round(billed * price / 1e6, 6),
             batches_without_usage=unknown,
+            store=str(self._location()),
         )
 
     def is_current(self) -> bool:

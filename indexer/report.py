@@ -152,7 +152,9 @@ class IndexStatus:
     """What an index holds: its model, documents, passages and open work.
 
     ``tokens_billed`` and ``cost`` are None (unknown) when some ingested batch reported
-    no usage; ``batches_without_usage`` says how many.
+    no usage; ``batches_without_usage`` says how many. ``store`` is where the search
+    table lives (a folder or an object-storage URI): a LanceDB database whose one table,
+    ``chunks``, LanceDB opens as it is (``lancedb.connect(store).open_table("chunks")``).
     """
 
     path: str
@@ -174,6 +176,7 @@ class IndexStatus:
     batches_without_usage: int = 0
     priced: bool = False
     remote: bool = False
+    store: str = ""
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view."""

@@ -292,7 +292,7 @@ def show_problems(info: IndexStatus) -> None:
 
 
 def _status_rows(info: IndexStatus) -> list[tuple[str, str]]:
-    rows = [("index", info.path),
+    rows = [("index", info.path), ("store", info.store),
             ("model", f"{info.model} ({info.dimensions} dimensions, {info.backend} backend)")]
     rows += [("source", short_path(source)) for source in info.sources]
     rows += [("documents", f"{info.documents} indexed, {info.pending_documents} pending, "

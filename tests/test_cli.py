@@ -60,6 +60,7 @@ def test_sync_json_status_and_errors(workdir: Path) -> None:
 
     status = json.loads(run(["status", "--json"], workdir).stdout)
     assert status["documents"] == 7 and status["dimensions"] == 384
+    assert (workdir / status["store"] / "chunks.lance").is_dir()  # what LanceDB opens
 
     missing = run(["sync", "no/such/folder"], workdir)
     assert missing.returncode == 2 and "does not exist" in missing.stderr

@@ -13,7 +13,7 @@ import pytest
 
 from indexer.errors import IndexMismatch, StateError
 from indexer.records import Place, StoreRow
-from indexer.state.store import Store
+from indexer.state.store import Store, StoreHealth
 
 
 def unit(*values: float) -> np.ndarray:
@@ -209,3 +209,25 @@ def test_a_panic_inside_lancedb_becomes_a_state_error(tmp_path: Path,
     with pytest.raises(StateError, match="internal error"):
         store.search(unit(1, 0, 0), k=1, where="uri = N'a'")
     assert [h.custom_id for h in store.search(unit(1, 0, 0), k=1)] == ["a"]  # still usable
+
+
+def test_lancedb_opens_the_store_as_it_is_with_its_indices(tmp_path: Path) -> None:
+    """The indexer writes the table through Lance alone (no LanceDB import), but users open
+    it with LanceDB: its rows, its vector index and its full-text index all read there."""
+    import lancedb
+
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(300, 8)).astype(np.float32)
+    store = Store(tmp_path, "m", 8, StoreHealth(60, 10, vector_index_rows=200,
+                                                refine_factor=2))
+    store.put([StoreRow(f"k{i}", f"passage {i} on {'apples' if i % 10 == 0 else 'pears'}",
+                        "ctx", (Place(f"/d/{i}.md", "H", None, 1, 2),), vectors[i])
+               for i in range(300)])
+    store.optimize()
+    table = lancedb.connect(tmp_path).open_table("chunks")
+    assert table.count_rows() == 300
+    assert {"vector_idx", "text_idx", "custom_id_idx"} <= {i.name for i in table.list_indices()}
+    nearest = table.search(vectors[42]).distance_type("cosine").limit(3).to_list()
+    assert nearest[0]["custom_id"] == "k42" == store.search(vectors[42], k=1)[0].custom_id
+    apples = table.search("apples", query_type="fts").limit(100).to_list()
+    assert {r["custom_id"] for r in apples} == {f"k{i}" for i in range(0, 300, 10)}
