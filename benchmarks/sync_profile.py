@@ -185,8 +185,8 @@ def import_cost() -> float:
     """CPU-s a new process spends importing what a sync loads before its work starts (this
     process imported it before its clock started): measured in a fresh interpreter."""
     code = f"import time; t = time.process_time(); {_IMPORTS}; print(time.process_time() - t)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-P", "-c", code],  # -P: not the working folder's
+                         capture_output=True, text=True, check=True)  # copy, the one in use
     return float(out.stdout.strip())
 
 
