@@ -15,6 +15,7 @@ from indexer.chunking import tokens
 from indexer.chunking.pieces import pieces
 from indexer.chunking.settings import ChunkerSettings
 from indexer.chunking.structure import LINES, Section
+from indexer.chunking.tally import Memo
 
 _INDENTED_RARITY = 4  # how much rarer an anchor is before an indented block of code
 _SURELY_LARGE = 3  # characters per token above which a block is counted in parts first
@@ -307,17 +308,4 @@ def count_short(text: str) -> int:
     return _short[text]
 
 
-class _Memo(dict[str, int]):
-    """Counts of texts, computed on first use; kept for short texts only, at most
-    ``_MEMO`` of them (a hit costs one dict lookup, no Python call)."""
-
-    def __missing__(self, text: str) -> int:
-        size = tokens.tally(text)
-        if len(text) <= _SHORT:
-            if len(self) >= _MEMO:
-                self.clear()
-            self[text] = size
-        return size
-
-
-_short = _Memo()
+_short = Memo(tokens.tally, _SHORT, _MEMO)

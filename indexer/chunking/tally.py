@@ -66,7 +66,7 @@ class Tally:
         self.foreign = re.compile(rf"[{unknown}\U00010000-\U0010ffff]").search
         """Finds a character whose category this Python may not know as the tokenizer does."""
         self._exact = exact
-        self._counted = _Memo(piece).__getitem__
+        self._counted = Memo(piece).__getitem__
 
     def __call__(self, text: str) -> int:
         """Tokens of ``text``, as many as ``len(encode_ordinary(text))``."""
@@ -75,17 +75,20 @@ class Tally:
         return sum(map(self._counted, self.pieces(text)))
 
 
-class _Memo(dict[str, int]):
-    """Counts by text, computed on first use; short texts only, and at most ``_MEMO``."""
+class Memo(dict[str, int]):
+    """Counts by text, computed by ``count`` on first use; kept for texts of at most
+    ``longest`` characters, at most ``most`` of them, then all forgotten at once (a hit
+    costs one dict lookup, no Python call)."""
 
-    def __init__(self, count: Callable[[str], int]) -> None:
+    def __init__(self, count: Callable[[str], int], longest: int = _LONG,
+                 most: int = _MEMO) -> None:
         super().__init__()
-        self.count = count
+        self.count, self.longest, self.most = count, longest, most
 
     def __missing__(self, text: str) -> int:
         size = self.count(text)
-        if len(text) <= _LONG:
-            if len(self) >= _MEMO:
+        if len(text) <= self.longest:
+            if len(self) >= self.most:
                 self.clear()
             self[text] = size
         return size
