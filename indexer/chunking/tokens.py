@@ -84,9 +84,27 @@ def counter() -> Callable[[str], int]:
     return _raw.get(fast, fast)
 
 
+def counter_within() -> Callable[[str, int], int | None]:
+    """Like :func:`counter`, given a limit: the tokens of a text if at most that many,
+    else None, at the cost of counting no further than the limit where the backend can
+    stop early (rs-bpe)."""
+    fast = _tally()
+    within = _within.get(fast)
+    if within is None:
+        count = counter()
+
+        def compared(text: str, limit: int) -> int | None:
+            size = count(text)
+            return size if size <= limit else None
+
+        within = _within[fast] = compared
+    return within
+
+
 _wanted: list[str] = []  # the backend :func:`use` asked for, if any
 _chosen: list[str] = []  # the backend _tally() picked
 _raw: dict[Callable[[str], int], Callable[[str], int]] = {}  # a counter's unwrapped function
+_within: dict[Callable[[str], int], Callable[[str, int], int | None]] = {}  # counter_within's
 
 
 def use(name: str | None) -> None:
@@ -125,8 +143,9 @@ def _rs_bpe() -> Callable[[str], int] | None:
         from rs_bpe.bpe import openai
     except ImportError:
         return None
-    rust = openai.cl100k_base().count
-    if rust(_CANARY) != CANARY_TOKENS:
+    tokenizer = openai.cl100k_base()
+    rust = tokenizer.count
+    if rust(_CANARY) != CANARY_TOKENS or tokenizer.count_till_limit(_CANARY, 52) is not None:
         return None
 
     def counter(text: str) -> int:
@@ -136,6 +155,7 @@ def _rs_bpe() -> Callable[[str], int] | None:
             return count(text)
 
     _raw[counter] = rust
+    _within[counter] = tokenizer.count_till_limit
     return counter
 
 
