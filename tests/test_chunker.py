@@ -106,6 +106,16 @@ def test_a_huge_word_is_cut_into_token_pieces() -> None:
     assert "".join(c.text for c in chunks) == word
 
 
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_a_long_paragraph_that_fits_is_one_chunk_from_its_first_word(fmt: str) -> None:
+    """A block of over three characters per token of the budget is counted whole first."""
+    paragraph = "   " + " the" * 30 + ". And" + " the" * 25 + "."
+    chunks = chunk(paragraph + "\n", fmt, max_tokens=64)
+    assert len(paragraph) > 3 * 64
+    assert_well_formed(chunks, 64)
+    assert [c.text for c in chunks] == [paragraph.strip()]
+
+
 def test_blank_and_nul_only_documents_have_no_chunks() -> None:
     assert chunk(" \n\n\t \x00\x00 \n", "text") == []
     assert chunk("", "markdown") == []

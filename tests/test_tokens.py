@@ -261,6 +261,18 @@ def test_each_backends_own_function_counts_what_tiktoken_encodes(backend: str, t
     assert tokens.counter()(text) == len(tokens.encode(text))
 
 
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=tally_text.map(lambda text: text.encode("utf-8", "replace").decode("utf-8")),
+       limit=st.integers(0, 80))
+def test_each_backends_bounded_count_is_the_count_or_none(
+    backend: str, text: str, limit: int
+) -> None:
+    """What the chunker asks of a large block first: its tokens if they fit, else None."""
+    size = len(tokens.encode(text))
+    assert tokens.counter_within()(text, limit) == (size if size <= limit else None)
+
+
 def test_the_canary_count_is_tiktokens() -> None:
     assert tokens.count(tokens._CANARY) == tokens.CANARY_TOKENS
 

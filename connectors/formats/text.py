@@ -36,8 +36,8 @@ _TITLE_CHARS = 200
 # A non-ASCII symbol (not a letter, not typographic punctuation) between two letters.
 _TYPOGRAPHIC = r"\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u2022\xb7\xad"
 _SYMBOL_IN_WORD = re.compile(rf"(?<=[^\W\d_])[^\w\s\x00-\x7f{_TYPOGRAPHIC}](?=[^\W\d_])")
-_ATX_H1 = re.compile(r"^ {0,3}# +(.+?)(?: +#+)? *$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# A line that opens or closes a code fence (group 1), else an ATX level-1 heading (group 2).
+_FENCE_OR_H1 = re.compile(r"^ {0,3}(?:(`{3,}|~{3,})|# +(.+?)(?: +#+)? *$)", re.M)
 _FRONT_MATTER_TITLE = re.compile(r"""^title\s*:\s*["']?(.+?)["']?\s*$""")
 _RST_ADORNMENT = re.compile(r"""^([!-/:-@\[-`{-~])\1+\s*$""")
 # An explicit markup start: a directive, a hyperlink target, a substitution or a footnote.
@@ -152,23 +152,22 @@ def _detected(data: bytes) -> str | None:
 
 def markdown_title(text: str) -> str | None:
     """The front-matter ``title:``, or else the first ``# `` heading outside code fences."""
-    lines = text.split("\n")
-    if lines and lines[0].strip() == "---":
-        for line in lines[1:]:
+    end = text.find("\n")
+    if (text if end < 0 else text[:end]).strip() == "---":
+        for line in text.split("\n")[1:]:
             if line.strip() in ("---", "..."):
                 break
             match = _FRONT_MATTER_TITLE.match(line)
             if match:
                 return _title(match.group(1))
     fence = ""
-    for line in lines:
-        opened = _FENCE.match(line)
-        if opened and (not fence or opened.group(1).startswith(fence)):
-            fence = "" if fence else opened.group(1)[:3]
+    for found in _FENCE_OR_H1.finditer(text):  # only the lines that can matter
+        opened = found[1]
+        if opened:
+            if not fence or opened.startswith(fence):
+                fence = "" if fence else opened[:3]
         elif not fence:
-            match = _ATX_H1.match(line)
-            if match:
-                return _title(match.group(1))
+            return _title(found[2])
     return None
 
 

