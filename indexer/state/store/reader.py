@@ -169,8 +169,11 @@ class Reader:
         if not rows:
             return {}
         keys = self._keys().of(rows)
+        found = self._held.passages(np.asarray(rows, dtype=np.uint64)) \
+            if self._holds() else None
         try:  # by row id: one read of those rows (a filter on them plans a scan)
-            found = self._dataset._take_rows(list(rows), columns=_HIT_COLUMNS).to_pylist()
+            if found is None:
+                found = self._dataset._take_rows(list(rows), columns=_HIT_COLUMNS).to_pylist()
         except _LANCE_ERRORS as exc:
             raise StateError(f"search failed: {exc}") from exc
         return {key: (r["text"], tuple(Place(**p) for p in r["places"]))
