@@ -333,7 +333,8 @@ def test_a_kept_reader_shows_the_passages_and_places_the_table_holds_now(
     """A reader kept between searches gives its hits' text and places from memory: the
     same as a reader just opened reads from the table, for passages found in several
     places, and after a sync rewrites places (a passage moved, one more place, one
-    unpublished: never shown again) or adds rows."""
+    unpublished: never shown again) or adds rows; past their budget passages are read
+    from the table instead."""
     from indexer.state.store import Reader
 
     rng = np.random.default_rng(5)
@@ -390,6 +391,14 @@ def test_a_kept_reader_shows_the_passages_and_places_the_table_holds_now(
     store.optimize()
     kept.refresh()
     shows_as_a_new_reader()
+    assert kept._held.passages(np.asarray([], dtype=np.uint64)) == []
+    kept._held.passage_budget = 1_000  # passages past their budget: read from the table
+    store.put(rows(3_200, 100))
+    store.optimize()
+    kept.refresh()
+    shows_as_a_new_reader()
+    assert kept._held.follow(kept._dataset)  # the vectors still held, not the passages
+    assert kept._held.passages(np.asarray([], dtype=np.uint64)) is None
 
 
 @pytest.mark.parametrize("hidden_nearest", [1, 30])

@@ -70,13 +70,16 @@ class HeldVectors:
             for fragment in fragments:
                 key = (fragment.fragment_id, tuple(d.path for d in fragment.data_files()))
                 part = self._fragments.get(key)
-                if part is None or (part.passages is None and room >= 0):
+                if part is None or (part.passages is None and len(part.ids) and room >= 0):
                     part = _load(fragment, dimensions, room >= 0)
                 if part is None:
                     held.clear()
                     break
                 held[key] = part
-                room -= sum(a.nbytes for a in part.passages) if part.passages else room + 1
+                if part.passages is not None:
+                    room -= sum(array.nbytes for array in part.passages)
+                elif len(part.ids):
+                    room = -1  # read without its passages: past the budget
             release_freed()
         if room < 0:  # passages past their budget (or missing somewhere): none held
             held = {key: replace(part, passages=None) for key, part in held.items()}
@@ -136,14 +139,14 @@ class HeldVectors:
         return pa.table({"_distance": pa.array(distances[kept], pa.float32()),
                          "_rowid": pa.array(rows[kept], pa.uint64())})
 
-def _load(fragment: Any, dimensions: int, passages: bool) -> _Fragment | None:
-    """One fragment's vectors (and with ``passages`` its text and places), read in small
-    batches into one array (so the reading holds little beside it); None when its row
-    ids are not its row addresses or a vector is missing."""
+def _load(fragment: Any, dimensions: int, with_passages: bool) -> _Fragment | None:
+    """One fragment's vectors (and with ``with_passages`` its text and places), read in
+    small batches into one array (so the reading holds little beside it); None when its
+    row ids are not its row addresses or a vector is missing."""
     size = fragment.physical_rows
     matrix = np.empty((size, dimensions), dtype=np.float32)
     ids = np.empty(size, dtype=np.uint64)
-    columns = ["vector", *_PASSAGE_COLUMNS] if passages else ["vector"]
+    columns = ["vector", *_PASSAGE_COLUMNS] if with_passages else ["vector"]
     texts: list[pa.RecordBatch] = []
     at = 0
     for batch in fragment.to_batches(columns=columns, with_row_id=True, batch_size=1024,
@@ -153,7 +156,7 @@ def _load(fragment: Any, dimensions: int, passages: bool) -> _Fragment | None:
             return None
         matrix[at:at + n] = column.flatten().to_numpy().reshape(n, dimensions)
         ids[at:at + n] = batch["_rowid"].to_numpy()
-        if passages:
+        if with_passages:
             texts.append(batch.select(_PASSAGE_COLUMNS))
         at += n
     matrix, ids = matrix[:at], ids[:at]
