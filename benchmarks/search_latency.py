@@ -16,6 +16,10 @@ warm ``Index.search`` (vector and hybrid, query embedding included), warm HTTP t
 On a shared machine wall times swell with the load; CPU times much less.
 
     python benchmarks/search_latency.py [--sizes 10000 100000] [--queries 50] [--cold 5]
+
+The server and the CLI run as ``python -m indexer`` with ``PYTHONSAFEPATH=1``: the code
+they time is the code this script imports (``PYTHONPATH=OTHER python -P ...`` times
+another checkout), never the working folder's copy ``-m`` would put first.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ WORDS = (
 QUERIES = ("how do I cancel a batch", "token budget for a shard", "rank fusion of keyword "
            "and vector scores", "where is the ledger stored", "compact the store",
            "server latency under load", "retry an expired upload", "filter by column")
+
+SAFE_PATH = {**os.environ, "PYTHONSAFEPATH": "1"}
+"""The subprocesses' environment: ``-m`` then imports the code this script does."""
 
 
 def sentence(rng: random.Random, n: int = 30) -> str:
@@ -146,7 +153,8 @@ def recall(index: Index, queries: int) -> None:
 
 def warm_server(index_dir: Path, queries: int) -> None:
     server = subprocess.Popen([sys.executable, "-m", "indexer", "--index", str(index_dir),
-                               "serve", "--port", "0"], stderr=subprocess.PIPE, text=True)
+                               "serve", "--port", "0"], stderr=subprocess.PIPE, text=True,
+                              env=SAFE_PATH)
     try:
         assert server.stderr is not None
         for line in server.stderr:
@@ -204,7 +212,7 @@ def cold_cli(index_dir: Path, runs: int) -> None:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "indexer", "--index", str(index_dir), "search",
                         QUERIES[q % len(QUERIES)], "--json"], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env=SAFE_PATH)
         walls.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)

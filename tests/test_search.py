@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from indexer import Index
 from indexer.cli import cli
+from indexer.config import Config
 from indexer.errors import ConfigError, StateError
 from indexer.records import Place, SearchHit, StoreRow
 from indexer.search.scope import glob_regex
@@ -325,6 +326,79 @@ def test_a_reader_kept_between_searches_ranks_exactly_as_a_new_one(tmp_path: Pat
     kept.refresh()
     ranks_as_a_new_reader()
     assert kept._holds()
+
+
+def test_a_kept_reader_shows_the_passages_and_places_the_table_holds_now(
+        tmp_path: Path) -> None:
+    """A reader kept between searches gives its hits' text and places from memory: the
+    same as a reader just opened reads from the table, for passages found in several
+    places, and after a sync rewrites places (a passage moved, one more place, one
+    unpublished: never shown again) or adds rows; past their budget passages are read
+    from the table instead."""
+    from indexer.state.store import Reader
+
+    rng = np.random.default_rng(5)
+    basis = rng.standard_normal((32, 24))
+
+    def rows(start: int, n: int, copies: int = 1) -> list[StoreRow]:
+        mix = basis[rng.integers(0, 32, n)] + 0.5 * rng.standard_normal((n, 24))
+        mix /= np.linalg.norm(mix, axis=1, keepdims=True)
+        return [StoreRow(f"k{start + i}", f"passage {start + i} ü", "", tuple(
+            Place(f"/d/{start + i}-{c}.md", f"H {c}", c or None, 1 + c, 3 + c)
+            for c in range(copies)), mix[i]) for i in range(n)]
+
+    from dataclasses import replace
+
+    from indexer.state.store import StoreHealth
+
+    health = replace(StoreHealth.from_config(Config()), vector_index_rows=2_000)
+    store = Store(tmp_path / "lancedb", "m", 24, health)
+    first = rows(0, 3_000, copies=2)
+    store.put(first)
+    store.optimize()
+    kept = store.reader()
+    kept.refresh()
+    queries = basis[:6] + 0.3 * rng.standard_normal((6, 24))
+
+    def shows_as_a_new_reader() -> list[SearchHit]:
+        new = Reader(store.directory, "m", 24, store.health.refine_factor)
+        shown = []
+        for query in queries:
+            expected = new.nearest(query, 10, new.condition())
+            found = kept.nearest(query, 10, kept.condition())
+            assert [(h.custom_id, h.text, h.places) for h in found] == [
+                (h.custom_id, h.text, h.places) for h in expected]
+            assert [h.score for h in found] == pytest.approx([h.score for h in expected])
+            rows_of = [r.row for r in kept.nearest_keys(query, 10, kept.condition())]
+            assert kept.passages(rows_of) == new.passages(rows_of)
+            shown += found
+        return shown
+
+    before = shows_as_a_new_reader()
+    assert kept._holds() and kept._held.passages(np.asarray([], dtype=np.uint64)) == []
+    assert any(len(hit.places) == 2 for hit in before)
+    top = {hit.custom_id for hit in before}
+    moved = [StoreRow(r.custom_id, r.text, "", () if i % 3 == 0 else
+                      (*r.places, Place("/moved.md", "New", None, 7, 9)))
+             for i, r in enumerate(r for r in first if r.custom_id in top)]
+    store.set_places([moved], count=len(moved))
+    kept.refresh()
+    after = shows_as_a_new_reader()
+    unpublished = {r.custom_id for r in moved if not r.places}
+    assert unpublished and not unpublished & {hit.custom_id for hit in after}
+    assert any(p.uri == "/moved.md" for hit in after for p in hit.places)
+    store.put(rows(3_000, 200))
+    store.optimize()
+    kept.refresh()
+    shows_as_a_new_reader()
+    assert kept._held.passages(np.asarray([], dtype=np.uint64)) == []
+    kept._held.passage_budget = 1_000  # passages past their budget: read from the table
+    store.put(rows(3_200, 100))
+    store.optimize()
+    kept.refresh()
+    shows_as_a_new_reader()
+    assert kept._held.follow(kept._dataset)  # the vectors still held, not the passages
+    assert kept._held.passages(np.asarray([], dtype=np.uint64)) is None
 
 
 @pytest.mark.parametrize("hidden_nearest", [1, 30])

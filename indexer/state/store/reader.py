@@ -125,11 +125,8 @@ class Reader:
         ranking, so a narrow filter still yields ``limit`` rows when there are) nearest
         ``vector``, best first (score: cosine similarity). ``where`` is the user's part,
         named when the filter fails."""
-        if self._holds():  # refined from memory, then one read of the hits
-            ranked = self.nearest_keys(vector, limit, condition, where)
-            read = self.passages([r.row for r in ranked])
-            return [SearchHit(r.custom_id, r.score, *read[r.custom_id], "vector")
-                    for r in ranked if r.custom_id in read]
+        if self._holds():  # refined from memory, the hits' passages held too
+            return self._read(self.nearest_keys(vector, limit, condition, where), "vector")
         found, keys = self._ranked(where, condition, limit, self._vector_query(vector),
                                    ["_distance", *_HIT_COLUMNS])
         return _hits(found, keys, [1.0 - d for d in found["_distance"].to_pylist()], "vector")
@@ -169,12 +166,21 @@ class Reader:
         if not rows:
             return {}
         keys = self._keys().of(rows)
+        found = self._held.passages(np.asarray(rows, dtype=np.uint64)) \
+            if self._holds() else None
         try:  # by row id: one read of those rows (a filter on them plans a scan)
-            found = self._dataset._take_rows(list(rows), columns=_HIT_COLUMNS).to_pylist()
+            if found is None:
+                found = self._dataset._take_rows(list(rows), columns=_HIT_COLUMNS).to_pylist()
         except _LANCE_ERRORS as exc:
             raise StateError(f"search failed: {exc}") from exc
         return {key: (r["text"], tuple(Place(**p) for p in r["places"]))
                 for key, r in zip(keys, found, strict=True) if r["places"]}
+
+    def _read(self, ranked: list[Ranked], mode: str) -> list[SearchHit]:
+        """``ranked`` as hits of ``mode`` with their text and places (:meth:`passages`)."""
+        read = self.passages([r.row for r in ranked])
+        return [SearchHit(r.custom_id, r.score, *read[r.custom_id], mode)
+                for r in ranked if r.custom_id in read]
 
     def _vector_query(self, vector: np.ndarray) -> Ranking:
         """The ranking of a vector query: ``nearest`` with the index's refine factor
