@@ -107,7 +107,7 @@ def test_a_first_sync_indexes_every_vector_once_with_bounded_reads(
     sync, it is built once, with Lance's reads bounded, and the next sync keeps it whole."""
     import lance
 
-    from indexer.state.store.heap import BOUNDED_READS
+    from indexer.state.store.heap import BOUNDED_READS, batch_rows
 
     for name in BOUNDED_READS:
         monkeypatch.delenv(name, raising=False)
@@ -116,7 +116,10 @@ def test_a_first_sync_indexes_every_vector_once_with_bounded_reads(
 
     def watched(self: lance.LanceDataset, column: str, *args: object, **kwargs: object
                 ) -> object:
-        builds.append((column, all(os.environ.get(n) == v for n, v in BOUNDED_READS.items())))
+        # a batch of vectors stays under the mmap threshold (see heap.batch_rows)
+        width = 4 * self.schema.field("vector").type.list_size
+        bounded = {**BOUNDED_READS, "LANCE_DEFAULT_BATCH_SIZE": str(batch_rows(width))}
+        builds.append((column, all(os.environ.get(n) == v for n, v in bounded.items())))
         return build(self, column, *args, **kwargs)
 
     monkeypatch.setattr(lance.LanceDataset, "create_index", watched)

@@ -515,7 +515,7 @@ class Store:
         missing (a first publication has built it already, see :meth:`set_places`). Its
         scans are bounded (:func:`bounded_reads`): building the vector index reads every
         vector, and held them all at once otherwise."""
-        with bounded_reads():
+        with bounded_reads(4 * self.dimensions):
             self._optimize()
         self._table.checkout_latest()
         release_freed()
@@ -547,7 +547,7 @@ class Store:
         of at least ``vector_index_rows``, with bounded reads, and release what it freed."""
         if rows < self.health.vector_index_rows or "vector_idx" in index_names(self._table):
             return
-        with bounded_reads():
+        with bounded_reads(4 * self.dimensions):
             build_index(self._table, "vector_idx", self.dimensions)
         release_freed()
 
