@@ -24,6 +24,7 @@ from indexer.records import Chunk, Document
 from indexer.report import Plan, SyncReport
 from indexer.state.ledger import ORPHANED, Ledger
 from indexer.sync.base import JobOptions
+from indexer.sync.collection import fewer_collections
 from indexer.sync.jobs import JobRunner
 from indexer.sync.survey import Change, survey
 
@@ -80,25 +81,26 @@ class Pipeline:
         """
         started = time.monotonic()
         report = SyncReport()
-        try:
-            with self.ledger.first_staging():
-                for source in sources:
-                    try:
-                        self._survey(source, report)
-                    except SourceError as exc:  # nothing of it is deleted; the others go on
-                        self.progress.end()
-                        self.ledger.source_failed(source.uri, str(exc))
-                        report.unreachable.append(f"{source.uri}: {exc}")
-                    else:
-                        self.ledger.source_reached(source.uri)
-            if configured is not None:
-                gone = self.ledger.withdraw_sources(self.ledger.roots() - set(configured))
-                report.orphaned.extend(f"{root}: {n} document(s)" for root, n in gone.items())
-            self.jobs.run(report)
-            self.publish(report)
-        except KeyboardInterrupt as stop:  # every step so far is recorded: count what is kept
-            checkpointed = stop.checkpointed if isinstance(stop, Interrupted) else 0
-            raise Interrupted(report.embedded + report.resumed, checkpointed) from None
+        with fewer_collections():  # see indexer.sync.collection
+            try:
+                with self.ledger.first_staging():
+                    for source in sources:
+                        try:
+                            self._survey(source, report)
+                        except SourceError as exc:  # nothing of it is deleted; the others go on
+                            self.progress.end()
+                            self.ledger.source_failed(source.uri, str(exc))
+                            report.unreachable.append(f"{source.uri}: {exc}")
+                        else:
+                            self.ledger.source_reached(source.uri)
+                if configured is not None:
+                    gone = self.ledger.withdraw_sources(self.ledger.roots() - set(configured))
+                    report.orphaned.extend(f"{root}: {n} document(s)" for root, n in gone.items())
+                self.jobs.run(report)
+                self.publish(report)
+            except KeyboardInterrupt as stop:  # every step so far is recorded: count what is kept
+                checkpointed = stop.checkpointed if isinstance(stop, Interrupted) else 0
+                raise Interrupted(report.embedded + report.resumed, checkpointed) from None
         report.seconds = round(time.monotonic() - started, 3)
         return report
 
