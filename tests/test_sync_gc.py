@@ -20,24 +20,37 @@ def thresholds() -> Iterator[None]:
     gc.set_threshold(*before)
 
 
+class Watch:
+    """A progress display that notes the collector's young threshold at every stage."""
+
+    def __init__(self) -> None:
+        self.young: list[int] = []
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self.young.append(gc.get_threshold()[0])
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+    def update(self, name: str, completed: int, total: int) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+
 def test_a_sync_restores_the_callers_collector_thresholds(tmp_path: Path, docs: Path,
                                                            thresholds: None) -> None:
-    young: list[int] = []
-
-    def watch(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            young.append(gc.get_threshold()[0])
-
     gc.set_threshold(500, 7, 9)
-    gc.callbacks.append(watch)
-    try:
-        with Index(tmp_path / "idx", backend="local") as index:
-            report = index.sync([docs])
-    finally:
-        gc.callbacks.remove(watch)
+    watch = Watch()
+    with Index(tmp_path / "idx", backend="local", progress=watch) as index:
+        report = index.sync([docs])
     assert report.chunks > 0
+    assert watch.young and set(watch.young) == {10_000}  # raised while the sync ran
     assert gc.get_threshold() == (500, 7, 9)
-    assert 10_000 in young  # the sync's own collections ran at the raised threshold
 
 
 def test_a_threshold_above_the_syncs_own_is_kept(tmp_path: Path, docs: Path,
