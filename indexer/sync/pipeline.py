@@ -217,11 +217,10 @@ class Pipeline:
     def keyed_chunks(self, document: Document) -> list[tuple[Chunk, str]]:
         """A document's chunks with their content keys under the index's model."""
         chunks = chunk_document(document, self.options.chunker)
-        backend = self.backend  # asked once: each ask checks the index's folder and meta
-        if isinstance(backend, MeasuresInput):
-            chunks = refit(document, chunks, self.options.chunker, backend.count_tokens,
-                           backend.input_limit)
-        model, dims = backend.model, backend.dimensions
+        if isinstance(self.backend, MeasuresInput):
+            chunks = refit(document, chunks, self.options.chunker, self.backend.count_tokens,
+                           self.backend.input_limit)
+        model, dims = self.backend.model, self.backend.dimensions
         return [(c, content_key(model, dims, c.embed_text)) for c in chunks]
 
     def publish(self, report: SyncReport) -> None:
