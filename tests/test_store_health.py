@@ -139,3 +139,37 @@ def test_a_first_sync_indexes_every_vector_once_with_bounded_reads(
     assert stats["num_unindexed_rows"] == 0
     assert stats["num_indexed_rows"] == 60
     assert "penguins" in hits[0].text
+
+
+def test_appended_vectors_are_written_in_pages_the_index_build_reads_cheaply(
+        tmp_path: Path) -> None:
+    """A job's vectors are appended in pages of at most ``batch_rows`` rows (under the C
+    heap's mmap threshold), however large the groups the output is read in: building the
+    vector index reads a page whole, and a 12 MB page was mapped, faulted in and unmapped
+    for every read. Every vector is stored as it was given."""
+    import numpy as np
+    from lance.file import LanceFileReader
+
+    from indexer.state.store.heap import batch_rows
+
+    dimensions = 1_536
+    rng = np.random.default_rng(5)
+    groups = [([f"k{n}-{i}" for i in range(rows)],
+               rng.standard_normal((rows, dimensions)).astype(np.float32))
+              for n, rows in enumerate((2_000, 700))]
+    store = Store(tmp_path / "lancedb", "m", dimensions)
+    store.put_vectors(iter(groups), fresh=True)
+    vector = store._table.schema.get_field_index("vector")  # its field id: fields in order
+    pages = [
+        page.buffers[0].size // (4 * dimensions)
+        for fragment in store._table.get_fragments()
+        for data in fragment.data_files() if vector in data.fields
+        for page in LanceFileReader(f"{store._table.uri}/data/{data.path}")
+        .metadata().columns[data.fields.index(vector)].pages]
+    assert sum(pages) == 2_700
+    assert max(pages) == batch_rows(4 * dimensions) < 2_000
+    table = store._table.to_table(columns=["custom_id", "vector"])
+    held = dict(zip(table.column("custom_id").to_pylist(),
+                    table.column("vector").to_numpy(zero_copy_only=False), strict=True))
+    for keys, vectors in groups:
+        assert np.array_equal(np.stack([held[k] for k in keys]), vectors)

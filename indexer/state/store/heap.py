@@ -17,8 +17,10 @@ build then reads its shuffled codes back in windows of adjacent partitions of up
 570,000 rows with the windows, +124 MB without, the same index for the same CPU.
 A batch of rows as wide as 1,536-dimension vectors would be 6 MB: over the mmap
 threshold, each one was mapped, faulted in page by page and unmapped again, so the
-batches hold as many rows as fit under it (160 at 1,536 dimensions: the vector index's
-build 4.0 -> 3.45 CPU-s at 57,000 rows, for the same memory).
+batches hold as many rows as fit in three quarters of it (:func:`batch_rows`: 128 at
+1,536 dimensions; the vector index's build doubles a batch's copies up to the next
+power of two times one vector, which must stay under it too). Vectors are written in
+pages of that many rows for the same reason: the build reads a page whole.
 """
 
 from __future__ import annotations
@@ -76,10 +78,11 @@ def return_freed_buffers() -> bool:
 
 
 def batch_rows(row_bytes: int) -> int:
-    """Rows a bounded scan's batch holds when a row is ``row_bytes`` wide: at most 1,024,
-    and few enough that the batch stays under the C heap's mmap threshold (so its buffers
-    are reused, not mapped and faulted in anew for every batch)."""
-    fits = (_THRESHOLD - _THRESHOLD // 16) // max(row_bytes, 1)
+    """Rows a bounded scan's batch (or a written page of vectors) holds when a row is
+    ``row_bytes`` wide: at most 1,024, and few enough that the batch, and a buffer
+    doubled up to hold it, stay under the C heap's mmap threshold (so its buffers are
+    reused, not mapped and faulted in anew for every batch): 128 at 1,536 dimensions."""
+    fits = (_THRESHOLD * 3 // 4) // max(row_bytes, 1)
     return max(16, min(int(BOUNDED_READS["LANCE_DEFAULT_BATCH_SIZE"]), fits))
 
 
