@@ -104,13 +104,17 @@ def test_a_first_sync_indexes_every_vector_once_with_bounded_reads(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first publication builds the vector index before it writes the passages (a
     sync then holds less when it builds it): the index still covers every row after the
-    sync, it is built once, with Lance's reads bounded, and the next sync keeps it whole."""
+    sync, it is built once, with Lance's reads bounded and large buffers reused (where
+    the C library is glibc), and the next sync keeps it whole."""
     import lance
 
     from indexer.state.store.heap import BOUNDED_READS, batch_rows
 
     for name in BOUNDED_READS:
         monkeypatch.delenv(name, raising=False)
+    from indexer.state.store.heap import return_freed_buffers
+
+    reused = return_freed_buffers()
     builds: list[tuple[str, bool]] = []
     build = lance.LanceDataset.create_index
 
@@ -119,7 +123,8 @@ def test_a_first_sync_indexes_every_vector_once_with_bounded_reads(
         # a batch of vectors stays under the mmap threshold (see heap.batch_rows)
         width = 4 * self.schema.field("vector").type.list_size
         bounded = {**BOUNDED_READS, "LANCE_DEFAULT_BATCH_SIZE": str(batch_rows(width))}
-        builds.append((column, all(os.environ.get(n) == v for n, v in bounded.items())))
+        builds.append((column, all(os.environ.get(n) == v for n, v in bounded.items())
+                       and _mapped_alone() is not reused))
         return build(self, column, *args, **kwargs)
 
     monkeypatch.setattr(lance.LanceDataset, "create_index", watched)
@@ -141,35 +146,57 @@ def test_a_first_sync_indexes_every_vector_once_with_bounded_reads(
     assert "penguins" in hits[0].text
 
 
-def test_appended_vectors_are_written_in_pages_the_index_build_reads_cheaply(
-        tmp_path: Path) -> None:
-    """A job's vectors are appended in pages of at most ``batch_rows`` rows (under the C
-    heap's mmap threshold), however large the groups the output is read in: building the
-    vector index reads a page whole, and a 12 MB page was mapped, faulted in and unmapped
-    for every read. Every vector is stored as it was given."""
-    import numpy as np
-    from lance.file import LanceFileReader
+def _mapped_alone(count: int = 3) -> bool:
+    """Whether ``count`` malloc'ed 4 MiB buffers each got a mapping of their own (glibc puts
+    such a chunk 16 bytes past a page boundary; chunks in a heap follow each other). Under
+    the mmap threshold they never do; over it they do unless a free chunk in the heap
+    already fits one."""
+    import ctypes
 
-    from indexer.state.store.heap import batch_rows
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    held = [libc.malloc(4 << 20) for _ in range(count)]
+    try:
+        return all(address % 4096 == 16 for address in held)
+    finally:
+        for address in held:
+            libc.free(address)
 
-    dimensions = 1_536
-    rng = np.random.default_rng(5)
-    groups = [([f"k{n}-{i}" for i in range(rows)],
-               rng.standard_normal((rows, dimensions)).astype(np.float32))
-              for n, rows in enumerate((2_000, 700))]
-    store = Store(tmp_path / "lancedb", "m", dimensions)
-    store.put_vectors(iter(groups), fresh=True)
-    vector = store._table.schema.get_field_index("vector")  # its field id: fields in order
-    pages = [
-        page.buffers[0].size // (4 * dimensions)
-        for fragment in store._table.get_fragments()
-        for data in fragment.data_files() if vector in data.fields
-        for page in LanceFileReader(f"{store._table.uri}/data/{data.path}")
-        .metadata().columns[data.fields.index(vector)].pages]
-    assert sum(pages) == 2_700
-    assert max(pages) == batch_rows(4 * dimensions) < 2_000
-    table = store._table.to_table(columns=["custom_id", "vector"])
-    held = dict(zip(table.column("custom_id").to_pylist(),
-                    table.column("vector").to_numpy(zero_copy_only=False), strict=True))
-    for keys, vectors in groups:
-        assert np.array_equal(np.stack([held[k] for k in keys]), vectors)
+
+_REUSE_CHECK = """
+import pytest
+from test_store_health import _mapped_alone
+from indexer.state.store.heap import return_freed_buffers, reused_buffers
+if not return_freed_buffers():
+    print("not glibc")
+    raise SystemExit
+seen = [_mapped_alone()]
+with reused_buffers():
+    seen.append(_mapped_alone())
+    with reused_buffers():
+        seen.append(_mapped_alone())
+    seen.append(_mapped_alone())  # an inner step leaves the outer one's setting
+seen.append(_mapped_alone())
+with pytest.raises(OSError), reused_buffers():
+    raise OSError("the table went away")
+seen.append(_mapped_alone())
+print(seen)
+"""
+
+
+@pytest.mark.slow
+def test_a_bulk_step_reuses_large_buffers_then_maps_them_again() -> None:
+    """Inside ``reused_buffers`` (the vector index's build) buffers of a few megabytes come
+    from the C heap and are reused, instead of being mapped and faulted in anew each time;
+    once the step is over, even when it failed, such a buffer is mapped on its own again,
+    so freeing it gives it back to the system at once. (A process of its own: in one
+    that has freed large buffers, a free chunk may serve the check's allocations.)"""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _REUSE_CHECK], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+    if out == "not glibc":
+        pytest.skip("the C library is not glibc")
+    assert out == str([True, False, False, False, True, True])

@@ -26,10 +26,10 @@ from indexer.errors import IndexMismatch, StateError
 from indexer.records import Passage, Passages, SearchHit, StoreRow
 from indexer.state.damage import Damage
 from indexer.state.store.heap import (
-    batch_rows,
     bounded_reads,
     release_freed,
     return_freed_buffers,
+    reused_buffers,
 )
 from indexer.state.store.location import Location, create_table, open_table, scrub
 from indexer.state.store.reader import TABLE, Reader
@@ -250,9 +250,7 @@ class Store:
         """Write the vectors of keys, streamed group by group (``(keys, vectors)``, one row
         of ``vectors`` per key), in one commit: a new row has no passage and no places yet
         (``n_places = 0``: hidden from search until publishing writes them); a row already
-        held (never a published one: its key would be embedded) keeps its passage. Appended
-        vectors go in pages of :func:`batch_rows` rows, so building the vector index,
-        which reads a page whole, reads them in buffers under the mmap threshold.
+        held (never a published one: its key would be embedded) keeps its passage.
 
         With ``fresh`` the caller knows the table holds none of the keys, and none repeats:
         the rows are appended, which is much cheaper in time and memory than a merge by
@@ -261,28 +259,24 @@ class Store:
         """
         failure: list[BaseException] = []
         target = pa.schema([f for f in self._schema if f.name in (*_ESSENTIAL, "n_places")])
-        page = batch_rows(4 * self.dimensions)
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 for keys, vectors in groups:
                     if len(keys):
                         flat = pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1))
-                        whole = pa.RecordBatch.from_arrays(
+                        yield pa.RecordBatch.from_arrays(
                             [pa.array(keys, pa.string()),
                              pa.FixedSizeListArray.from_arrays(flat, self.dimensions),
                              pa.array(np.zeros(len(keys), np.int32))], schema=target)
-                        for start in range(0, len(keys), page):
-                            yield whole.slice(start, page)
             except BaseException as exc:
                 failure.append(exc)
                 raise
 
         reader = pa.RecordBatchReader.from_batches(target, batches())
         try:
-            if fresh:  # a page of each batch: what Lance buffers a column is one batch
-                self._table.insert(reader, mode="append",
-                                   data_cache_bytes=len(target) * page * 4 * self.dimensions)
+            if fresh:
+                self._table.insert(reader, mode="append")
             else:
                 (self._table.merge_insert("custom_id").when_matched_update_all()
                  .when_not_matched_insert_all().execute(reader))
@@ -558,9 +552,8 @@ class Store:
         of at least ``vector_index_rows``, with bounded reads, and release what it freed."""
         if rows < self.health.vector_index_rows or "vector_idx" in index_names(self._table):
             return
-        with bounded_reads(4 * self.dimensions):
+        with bounded_reads(4 * self.dimensions), reused_buffers():
             build_index(self._table, "vector_idx", self.dimensions)
-        release_freed()
 
     def _retention(self) -> timedelta:
         """Keep versions younger than the retention, but never more than ``max_versions``."""
