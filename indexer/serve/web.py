@@ -28,7 +28,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ConfigDict, ValidationError, create_model
+from pydantic import ValidationError, create_model
 
 from indexer.errors import ConfigError, IndexerError
 from indexer.serve.searcher import Searcher, parameters
@@ -104,8 +104,8 @@ def _search_endpoint(searcher: Searcher) -> tuple[Callable[..., Awaitable[Respon
     the JSON rendered there, as is (the hits are plain dicts: re-encoding and validating
     them cost more than the rest of the request)."""
     names = [p.name for p in parameters()]
-    model = create_model("SearchParameters", __config__=ConfigDict(extra="ignore"),
-                         **{p.name: (p.annotation, p.default) for p in parameters()})
+    fields: dict[str, Any] = {p.name: (p.annotation, p.default) for p in parameters()}
+    model = create_model("SearchParameters", **fields)  # other parameters are ignored
 
     async def search(request: Request, q: str = Query(min_length=1,
                                                       description="the query text")
