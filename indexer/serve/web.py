@@ -99,7 +99,7 @@ def _search_endpoint(searcher: Searcher) -> tuple[Callable[..., Awaitable[Respon
 
     FastAPI reads ``q``; the others are read and checked by one model made from the
     signature, as FastAPI would check them (a bad value is a 422 in its form), because
-    its handling costs ~30 us a parameter a request. The search waits on the searcher's
+    its handling costs ~30 µs a parameter a request. The search waits on the searcher's
     worker from the event loop (no thread of the framework's pool in between) and sends
     the JSON rendered there, as is (the hits are plain dicts: re-encoding and validating
     them cost more than the rest of the request)."""
