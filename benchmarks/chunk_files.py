@@ -5,12 +5,17 @@ on first use) the way a sync does: bytes from disk, text extracted by the format
 readers, then cut by ``chunk_document``. Counts the CPU time of this process
 (``time.process_time``, all threads) for reading and extracting, and for chunking, and
 divides the tokens of the extracted text (counted apart) by it, for each of ``--repeat``
-passes (each starts with nothing memoised), printing the best and the median. The CPU
+passes (each starts with nothing memoised: the counter, the short-text counts, the
+breadcrumbs'), printing the best, the median and the first (what a sync's one pass
+pays; it is not systematically slower than the others). The CPU
 time of one bare tiktoken ``encode_ordinary`` of the same text (and of
 ``encode_ordinary_batch`` on all threads) is printed for scale: it tells how fast this
 machine tokenises, and the ratio compares the chunker with it. The floor is reading plus
 one cold count of the whole text with the chunker's exact counter (``tokens.tally``):
-every chunk's count is exact, so no chunker of this text can cost less. Checks that every chunk
+every chunk's count is exact, so no chunker of this text can cost less. Also prints the CPU
+of the chunks' content keys (``content_key``), which a sync's "chunk and key" stage pays
+besides chunking (with the embedding backend's creation, ~1 CPU-s for the OpenAI
+SDK's import). Checks that every chunk
 is within its limit. With ``--chonkie PYTHON`` it also runs chonkie's RecursiveChunker
 (``benchmarks/chonkie_chunks.py``, under that Python: chonkie is not a dependency) on the
 same extracted text, same tokenizer and budget, and prints it beside ours, its chunking
@@ -40,10 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import build
 
-from indexer.chunking import tokens
+from indexer.batchfiles.requests import content_key
+from indexer.chunking import chunker, packing, tokens
 from indexer.chunking.chunker import ChunkerSettings, chunk_document
 from indexer.connectors.formats import document, format_of
-from indexer.records import Document
+from indexer.records import Chunk, Document
 
 
 def run(folder: Path, settings: ChunkerSettings, limit: int | None, repeat: int,
@@ -51,7 +57,8 @@ def run(folder: Path, settings: ChunkerSettings, limit: int | None, repeat: int,
     paths = sorted(p for p in folder.rglob("*") if p.is_file())[:limit]
     tokens.encoding()  # loading the BPE file is a one-off, not chunking
     passes = [_chunk_all(paths, settings) for _ in range(repeat)]
-    docs, chunks, over = passes[-1][2:]
+    docs, cut, over = passes[-1][2:]
+    chunks = len(cut)
     texts = [s.text for d in docs for s in d.segments]
     enc = tokens.encoding()
     started = time.process_time()
@@ -80,11 +87,18 @@ def run(folder: Path, settings: ChunkerSettings, limit: int | None, repeat: int,
         best, median = min(seconds), statistics.median(seconds)
         print(f"{name + ':':9s} best {best:6.2f} CPU-s  {count / best / 1e6:.2f} Mtok/CPU-s"
               f"   median {median:6.2f} CPU-s  {count / median / 1e6:.2f} Mtok/CPU-s"
+              f"   first {seconds[0]:6.2f} CPU-s  {count / seconds[0] / 1e6:.2f} Mtok/CPU-s"
               f"   ({len(seconds)} runs)")
     both = min(p[0] + p[1] for p in passes)
     floor = min(p[0] for p in passes) + tally
     print(f"floor:    {floor:6.2f} CPU-s  {count / floor / 1e6:.2f} Mtok/CPU-s (best reading plus "
           f"one cold exact count of the text, {tally:.2f} CPU-s: no chunker can be faster)")
+    started = time.process_time()
+    for c in cut:
+        content_key("text-embedding-3-small", 1536, c.embed_text)
+    keys = time.process_time() - started
+    print(f"keys:     {keys:6.2f} CPU-s  (content_key of every chunk's embed_text: what a "
+          "sync's \"chunk and key\" adds, with the backend's creation)")
     print(f"ratio:    {raw / both:.2f} of bare tiktoken encoding (best run, reading included)")
     if chonkie:
         peer = _chonkie(chonkie, texts, settings.max_tokens, repeat)
@@ -111,12 +125,13 @@ def _chonkie(python: str, texts: list[str], size: int, repeat: int) -> dict[str,
 
 
 def _chunk_all(paths: list[Path], settings: ChunkerSettings
-               ) -> tuple[float, float, list[Document], int, int]:
+               ) -> tuple[float, float, list[Document], list[Chunk], int]:
     """One cold pass: read and chunk every file; CPU-s reading, CPU-s chunking, ..."""
-    tokens._tally.cache_clear()  # start every pass with nothing memoised
+    _forget()  # start every pass with nothing memoised
     read = chunk = 0.0
     docs: list[Document] = []
-    chunks = over = 0
+    chunks: list[Chunk] = []
+    over = 0
     for path in paths:
         fmt = format_of(path.name)
         if fmt is None:
@@ -126,12 +141,20 @@ def _chunk_all(paths: list[Path], settings: ChunkerSettings
         middle = time.process_time()
         if isinstance(doc, Document):
             cut = chunk_document(doc, settings)
-            chunks += len(cut)
+            chunks += cut
             over += sum(c.tokens > settings.limit for c in cut)
             docs.append(doc)
         chunk += time.process_time() - middle
         read += middle - started
     return read, chunk, docs, chunks, over
+
+
+def _forget() -> None:
+    """Clear every count the chunker memoises, as a new process starts."""
+    tokens._tally.cache_clear()
+    packing._short.clear()
+    packing.context_tokens.cache_clear()
+    chunker._LEADING.clear()
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,14 @@ QUERIES = ("how do I cancel a batch", "token budget for a shard", "rank fusion o
            "and vector scores", "where is the ledger stored", "compact the store",
            "server latency under load", "retry an expired upload", "filter by column")
 
+CORPUS_QUERIES = ("how do I read a file line by line", "parse command line arguments",
+                  "compress data with gzip", "format a date as a string",
+                  "run a function in a thread pool", "regular expression match groups",
+                  "set a timeout on a socket", "encode a dictionary as json")
+"""Questions about the standard library, asked of passages from ``--corpus``."""
+PASSAGE_WORDS = 100
+"""Words in a passage taken from ``--corpus`` (a 200-token chunk holds about as many)."""
+
 SAFE_PATH = {**os.environ, "PYTHONSAFEPATH": "1"}
 """The subprocesses' environment: ``-m`` then imports the code this script does."""
 
@@ -65,8 +74,20 @@ def sentence(rng: random.Random, n: int = 30) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
 
 
-def build(root: Path, size: int, hidden: float) -> Path:
-    """An index at ``root / idx`` whose table holds ``size`` synthetic passages."""
+def corpus_passages(corpus: Path) -> Iterator[str]:
+    """Consecutive :data:`PASSAGE_WORDS`-word windows of the Markdown and reStructuredText
+    files under ``corpus``, in path order (real text: words as often as a docs site
+    uses them, where the synthetic passages draw each word from 48)."""
+    for path in sorted(corpus.rglob("*")):
+        if path.suffix in (".md", ".rst"):
+            words = path.read_text(encoding="utf-8", errors="replace").split()
+            for start in range(0, len(words) - PASSAGE_WORDS // 2, PASSAGE_WORDS):
+                yield " ".join(words[start:start + PASSAGE_WORDS])
+
+
+def build(root: Path, size: int, hidden: float, corpus: Path | None = None) -> Path:
+    """An index at ``root / idx`` whose table holds ``size`` synthetic passages (with
+    ``corpus``: passages of its real text, vectors still synthetic)."""
     docs, index_dir = root / "docs", root / "idx"
     docs.mkdir(parents=True)
     rng = random.Random(size)
@@ -79,6 +100,7 @@ def build(root: Path, size: int, hidden: float) -> Path:
         status = index.status()
     store = Store(Layout(index_dir).current / "lancedb", status.model, status.dimensions)
     np_rng = np.random.default_rng(size)
+    texts = corpus_passages(corpus) if corpus else None
     step = 20_000
     for start in range(0, size, step):
         n = min(step, size - start)
@@ -91,7 +113,10 @@ def build(root: Path, size: int, hidden: float) -> Path:
             places = () if rng.random() < hidden else (
                 Place(f"/synthetic/doc{i // 20:05d}.md", f"Section {i % 20}", None,
                       1 + (i % 20) * 5, 5 + (i % 20) * 5),)
-            rows.append(StoreRow(f"synthetic-{i:07d}", sentence(rng), f"Section {i % 20}",
+            text = next(texts, None) if texts else sentence(rng)
+            if text is None:
+                raise SystemExit(f"{corpus} holds fewer than {size} passages")
+            rows.append(StoreRow(f"synthetic-{i:07d}", text, f"Section {i % 20}",
                                  places, mix[j].astype(np.float32)))
         store.put(rows)
     store.optimize()
@@ -105,10 +130,21 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {statistics.median(values) * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms"
 
 
+def query_text(q: int) -> str:
+    """The ``q``-th query: one of :data:`QUERIES` (or :data:`CORPUS_QUERIES` with
+    ``--corpus``), past the first few with one more word."""
+    asked = CORPUS_QUERIES if ASKED["corpus"] else QUERIES
+    return asked[q % len(asked)] + ("" if q < len(asked) else f" {WORDS[q % len(WORDS)]}")
+
+
+ASKED = {"corpus": False}
+"""Whether the tables hold ``--corpus`` passages (then :data:`CORPUS_QUERIES` are asked)."""
+
+
 def timed(call: object, queries: int) -> tuple[list[float], list[float]]:
     walls, cpus = [], []
     for q in range(queries):
-        text = QUERIES[q % len(QUERIES)] + ("" if q < len(QUERIES) else f" {WORDS[q % len(WORDS)]}")
+        text = query_text(q)
         wall, cpu = time.perf_counter(), time.process_time()
         call(text)  # type: ignore[operator]
         walls.append(time.perf_counter() - wall)
@@ -141,7 +177,7 @@ def recall(index: Index, queries: int) -> None:
     backend = index._open_backend()
     found = []
     for q in range(queries):
-        text = QUERIES[q % len(QUERIES)] + ("" if q < len(QUERIES) else f" {WORDS[q % len(WORDS)]}")
+        text = query_text(q)
         similarity = matrix @ backend.embed_query([text])[0]
         similarity[hidden] = -2
         exact = set(keys[np.argsort(-similarity)[:10]])
@@ -211,7 +247,7 @@ def cold_cli(index_dir: Path, runs: int) -> None:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "indexer", "--index", str(index_dir), "search",
-                        QUERIES[q % len(QUERIES)], "--json"], check=True,
+                        query_text(q), "--json"], check=True,
                        stdout=subprocess.DEVNULL, env=SAFE_PATH)
         walls.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -227,15 +263,20 @@ def main() -> None:
     parser.add_argument("--hidden", type=float, default=0.02)
     parser.add_argument("--keep", type=Path, default=None,
                         help="build each size's index under this folder once and reuse it")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="take the passages' text from this folder's .md/.rst files "
+                             "(e.g. one built by corpus.py) and ask questions about it")
     args = parser.parse_args()
+    ASKED["corpus"] = args.corpus is not None
     print(f"cpus: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f}")
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             print(f"{size} passages", flush=True)
-            root = args.keep / f"{size}-{args.hidden}" if args.keep else Path(tmp)
+            name = f"{size}-{args.hidden}" + ("-corpus" if args.corpus else "")
+            root = args.keep / name if args.keep else Path(tmp)
             index_dir = root / "idx"
             if not index_dir.exists():
-                index_dir = build(root, size, args.hidden)
+                index_dir = build(root, size, args.hidden, args.corpus)
             warm_api(index_dir, args.queries)
             warm_server(index_dir, args.queries)
             cold_cli(index_dir, args.cold)

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from indexer import Index
 from indexer.cli import cli
 from indexer.config import Config
 from indexer.errors import ConfigError, StateError
-from indexer.records import Place, SearchHit, StoreRow
+from indexer.records import Origin, Place, SearchHit, StoreRow
 from indexer.search.scope import glob_regex
 from indexer.search.searcher import Request, choose
 from indexer.state.store import Store
@@ -85,6 +86,13 @@ def test_default_is_hybrid_and_each_hit_explains_its_score(index: Index) -> None
         "uri", "heading", "page", "line_start", "line_end", "origin"}
     assert set(data["vector"] or data["keyword"]) == {"rank", "score"}  # type: ignore[arg-type]
     json.dumps(data)
+
+
+def test_a_places_json_view_holds_every_field_as_the_dataclass_does() -> None:
+    for place in (Place("file:///a.md"), Place("file:///a.md", "Usage", 2, 3, 9, Origin(
+            "docs/a.md", "0123abc", "https://example.org/blob/0123abc/docs/a.md#L3-L9"))):
+        assert place.to_dict() == asdict(place)
+        assert list(place.to_dict()) == list(asdict(place))
 
 
 def test_single_modes_say_which_half_ranked(index: Index) -> None:

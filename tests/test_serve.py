@@ -97,6 +97,10 @@ def test_the_server_answers_what_the_cli_prints(server: str, index_dir: Path) ->
 
     status, body = get(f"{server}/search?q=batch&mode=nope")
     assert status == 400 and "unknown search mode 'nope'" in body["detail"]
+    status, body = get(f"{server}/search?q=batch&k=many&per_doc=maybe")
+    assert status == 422 and [e["loc"] for e in body["detail"]] == [["query", "k"],
+                                                                     ["query", "per_doc"]]
+    assert search(server, q="ships", k="1", per_doc="yes")[0]["document"].endswith("alpha.md")
     status, schema = get(f"{server}/openapi.json", token=None)
     assert status == 200
     names = {p["name"] for p in schema["paths"]["/search"]["get"]["parameters"]}

@@ -7,9 +7,10 @@ judged set (``benchmarks/ranking.py``, figures in docs/search.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from indexer.records import Half, SearchHit
 
@@ -37,6 +38,10 @@ query sets of ``benchmarks/ranking.py`` (0.906, against 0.901 for RRF with k=60,
 for vector and 0.877 for keyword alone)."""
 
 
+_UNRANKED = (math.inf, 0.0)
+"""The rank and score of a passage in a half that did not find it."""
+
+
 class Scored(Protocol):
     """A ranked passage as a half gives it: a :class:`SearchHit` or a store's
     :class:`~indexer.state.store.reader.Ranked` (key and score only)."""
@@ -52,44 +57,45 @@ def fuse(vector: Sequence[Scored], keyword: Sequence[Scored], k: int,
          fusion: Fusion = DEFAULT) -> list[SearchHit]:
     """The ``k`` best passages of both rankings by ``fusion``, best first, each marked
     ``hybrid`` with its fused score and both halves' ranks and scores (text and places
-    are those of a :class:`SearchHit` given, else empty). Only the ``k`` kept become
+    are those of a :class:`SearchHit` given, else empty). Ties go to the better rank in
+    either half, then to the first found (the vector half first). Only the ``k`` kept become
     hits: a search fuses a hundred candidates per query."""
-    found: dict[str, list[Any]] = {}  # key -> [first hit, (rank, score) in each half]
-    for half, ranking in enumerate((vector, keyword), start=1):
-        for rank, hit in enumerate(ranking, start=1):
-            entry = found.get(hit.custom_id)
-            if entry is None:
-                entry = found[hit.custom_id] = [hit, None, None]
-            entry[half] = (rank, hit.score)
-    weights = (fusion.vector_weight, fusion.keyword_weight)
-    scales = (_scale(vector), _scale(keyword))
-
-    def score(entry: list[Any]) -> float:
-        total = 0.0
-        for half in (1, 2):
-            if entry[half] is not None:
-                rank, value = entry[half]
-                total += (weights[half - 1] / (fusion.constant + rank) if fusion.method == "rrf"
-                          else weights[half - 1] * scales[half - 1](value))
-        return total
-
-    ranked = sorted(((score(entry), min(e[0] for e in entry[1:] if e), key)
-                     for key, entry in found.items()), key=lambda s: (-s[0], s[1]))
+    near, match = _ranks(vector), _ranks(keyword)
+    near_share = _shares(vector, near, fusion.vector_weight, fusion)
+    match_share = _shares(keyword, match, fusion.keyword_weight, fusion)
+    first: dict[str, Scored] = {}
+    for hit in (*vector, *keyword):
+        first.setdefault(hit.custom_id, hit)
+    ranked = [(-(near_share.get(key, 0.0) + match_share.get(key, 0.0)),  # (-fused, best rank)
+               min(near.get(key, _UNRANKED)[0], match.get(key, _UNRANKED)[0]), key)
+              for key in first]
+    ranked.sort(key=lambda entry: entry[:2])
     fused = []
-    for value, _, key in ranked[:k]:
-        hit, near, match = found[key]
+    for negative, _, key in ranked[:k]:
+        hit, found, other = first[key], near.get(key), match.get(key)
         text, places = (hit.text, hit.places) if isinstance(hit, SearchHit) else ("", ())
-        fused.append(SearchHit(key, value, text, places, "hybrid",
-                               Half(*near) if near else None, Half(*match) if match else None))
+        fused.append(SearchHit(key, -negative, text, places, "hybrid",
+                               Half(*found) if found else None, Half(*other) if other else None))
     return fused
 
 
-def _scale(ranking: Sequence[Scored]) -> Callable[[float], float]:
-    """Min-max scaling of one half's scores (all equal: each scores 1)."""
+def _ranks(ranking: Sequence[Scored]) -> dict[str, tuple[int, float]]:
+    """Each key of one half's ranking with its rank and score there (a key ranked twice:
+    its later place)."""
+    return {hit.custom_id: (rank, hit.score) for rank, hit in enumerate(ranking, start=1)}
+
+
+def _shares(ranking: Sequence[Scored], ranks: dict[str, tuple[int, float]], weight: float,
+            fusion: Fusion) -> dict[str, float]:
+    """What one half adds to each of its passages' fused score: ``rrf`` by its rank,
+    ``minmax`` by its score scaled to 0..1 within the half (all equal: each scores 1)."""
+    if fusion.method == "rrf":
+        return {key: weight / (fusion.constant + rank) for key, (rank, _) in ranks.items()}
     scores = [hit.score for hit in ranking]
-    low, high = (min(scores), max(scores)) if scores else (0.0, 0.0)
-    span = high - low
-    return lambda value: (value - low) / span if span > 0 else 1.0
+    low, span = (min(scores), max(scores) - min(scores)) if scores else (0.0, 0.0)
+    if span <= 0:
+        return {key: weight * 1.0 for key in ranks}
+    return {key: weight * ((score - low) / span) for key, (_, score) in ranks.items()}
 
 
 def single(hits: Sequence[SearchHit], mode: str) -> list[SearchHit]:

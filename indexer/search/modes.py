@@ -78,7 +78,7 @@ def _hybrid(store: Reader, query: Query) -> list[SearchHit]:
         matched = keyword.result()
     rows = {r.custom_id: r.row for r in (*vector, *matched)}
     fused = fuse(vector, matched, query.k)
-    found = store.passages([rows[hit.custom_id] for hit in fused])
+    found = store.passages([rows[hit.custom_id] for hit in fused], [h.custom_id for h in fused])
     return [replace(hit, text=passage[0], places=passage[1]) for hit in fused
             if (passage := found.get(hit.custom_id)) is not None]
 

@@ -159,13 +159,16 @@ class Reader:
         return [Ranked(key, score, row) for key, score, row in zip(
             keys, found["_score"].to_pylist(), found["_rowid"].to_pylist(), strict=True)]
 
-    def passages(self, rows: Sequence[int]) -> dict[str, tuple[str, tuple[Place, ...]]]:
+    def passages(self, rows: Sequence[int], keys: Sequence[str] | None = None,
+                 ) -> dict[str, tuple[str, tuple[Place, ...]]]:
         """The text and places of ``rows`` (ids from :meth:`nearest_keys` or
         :meth:`matching_keys` on this version), by key; a row without places is left out
-        (never a hidden row)."""
+        (never a hidden row). ``keys``: the rows' keys, when the caller has them from
+        that ranking (else they are looked up, 0.13 ms for 10 rows)."""
         if not rows:
             return {}
-        keys = self._keys().of(rows)
+        if keys is None:
+            keys = self._keys().of(rows)
         found = self._held.passages(np.asarray(rows, dtype=np.uint64)) \
             if self._holds() else None
         try:  # by row id: one read of those rows (a filter on them plans a scan)
@@ -178,7 +181,7 @@ class Reader:
 
     def _read(self, ranked: list[Ranked], mode: str) -> list[SearchHit]:
         """``ranked`` as hits of ``mode`` with their text and places (:meth:`passages`)."""
-        read = self.passages([r.row for r in ranked])
+        read = self.passages([r.row for r in ranked], [r.custom_id for r in ranked])
         return [SearchHit(r.custom_id, r.score, *read[r.custom_id], mode)
                 for r in ranked if r.custom_id in read]
 

@@ -30,6 +30,8 @@ PASSAGE_BYTES = 128 * 2**20
 """The most memory held passages (text and places) take: 100k passages of ~30 words take
 ~30 MB; a table of longer passages past this has its hits read from the table."""
 _PASSAGE_COLUMNS = ["text", "places"]
+_FRAGMENT_SHIFT = np.uint64(32)
+"""A row id's fragment is its upper 32 bits."""
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,12 @@ class HeldVectors:
         if not self._passages:
             return None
         found = []
-        for row in rows.tolist():  # an Arrow call per row: a take costs ~0.15 ms a call
-            part = self._by_id.get(row >> 32)
+        for row in rows.astype(np.uint64):  # an Arrow call per row: a take costs ~0.15 ms
+            part = self._by_id.get(int(row >> _FRAGMENT_SHIFT))
             if part is None or part.passages is None:
                 return None
-            at = int(np.searchsorted(part.ids, row))
-            if at >= len(part.ids) or int(part.ids[at]) != row:
+            at = int(part.ids.searchsorted(row))  # a NumPy integer: no conversion of ids
+            if at >= len(part.ids) or part.ids[at] != row:
                 return None
             text, places = part.passages
             found.append({"text": text[at].as_py(), "places": places[at].as_py()})
