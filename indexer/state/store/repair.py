@@ -15,18 +15,9 @@ import pyarrow.compute as pc
 
 from indexer.errors import StateError
 from indexer.state.damage import Damage, Restoration
+from indexer.state.store.layout import DERIVED, ESSENTIAL, INDICES, build_index, schema
 from indexer.state.store.location import Location, drop_table, is_remote, open_table, scrub
-from indexer.state.store.table import (
-    _DERIVED,
-    _ESSENTIAL,
-    _INDICES,
-    _LANCE_ERRORS,
-    TABLE,
-    _create,
-    _short,
-    build_index,
-    schema,
-)
+from indexer.state.store.table import _LANCE_ERRORS, TABLE, _create, _short
 
 
 def inspect(directory: Location) -> Damage:
@@ -95,7 +86,7 @@ def _restore(directory: Location, model: str, dimensions: int) -> Restoration:
         _create(directory, table_schema)
         return Restoration(damage, recreated=True)
     version = None
-    if damage.unreadable or set(damage.lost_columns) & set(_ESSENTIAL):
+    if damage.unreadable or set(damage.lost_columns) & set(ESSENTIAL):
         version = _last_whole_version(directory)
         if version is None:
             _discard(directory)
@@ -112,10 +103,10 @@ def _restore(directory: Location, model: str, dimensions: int) -> Restoration:
         dropped = now.lost_rows
     for name in now.lost_indices:
         table.drop_index(name)
-        if name in _INDICES:
+        if name in INDICES:
             build_index(table, name, dimensions)
     missing = [f for f in table_schema if f.name not in table.schema.names
-               and f.name not in _DERIVED]
+               and f.name not in DERIVED]
     if missing:
         table.add_columns(pa.schema(missing))
     migrations = _migrate(table)
@@ -138,8 +129,8 @@ def drop(location: Location) -> None:
 def _schema_changes(found: pa.Schema) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Our columns that are gone, and the migrations the rest needs."""
     ours = schema("", 1).names
-    lost = tuple(n for n in ours if n not in found.names and n not in _DERIVED)
-    migrations = [f"add {n}" for n in _DERIVED if n not in found.names]
+    lost = tuple(n for n in ours if n not in found.names and n not in DERIVED)
+    migrations = [f"add {n}" for n in DERIVED if n not in found.names]
     migrations += [f"make {f.name} nullable" for f in found
                    if f.name not in ours and not f.nullable]
     return lost, tuple(migrations)
@@ -149,7 +140,7 @@ def _migrate(table: Any) -> tuple[str, ...]:
     """Derive missing ``n_places``; let rows without the columns a newer version added
     be written (those columns become nullable, their values are kept)."""
     done = []
-    for name, expression in _DERIVED.items():
+    for name, expression in DERIVED.items():
         if name not in table.schema.names and "places" in table.schema.names:
             table.add_columns({name: expression})
             done.append(f"added {name}")
@@ -196,7 +187,7 @@ def _last_whole_version(directory: Location) -> int | None:
     for version in versions[1:]:
         try:
             old = open_table(directory, TABLE, version)
-            if all(n in old.schema.names for n in _ESSENTIAL):
+            if all(n in old.schema.names for n in ESSENTIAL):
                 _fragments(old)
                 return int(version)
         except _LANCE_ERRORS:
@@ -242,7 +233,7 @@ def _recover(table: Any, table_schema: pa.Schema, lost: set[int],
     for version in [damaged, *versions]:
         try:
             old = dataset.checkout_version(version)
-            if not all(n in old.schema.names for n in _ESSENTIAL):
+            if not all(n in old.schema.names for n in ESSENTIAL):
                 continue
             fragments = old.get_fragments()
         except _LANCE_ERRORS:
@@ -273,7 +264,7 @@ def _readable(fragment: Any, names: list[str], have: set[str]) -> pa.Table | Non
     wanted = pc.invert(pc.is_in(keys, pa.array(list(have), pa.string())))
     if not pc.any(wanted).as_py():
         return None
-    for columns in (names, list(_ESSENTIAL)):
+    for columns in (names, list(ESSENTIAL)):
         try:
             return fragment.to_table(columns=columns).filter(wanted)
         except _LANCE_ERRORS:

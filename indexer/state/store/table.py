@@ -11,10 +11,10 @@ from search until their document's new version is swapped in.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import lance
 import numpy as np
@@ -31,101 +31,22 @@ from indexer.state.store.heap import (
     return_freed_buffers,
     reused_buffers,
 )
+from indexer.state.store.layout import (
+    ESSENTIAL,
+    INDICES,
+    KEY_INDEX,
+    PLACE,
+    PLACES_SCHEMA,
+    build_index,
+    index_names,
+    schema,
+)
 from indexer.state.store.location import Location, create_table, open_table, scrub
 from indexer.state.store.reader import TABLE, Reader
 
 return_freed_buffers()  # Lance's large freed buffers go back to the system
 
-_ESSENTIAL = ("custom_id", "vector")
-"""Columns without which a row is worthless (the ledger can rebuild every other one)."""
-_DERIVED = {"n_places": "CAST(coalesce(array_length(places), 0) AS INT)"}
 _LANCE_ERRORS = (OSError, ValueError, RuntimeError)
-HIGH_DIMENSIONS = 768
-"""Above this many dimensions the vector index keeps 1-bit RaBitQ codes (re-ranked 10
-times over, see the reader); at or below it, 4-bit codes (re-ranked twice)."""
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    """How one of the table's indices is built through Lance: its Lance index type
-    (``BTREE``, ``BITMAP``, ``INVERTED``, ``IVF_RQ``) and parameters, each one LanceDB
-    passed to Lance for the configuration the table was built with before (so indices
-    built either way are the same)."""
-
-    kind: Literal["BTREE", "BITMAP", "INVERTED", "IVF_RQ"]
-    params: Mapping[str, Any]
-
-    def build(self, dataset: lance.LanceDataset, column: str, name: str) -> None:
-        """Build (or rebuild) the index ``name`` on ``column`` of ``dataset``: one commit."""
-        kind = self.kind
-        if kind == "IVF_RQ":
-            dataset.create_index(column, kind, name=name, replace=True, **self.params)
-        else:
-            dataset.create_scalar_index(column, kind, name=name, replace=True, **self.params)
-
-
-def vector_index(dimensions: int) -> IndexSpec:
-    """The vector index: IVF-RQ by cosine, its partitions trained on 64 vectors each for at
-    most 10 rounds (LanceDB's defaults, 256 and 50, cost a third more CPU and ~115 MB
-    more at 1,536 dimensions for the same recall@10). Codes of 4 bits a dimension up to
-    :data:`HIGH_DIMENSIONS` (384: recall@10 0.998 re-ranking 2 candidates a result, where
-    1-bit codes needed 10 for 0.99), of 1 bit above (1,536 at 57k rows: 1-bit refined 10x
-    0.992 in 10.8 ms built in 4.3 CPU-s; 4-bit refined 2x 0.982 in 8.0 ms built in 14.6;
-    docs/architecture.md, "Search latency")."""
-    bits = 4 if dimensions <= HIGH_DIMENSIONS else 1
-    # the partitions are Lance's default (as LanceDB left them): one per 8,192 rows
-    return IndexSpec("IVF_RQ", {"metric": "cosine", "num_bits": bits, "sample_rate": 64,
-                                "max_iters": 10})
-
-
-def text_index() -> IndexSpec:
-    """The full-text index's tokenizer: English stemming, stop words dropped, accents
-    folded (chosen by measurement, see docs/search.md); the rest LanceDB's ``FTS``
-    defaults, which Lance records in the index."""
-    return IndexSpec("INVERTED", {
-        "base_tokenizer": "simple", "language": "English", "with_position": False,
-        "max_token_length": 40, "lower_case": True, "stem": True, "remove_stop_words": True,
-        "ascii_folding": True, "min_ngram_length": 3, "max_ngram_length": 3,
-        "prefix_only": False, "block_size": 128})
-
-
-_KEY_INDEX = IndexSpec("BTREE", {})
-_INDICES: dict[str, tuple[str, Callable[[int], IndexSpec]]] = {
-    "custom_id_idx": ("custom_id", lambda _: _KEY_INDEX),
-    "text_idx": ("text", lambda _: text_index()),
-    "n_places_idx": ("n_places", lambda _: IndexSpec("BITMAP", {})),
-    "vector_idx": ("vector", vector_index)}
-"""The table's indices by name: their column and how each is made (given the vectors'
-dimensions)."""
-_PLACE = pa.struct([
-    ("uri", pa.string()), ("heading", pa.string()), ("page", pa.int32()),
-    ("line_start", pa.int32()), ("line_end", pa.int32()),
-])
-
-
-def schema(model: str, dimensions: int) -> pa.Schema:
-    """The table's explicit Arrow schema; the model and dimensions ride in its metadata."""
-    return pa.schema(
-        [
-            pa.field("custom_id", pa.string(), nullable=False),
-            pa.field("vector", pa.list_(pa.float32(), dimensions)),
-            pa.field("text", pa.string()),
-            pa.field("context", pa.string()),
-            pa.field("uri", pa.string()),
-            pa.field("heading", pa.string()),
-            pa.field("page", pa.int32()),
-            pa.field("line_start", pa.int32()),
-            pa.field("line_end", pa.int32()),
-            pa.field("places", pa.list_(_PLACE)),
-            pa.field("n_places", pa.int32()),
-        ],
-        metadata={"model": model, "dimensions": str(dimensions)},
-    )
-
-
-_PLACES_SCHEMA = pa.schema([f for f in schema("", 1) if f.name != "vector"])
-"""The columns a publication sets: everything but the vector, which it keeps (the passage
-and its context too, so a row whose text columns were lost is whole again)."""
 _PURGE = 5_000
 _FRAGMENT_ROWS = 8_192
 """Fragments with fewer rows are merged by :meth:`Store.optimize` (into fragments of at
@@ -258,7 +179,7 @@ class Store:
         threads; an exception they raise is re-raised here as it was.
         """
         failure: list[BaseException] = []
-        target = pa.schema([f for f in self._schema if f.name in (*_ESSENTIAL, "n_places")])
+        target = pa.schema([f for f in self._schema if f.name in (*ESSENTIAL, "n_places")])
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
@@ -332,12 +253,12 @@ class Store:
             try:
                 for rows in groups:
                     if rows:
-                        yield pa.RecordBatch.from_pydict(self._columns(rows), _PLACES_SCHEMA)
+                        yield pa.RecordBatch.from_pydict(self._columns(rows), PLACES_SCHEMA)
             except BaseException as exc:
                 failure.append(exc)
                 raise
 
-        reader = pa.RecordBatchReader.from_batches(_PLACES_SCHEMA, batches())
+        reader = pa.RecordBatchReader.from_batches(PLACES_SCHEMA, batches())
         try:
             self._table.merge_insert("custom_id").when_matched_update_all().execute(reader)
         except Exception:
@@ -418,10 +339,10 @@ class Store:
                 rows = rows_for(keys[start:start + group])
                 if rows:
                     batches.append(pa.RecordBatch.from_pydict(self._columns(rows),
-                                                              _PLACES_SCHEMA))
+                                                              PLACES_SCHEMA))
             if batches:
                 metadata, fields = fragment.update_columns(
-                    pa.Table.from_batches(batches, _PLACES_SCHEMA), left_on="custom_id",
+                    pa.Table.from_batches(batches, PLACES_SCHEMA), left_on="custom_id",
                     right_on="custom_id")
                 updated.append(metadata)
                 modified.update(fields)
@@ -527,7 +448,7 @@ class Store:
 
     def _optimize(self) -> None:
         names = index_names(self._table)
-        rows = self._table.count_rows() if set(_INDICES) - names else 0
+        rows = self._table.count_rows() if set(INDICES) - names else 0
         if "custom_id_idx" not in names:
             build_index(self._table, "custom_id_idx", self.dimensions)
         for name in ("text_idx", "n_places_idx"):
@@ -600,10 +521,10 @@ class Store:
             "uri": pc.fill_null(uri, ""), "heading": pc.fill_null(heading, ""),
             "page": page, "line_start": start, "line_end": end,
             "places": pa.ListArray.from_arrays(
-                pa.array(offsets), pa.StructArray.from_arrays(flat, fields=list(_PLACE))),
+                pa.array(offsets), pa.StructArray.from_arrays(flat, fields=list(PLACE))),
             "n_places": pa.array(counts),
         }
-        return {name: columns[name] for name in _PLACES_SCHEMA.names}
+        return {name: columns[name] for name in PLACES_SCHEMA.names}
 
 
 def _quote(value: str) -> str:
@@ -613,19 +534,8 @@ def _quote(value: str) -> str:
 def _create(directory: Location, table_schema: pa.Schema) -> lance.LanceDataset:
     """A new empty table in ``directory``, with its key index."""
     table = create_table(directory, TABLE, table_schema.empty_table(), table_schema)
-    _KEY_INDEX.build(table, "custom_id", "custom_id_idx")
+    KEY_INDEX.build(table, "custom_id", "custom_id_idx")
     return table
-
-
-def index_names(dataset: lance.LanceDataset) -> set[str]:
-    """The names of ``dataset``'s indices (Lance's own system indices left out)."""
-    return {d.name for d in dataset.describe_indices() if not d.name.startswith("__")}
-
-
-def build_index(dataset: lance.LanceDataset, name: str, dimensions: int) -> None:
-    """Build the table's index ``name`` (one of :data:`_INDICES`) on ``dataset``."""
-    column, spec = _INDICES[name]
-    spec(dimensions).build(dataset, column, name)
 
 
 def _short(exc: BaseException) -> str:
