@@ -30,7 +30,7 @@ from indexer.records import SearchHit
 from indexer.search import metrics
 from indexer.search.fusion import Fusion, fuse
 from indexer.search.searcher import by_document
-from indexer.state.store.layout import IndexSpec, text_index
+from indexer.state.store.columns import IndexSpec, text_index
 
 sys.path.insert(0, str(Path(__file__).parent / "ranking"))
 import corpus

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("LANCE_LOG", "error")
 
 if TYPE_CHECKING:
+    from indexer.state.store.columns import schema
     from indexer.state.store.filters import check_filter
-    from indexer.state.store.layout import schema
     from indexer.state.store.location import is_remote, point, pointed
     from indexer.state.store.reader import TABLE, Reader
     from indexer.state.store.repair import drop, inspect, migrate_schema, recorded_model, restore
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "TABLE": "reader", "Reader": "reader", "check_filter": "filters",
-    "Store": "table", "StoreHealth": "table", "StoreStats": "table", "schema": "layout",
+    "Store": "table", "StoreHealth": "table", "StoreStats": "table", "schema": "columns",
     "drop": "repair", "inspect": "repair", "migrate_schema": "repair",
     "recorded_model": "repair", "restore": "repair",
     "is_remote": "location", "point": "location", "pointed": "location",

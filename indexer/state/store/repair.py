@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from indexer.errors import StateError
 from indexer.state.damage import Damage, Restoration
-from indexer.state.store.layout import DERIVED, ESSENTIAL, INDICES, build_index, schema
+from indexer.state.store.columns import DERIVED, ESSENTIAL, INDICES, build_index, schema
 from indexer.state.store.location import Location, drop_table, is_remote, open_table, scrub
 from indexer.state.store.table import _LANCE_ERRORS, TABLE, _create, _short
 

@@ -25,13 +25,7 @@ from indexer.config import Config
 from indexer.errors import IndexMismatch, StateError
 from indexer.records import Passage, Passages, SearchHit, StoreRow
 from indexer.state.damage import Damage
-from indexer.state.store.heap import (
-    bounded_reads,
-    release_freed,
-    return_freed_buffers,
-    reused_buffers,
-)
-from indexer.state.store.layout import (
+from indexer.state.store.columns import (
     ESSENTIAL,
     INDICES,
     KEY_INDEX,
@@ -40,6 +34,12 @@ from indexer.state.store.layout import (
     build_index,
     index_names,
     schema,
+)
+from indexer.state.store.heap import (
+    bounded_reads,
+    release_freed,
+    return_freed_buffers,
+    reused_buffers,
 )
 from indexer.state.store.location import Location, create_table, open_table, scrub
 from indexer.state.store.reader import TABLE, Reader

@@ -1,4 +1,4 @@
-"""The store table's layout: its Arrow schema and its indices, and how Lance builds each.
+"""The store table's columns and indices: its Arrow schema, and how Lance builds each index.
 
 The schema is explicit (the model and dimensions ride in its metadata), and every
 index is named here with its column and its Lance parameters, so a store built by any
