@@ -200,3 +200,17 @@ def test_a_bulk_step_reuses_large_buffers_then_maps_them_again() -> None:
     if out == "not glibc":
         pytest.skip("the C library is not glibc")
     assert out == str([True, False, False, False, True, True])
+
+
+def test_without_glibc_a_bulk_step_still_hands_back_what_it_freed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the C library has no ``mallopt`` (macOS, musl), the thresholds are left alone
+    but what a bulk step freed (Arrow's pool) is still handed back after it."""
+    from indexer.state.store import heap
+
+    released: list[bool] = []
+    monkeypatch.setattr(heap, "_libc", lambda name: None)
+    monkeypatch.setattr(heap, "release_freed", lambda: released.append(True))
+    with heap.reused_buffers():
+        assert not released
+    assert released == [True]

@@ -92,11 +92,14 @@ def reused_buffers() -> Iterator[None]:
     at its top, so a bulk step's buffers of a few megabytes are reused rather than mapped,
     faulted in page by page and unmapped each time (the vector index's build at 57k rows
     of 1,536 dimensions: 380k page faults -> 170k). After it, the 1 MiB threshold again,
-    and what it freed is handed back (:func:`release_freed`). Nothing changes where the
-    C library is not glibc."""
+    and what it freed is handed back (:func:`release_freed`). Where the C library is not
+    glibc, the thresholds stay as they are and only what it freed is handed back."""
     mallopt = _libc("mallopt")
     if mallopt is None or not return_freed_buffers():
-        yield
+        try:
+            yield
+        finally:
+            release_freed()
         return
     _reusing[0] += 1
     mallopt(_M_MMAP_THRESHOLD, _REUSED[0])
