@@ -126,8 +126,7 @@ class Packer:
                     self._append_counted(spans[0][0], spans[-1][1], whole, boundary)
                     return
                 first = len(self.starts)
-                for piece_start, piece_end in spans:
-                    self._add(piece_start, piece_end, levels[number + 1 :], boundary)
+                self._add_pieces(spans, levels[number + 1 :], boundary)
                 self._merge(first)
                 return
         unit = self.text[start:end]
@@ -150,9 +149,14 @@ class Packer:
         if found is None:
             return False
         number, spans = found
-        for piece_start, piece_end in spans:
-            self._add(piece_start, piece_end, levels[number + 1 :], boundary)
+        self._add_pieces(spans, levels[number + 1 :], boundary)
         return True
+
+    def _add_pieces(self, spans: list[tuple[int, int]], levels: tuple[_Level, ...],
+                    boundary: bool) -> None:
+        """Add each of ``spans``, cut further by ``levels`` where one is over the budget."""
+        for piece_start, piece_end in spans:
+            self._add(piece_start, piece_end, levels, boundary)
 
     def _level(self, start: int, end: int, levels: tuple[_Level, ...]
                ) -> tuple[int, list[tuple[int, int]]] | None:

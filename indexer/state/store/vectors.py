@@ -162,7 +162,7 @@ def _load(fragment: Any, dimensions: int, with_passages: bool) -> _Fragment | No
             texts.append(batch.select(_PASSAGE_COLUMNS))
         at += n
     matrix, ids = matrix[:at], ids[:at]
-    if at and not np.all(ids >> np.uint64(32) == fragment.fragment_id):
+    if at and not np.all(ids >> _FRAGMENT_SHIFT == fragment.fragment_id):
         return None
     order = np.argsort(ids, kind="stable")
     # taken, so the passages are copied out of the reading's buffers, in row id order
