@@ -191,6 +191,22 @@ def _global_options() -> list[click.Parameter]:
     ]
 
 
+def _selection(command: Callable[..., None]) -> Callable[..., None]:
+    """The options that choose a source's files: --include, --exclude, --follow-links
+    (``sync``, ``plan`` and ``add`` take them alike)."""
+    for option in reversed([
+        click.option("--include", multiple=True,
+                     help="Only files matching this glob (repeatable)."),
+        click.option("--exclude", multiple=True,
+                     help="Skip files matching this glob (repeatable)."),
+        click.option("--follow-links", is_flag=True,
+                     help="Also index what symbolic links leading outside PATHS point to "
+                          "(remembered with the source; by default such links are skipped)."),
+    ]):
+        command = option(command)
+    return command
+
+
 class _Commands(click.Group):
     """The command group; every command it holds takes the global options too, so
     ``indexer sync docs --index DIR`` means ``indexer --index DIR sync docs``."""
@@ -246,11 +262,7 @@ def init(ctx: click.Context, paths: tuple[Path, ...], **settings: Any) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=_SOURCE)
-@click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
-@click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
-@click.option("--follow-links", is_flag=True,
-              help="Also index what symbolic links leading outside PATHS point to "
-                   "(remembered with the source; by default such links are skipped).")
+@_selection
 @click.option("--backend", type=_BACKEND, default=None,
               help="Embedding backend for a new index (default: openai if OPENAI_API_KEY "
                    "is set, else the embedded local model).")
@@ -322,11 +334,7 @@ def sync(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=_SOURCE)
-@click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
-@click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
-@click.option("--follow-links", is_flag=True,
-              help="Also index what symbolic links leading outside PATHS point to "
-                   "(remembered with the source; by default such links are skipped).")
+@_selection
 @click.pass_context
 def add(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, ...],
         exclude: tuple[str, ...], follow_links: bool) -> None:
@@ -338,11 +346,7 @@ def add(ctx: click.Context, paths: tuple[str | Path, ...], include: tuple[str, .
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=_SOURCE)
-@click.option("--include", multiple=True, help="Only files matching this glob (repeatable).")
-@click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
-@click.option("--follow-links", is_flag=True,
-              help="Also index what symbolic links leading outside PATHS point to "
-                   "(remembered with the source; by default such links are skipped).")
+@_selection
 @click.option("--backend", type=_BACKEND, default=None,
               help="Embedding backend for a new index.")
 @click.option("--base-url", envvar="OPENAI_BASE_URL", default=None,
