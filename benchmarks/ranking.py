@@ -14,6 +14,11 @@ It prints the single modes, each tokenizer setting (keyword mode), and each fusi
 (hybrid, on the chosen tokenizer). Nothing here is the example shipped for tests.
 
     python benchmarks/ranking.py [--index /tmp/ranking-index] [--depth 50]
+        [--depths 20,50,100] [--only-depths]
+
+``--only-depths`` prints the depth sweep of the chosen fusion alone (``--depths``), every
+measure for each set and the mean of each measure over the sets, without rebuilding the
+full-text index for the other tokenizers.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 from indexer import Index
 from indexer.records import SearchHit
 from indexer.search import metrics
-from indexer.search.fusion import Fusion, fuse
+from indexer.search.fusion import DEFAULT, Fusion, fuse
 from indexer.search.searcher import by_document
 from indexer.state.store.columns import IndexSpec, text_index
 
@@ -102,6 +107,32 @@ def row(name: str, figures: dict[str, dict[str, float]]) -> str:
     return f"| {name} | " + " | ".join(cells) + f" | {both:.3f} |"
 
 
+def sweep(sets: dict[str, Judged], near: dict[str, list[SearchHit]],
+          found: dict[str, list[SearchHit]], depths: Sequence[int], pool: int) -> None:
+    """The chosen fusion (:data:`DEFAULT`) at each depth: every measure of each set, each
+    measure's mean over the sets, and how many of the 10 best passages are those at
+    ``DEFAULT.depth`` (mean over all queries, and the share of queries whose top 10
+    passages are the same, in the same order)."""
+    names = list(metrics.MEASURES)
+    texts = [t for judged in sets.values() for t, _ in judged]
+    base = {t: [h.custom_id for h in fuse(near[t][:DEFAULT.depth], found[t][:DEFAULT.depth],
+                                          10)] for t in texts}
+    print("\n| depth | " + " | ".join(f"{s} {m}" for s in sets for m in names) + " | "
+          + " | ".join(f"mean {m}" for m in names) + f" | top 10 shared with {DEFAULT.depth}"
+          " | same top 10 |\n|" + "---|" * (3 + (len(sets) + 1) * len(names)))
+    for depth in depths:
+        figures = {s: measure(j, hybrid(near, found, depth, pool, DEFAULT))
+                   for s, j in sets.items()}
+        means = [sum(f[m] for f in figures.values()) / len(figures) for m in names]
+        tops = {t: [h.custom_id for h in fuse(near[t][:depth], found[t][:depth], 10)]
+                for t in texts}
+        shared = sum(len(set(tops[t]) & set(base[t])) for t in texts) / len(texts)
+        same = sum(tops[t] == base[t] for t in texts) / len(texts)
+        print(f"| {depth} | " + " | ".join(f"{figures[s][m]:.3f}" for s in sets for m in names)
+              + " | " + " | ".join(f"{v:.3f}" for v in means)
+              + f" | {shared:.2f} | {same:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, default=None)
@@ -109,7 +140,12 @@ def main() -> None:
                         help="candidates each half gives the fusion")
     parser.add_argument("--pool", type=int, default=300,
                         help="passages ranked for Recall@100 in single modes")
+    parser.add_argument("--depths", default="20,50,100",
+                        help="comma-separated candidate depths a half to compare")
+    parser.add_argument("--only-depths", action="store_true",
+                        help="only the depth sweep of the chosen fusion (DEFAULT)")
     args = parser.parse_args()
+    depths = [int(d) for d in args.depths.split(",")]
     root = args.index or Path(tempfile.mkdtemp(prefix="ranking-"))
     folder = root / "corpus"
     stems = corpus.write(folder)
@@ -127,6 +163,11 @@ def main() -> None:
     head = " | ".join(f"{s} {m}" for s in sets for m in metrics.MEASURES)
     print(f"\n| setting | {head} | mean ndcg@10 |\n|" + "---|" * (2 + len(sets) * 4))
     print(row("vector", {s: measure(j, lambda t: near[t]) for s, j in sets.items()}))
+    if args.only_depths:
+        found = {t: store.matching(t, args.pool, condition) for t in texts}
+        print(row("keyword", {s: measure(j, found.__getitem__) for s, j in sets.items()}))
+        sweep(sets, near, found, depths, args.pool)
+        return
     keyword: dict[str, dict[str, list[SearchHit]]] = {}
     for name, settings in TOKENIZERS.items():
         IndexSpec("INVERTED", {**text_index().params, **settings}).build(
@@ -141,7 +182,7 @@ def main() -> None:
                 for s, j in sets.items()}))
     chosen = next(iter(TOKENIZERS))
     for name, fusion in FUSIONS.items():
-        for depth in (20, args.depth, 100):
+        for depth in sorted({*depths, args.depth}):
             print(row(f"hybrid {name} depth {depth}", {s: measure(j, hybrid(
                 near, keyword[chosen], depth, args.pool, fusion))
                 for s, j in sets.items()}))

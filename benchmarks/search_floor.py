@@ -7,12 +7,12 @@ falls on all of them alike), and prints p50 wall and CPU per call:
 - the vector ranking through Lance: index scan alone (no refine), refined 2x as searches
   run it (keys only), and with the hits' text and places (``vector`` mode's one call);
 - reading 10 hits' text and places by row id (what hybrid reads after fusing);
-- hybrid's halves at their depth (50): vector keys, keyword keys;
+- hybrid's halves at their depth (``fusion.DEFAULT.depth``): vector keys, keyword keys;
 - ``Index.search`` in ``vector`` and ``hybrid`` mode, whole.
 
 The serial floor of a search is then the embedding plus the store calls that depend on
 it: ``vector`` = embedding + vector call with hits; ``hybrid`` = embedding + vector keys
-(50) + hits read (its keyword half runs beside them). Builds the tables like
+(depth) + hits read (its keyword half runs beside them). Builds the tables like
 search_latency.py when ``--keep`` holds none.
 
     python benchmarks/search_floor.py [--sizes 10000 100000] [--keep /tmp/latkeep]
@@ -34,6 +34,7 @@ os.environ.setdefault("LANCE_LOG", "error")
 import lance
 
 from indexer import Index
+from indexer.search.fusion import DEFAULT
 from indexer.state.layout import Layout
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -54,6 +55,7 @@ def stages(index: Index, queries: list[str]) -> dict[str, Callable[[int], object
     vectors = [backend.embed_query([text])[0] for text in queries]
     dataset = lance.dataset(str(Layout(index.path).current / "lancedb" / "chunks.lance"))
     hits = [[r.row for r in store.nearest_keys(v, 10, condition)] for v in vectors]
+    depth = DEFAULT.depth
 
     def scan(i: int) -> object:
         return dataset.to_table(columns=["_distance"], with_row_id=True, limit=12, nearest={
@@ -66,8 +68,10 @@ def stages(index: Index, queries: list[str]) -> dict[str, Callable[[int], object
         "vector: refined 2x, keys (10)": lambda i: store.nearest_keys(vectors[i], 10, condition),
         "vector: with hits (10)": lambda i: store.nearest(vectors[i], 10, condition),
         "hits read by row id (10)": lambda i: store.passages(hits[i]),
-        "hybrid half: vector keys (50)": lambda i: store.nearest_keys(vectors[i], 50, condition),
-        "hybrid half: keyword keys (50)": lambda i: store.matching_keys(queries[i], 50, condition),
+        f"hybrid half: vector keys ({depth})":
+            lambda i: store.nearest_keys(vectors[i], depth, condition),
+        f"hybrid half: keyword keys ({depth})":
+            lambda i: store.matching_keys(queries[i], depth, condition),
         "Index.search vector": lambda i: index.search(queries[i], k=10, mode="vector"),
         "Index.search hybrid": lambda i: index.search(queries[i], k=10, mode="hybrid"),
     }
@@ -112,7 +116,7 @@ def main() -> None:
             print(f"  {name:<32} {wall:6.2f} / {cpu:6.2f}")
         embed = p50["query embedding"]
         for mode, parts in (("vector", ["vector: with hits (10)"]),
-                            ("hybrid", ["hybrid half: vector keys (50)",
+                            ("hybrid", [f"hybrid half: vector keys ({DEFAULT.depth})",
                                         "hits read by row id (10)"])):
             wall = embed[0] + sum(p50[p][0] for p in parts)
             cpu = embed[1] + sum(p50[p][1] for p in parts)

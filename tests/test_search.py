@@ -21,6 +21,7 @@ from indexer.cli import cli
 from indexer.config import Config
 from indexer.errors import ConfigError, StateError
 from indexer.records import Origin, Place, SearchHit, StoreRow
+from indexer.search.fusion import DEFAULT
 from indexer.search.scope import glob_regex
 from indexer.search.searcher import Request, choose
 from indexer.state.store import Store
@@ -61,15 +62,15 @@ def test_default_is_hybrid_and_each_hit_explains_its_score(index: Index) -> None
     hits = index.search("how do I cancel a batch?", k=5)
     assert {h.mode for h in hits} == {"hybrid"}
     assert hits[0].place.uri.endswith("guides/batches.md") and "indexer cancel" in hits[0].text
-    vector = {h.custom_id: h for h in index.search("how do I cancel a batch?", k=50,
-                                                   mode="vector")}
-    keyword = {h.custom_id: h for h in index.search("how do I cancel a batch?", k=50,
-                                                    mode="keyword")}
+    vector = {h.custom_id: h for h in index.search("how do I cancel a batch?",
+                                                   k=DEFAULT.depth, mode="vector")}
+    keyword = {h.custom_id: h for h in index.search("how do I cancel a batch?",
+                                                    k=DEFAULT.depth, mode="keyword")}
     def scaled(value: float, ranking: dict[str, SearchHit]) -> float:
         scores = [h.score for h in ranking.values()]
         return (value - min(scores)) / (max(scores) - min(scores))
 
-    for hit in hits:  # equal weights on each half's scores scaled within its 50 candidates
+    for hit in hits:  # equal weights on each half's scores scaled within its candidates
         assert hit.vector or hit.keyword
         assert hit.score == pytest.approx(
             0.5 * (scaled(hit.vector.score, vector) if hit.vector else 0)
@@ -120,6 +121,18 @@ def test_a_narrow_filter_still_returns_k_hits(index: Index) -> None:
     assert index.search(QUERY, k=3, path="nothing/*.md") == []
     with pytest.raises(ConfigError, match="known sources"):
         index.search(QUERY, source="/no/such/source")
+
+
+def test_a_hybrid_search_for_more_hits_than_its_depth_returns_k_of_them(index: Index) -> None:
+    k = DEFAULT.depth + 8  # each half then gives k candidates, not its usual depth
+    hits = index.search(QUERY, k=k)
+    assert len(hits) == k == len({h.custom_id for h in hits})
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert max(h.vector.rank for h in hits if h.vector) > DEFAULT.depth
+    narrowed = index.search(QUERY, k=k, path="wide/**")  # 40 notes, filtered before ranking
+    assert len(narrowed) == k and all("/wide/" in h.place.uri for h in narrowed)
+    documents = index.search(QUERY, k=k, per_doc=True, passages=1, path="wide/**")
+    assert len(documents) == k == len({h.document for h in documents})
 
 
 def test_per_doc_returns_each_document_once_with_its_best_passages(index: Index) -> None:
