@@ -56,7 +56,7 @@ def chunk(work: Path) -> dict[str, Any]:
         os.environ.get("PEERS_CHUNK_PASSES", "2")))]
     best = min(passes, key=lambda p: p[0] + p[1])
     return {"cpu": best[0] + best[1], "read_cpu": best[0], "chunk_cpu": best[1],
-            "chunks": best[3], "over": best[4]}
+            "chunks": len(best[3]), "over": best[4]}
 
 
 def main() -> None:
