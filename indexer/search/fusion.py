@@ -29,7 +29,7 @@ class Fusion:
     vector_weight: float = 1.0
     keyword_weight: float = 1.0
     constant: int = 60
-    depth: int = 50
+    depth: int = 30
 
 
 DEFAULT = Fusion("minmax", 0.5, 0.5, 60, 30)

@@ -103,8 +103,9 @@ def _search_endpoint(searcher: Searcher) -> tuple[Callable[..., Awaitable[Respon
     worker from the event loop (no thread of the framework's pool in between) and sends
     the JSON rendered there, as is (the hits are plain dicts: re-encoding and validating
     them cost more than the rest of the request)."""
-    names = [p.name for p in parameters()]
-    fields: dict[str, Any] = {p.name: (p.annotation, p.default) for p in parameters()}
+    declared = parameters()
+    names = [p.name for p in declared]
+    fields: dict[str, Any] = {p.name: (p.annotation, p.default) for p in declared}
     model = create_model("SearchParameters", **fields)  # other parameters are ignored
 
     async def search(request: Request, q: str = Query(min_length=1,
